@@ -1,0 +1,191 @@
+//! The assembled service: settings, metadata store, vector index, embedder, chunker and
+//! answerer, wired together for the embedded default. Commands and the HTTP gateway use it.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use verity_core::{
+    Answer, AnswerService, Embedder, QueryRequest, Readiness, RetrievedChunk, SearchFilter, Timings,
+    VectorIndex, VerityError, VerityResult, validate_collection_name,
+};
+use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
+use verity_generate::{ExtractiveAnswerer, ExtractiveConfig};
+use verity_ingest::{Chunker, ChunkerConfig};
+use verity_retrieve::EdgeIndex;
+use verity_store::Store;
+
+use crate::settings::Settings;
+
+/// Verity on one data directory. Holds an exclusive lock on the directory while open: the
+/// embedded vector index must not be opened by two processes at once.
+pub struct Verity {
+    pub settings: Settings,
+    pub store: Store,
+    pub index: Arc<dyn VectorIndex>,
+    pub embedder: Arc<dyn Embedder>,
+    pub chunker: Arc<Chunker>,
+    pub answerer: ExtractiveAnswerer,
+    _lock: File,
+}
+
+impl Verity {
+    pub async fn open(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        let lock = lock_data_dir(&settings)?;
+
+        let model_dir = find_model_dir(settings.embed.model_dir.as_deref(), &settings.data_dir)?;
+        let onnxruntime = find_onnxruntime(settings.embed.onnxruntime.as_deref())?;
+        let embedder = FastEmbedder::new(&EmbedderConfig {
+            model_dir: model_dir.clone(),
+            onnxruntime,
+            max_length: settings.embed.max_length,
+            batch_size: settings.embed.batch_size,
+            threads: settings.embed.threads,
+        })?;
+        let chunker = Chunker::from_model_dir(
+            &model_dir,
+            ChunkerConfig {
+                max_tokens: settings.chunking.max_tokens,
+            },
+        )
+        .map_err(VerityError::Config)?;
+        let index = EdgeIndex::open(&settings.index_path(), embedder.dimension())?;
+        let store = Store::open_sqlite(&settings.database_path()).await?;
+        let answerer = ExtractiveAnswerer::new(ExtractiveConfig {
+            abstain_below: settings.query.abstain_below,
+            max_sentences: settings.query.max_sentences,
+        });
+        Ok(Self {
+            settings,
+            store,
+            index: Arc::new(index),
+            embedder: Arc::new(embedder),
+            chunker: Arc::new(chunker),
+            answerer,
+            _lock: lock,
+        })
+    }
+
+    /// Identifies how chunks were made: documents ingested with another model or chunk size
+    /// are re-chunked and re-embedded even if their bytes did not change.
+    pub fn pipeline_fingerprint(&self) -> String {
+        format!(
+            "model={};max_length={};max_tokens={}",
+            self.embedder.model_name(),
+            self.settings.embed.max_length,
+            self.chunker.config().max_tokens
+        )
+    }
+
+    /// Checks a request and resolves its collection and top_k.
+    async fn resolve(&self, request: &QueryRequest) -> VerityResult<(String, usize)> {
+        let question = request.question.trim();
+        if question.is_empty() {
+            return Err(VerityError::invalid("question", "question is empty: send a non-empty \"question\""));
+        }
+        let limit = self.settings.query.max_question_chars;
+        let length = question.chars().count();
+        if length > limit {
+            return Err(VerityError::invalid(
+                "question",
+                format!("question is {length} characters long; the limit is {limit}"),
+            ));
+        }
+        let max_top_k = self.settings.query.max_top_k;
+        let top_k = request.top_k.unwrap_or(self.settings.query.top_k);
+        if !(1..=max_top_k).contains(&top_k) {
+            return Err(VerityError::invalid(
+                "top_k",
+                format!("top_k must be between 1 and {max_top_k}, got {top_k}"),
+            ));
+        }
+        let collection = request
+            .collection
+            .clone()
+            .unwrap_or_else(|| self.settings.query.default_collection.clone());
+        validate_collection_name(&collection)?;
+        if !self.store.collection_exists(&collection).await? {
+            return Err(VerityError::NotFound {
+                what: "collection",
+                name: collection,
+            });
+        }
+        Ok((collection, top_k as usize))
+    }
+
+    /// The `top_k` passages nearest to `question` in `collection`, best first.
+    pub async fn retrieve(
+        &self,
+        question: &str,
+        collection: &str,
+        top_k: usize,
+    ) -> VerityResult<(Vec<RetrievedChunk>, Timings)> {
+        let started = Instant::now();
+        let embedder = Arc::clone(&self.embedder);
+        let text = question.to_string();
+        // Embedding is CPU-bound: keep it off the async workers that serve other requests.
+        let vector = tokio::task::spawn_blocking(move || embedder.embed_query(&text))
+            .await
+            .map_err(|e| VerityError::internal("embed", e))??;
+        let embedded = Instant::now();
+        let passages = self
+            .index
+            .search(&vector, &SearchFilter::collection(collection), top_k)
+            .await?;
+        let searched = Instant::now();
+        let timings = Timings {
+            embed_ms: ms(embedded - started),
+            search_ms: ms(searched - embedded),
+            total_ms: ms(searched - started),
+        };
+        Ok((passages, timings))
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn lock_data_dir(settings: &Settings) -> anyhow::Result<File> {
+    let path = settings.data_dir.join(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the data directory {} is in use by another verity process (a running `verity serve`?); \
+             stop it first, ask it over HTTP (POST /v1/query), or use another --data-dir",
+            settings.data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+#[async_trait]
+impl AnswerService for Verity {
+    async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)> {
+        let started = Instant::now();
+        let (collection, top_k) = self.resolve(&request).await?;
+        let (passages, mut timings) = self.retrieve(request.question.trim(), &collection, top_k).await?;
+        let answer = self.answerer.answer(request.question.trim(), &passages);
+        timings.total_ms = ms(started.elapsed());
+        Ok((answer, timings))
+    }
+
+    async fn readiness(&self) -> Readiness {
+        match self.store.list_collections().await {
+            Ok(_) => Readiness::Ready,
+            Err(e) => Readiness::NotReady(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The `verity` binary's library: settings, the assembled service ([`app::Verity`]), batch
+//! ingestion, the SQuAD evaluation and the benchmarks. `main.rs` only parses arguments and
+//! prints; everything here is usable from tests.
+
+pub mod app;
+pub mod bench;
+pub mod eval;
+pub mod pipeline;
+pub mod settings;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use anyhow::Context;
+use verity_gateway::{Application, GatewayConfig};
+
+use crate::app::Verity;
+
+/// Builds the HTTP application for `verity` on an already bound listener.
+pub fn build_server(verity: Arc<Verity>, listener: TcpListener) -> anyhow::Result<Application> {
+    let config = GatewayConfig {
+        max_body_bytes: verity.settings.server.max_body_bytes,
+        workers: verity.settings.server.workers,
+    };
+    Application::build(listener, verity, config).context("cannot start the HTTP server")
+}

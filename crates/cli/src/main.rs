@@ -1,0 +1,346 @@
+use std::io::IsTerminal;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use verity_cli::app::Verity;
+use verity_cli::pipeline::{FileOutcome, IngestProgress, IngestReport, Quiet};
+use verity_cli::settings::{Overrides, Settings};
+use verity_cli::{bench, build_server, eval};
+use verity_core::{AnswerService, GroundingStatus, QueryRequest};
+
+/// Verity: answers from your own documents, every sentence cited, abstaining when the
+/// documents do not say.
+#[derive(Parser)]
+#[command(name = "verity", version, about)]
+struct Cli {
+    /// Data directory (SQLite database, vector index).
+    #[arg(long, global = true, env = "VERITY_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A settings file layered over the built-in defaults (config/default.toml).
+    #[arg(long, global = true, env = "VERITY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest files and directories (Markdown, plain text, HTML) into a collection.
+    Ingest(IngestArgs),
+    /// Ask a question and print the answer with its citations.
+    Ask(AskArgs),
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Measure retrieval and abstention.
+    Eval {
+        #[command(subcommand)]
+        which: EvalCommand,
+    },
+    /// Benchmarks (see docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// Files or directories to ingest.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Collection to ingest into (default: query.default_collection).
+    #[arg(long)]
+    collection: Option<String>,
+    /// Remove documents of the collection whose files no longer exist.
+    #[arg(long)]
+    prune: bool,
+    /// Print one JSON object with the counts instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AskArgs {
+    question: String,
+    #[arg(long)]
+    collection: Option<String>,
+    /// Passages to retrieve and list.
+    #[arg(long)]
+    top_k: Option<u32>,
+    /// Print the answer object as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (default: server.bind, 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Evaluate on a SQuAD v2.0-format file.
+    Squad {
+        file: PathBuf,
+        /// The collection the articles are ingested into (replaced on every run).
+        #[arg(long, default_value = "squad-eval")]
+        collection: String,
+        /// Also print abstention rates over a range of thresholds.
+        #[arg(long)]
+        calibrate: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Ingest throughput next to raw embedding throughput, in a scratch data directory.
+    Ingest {
+        paths: Vec<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// /v1/query latency over HTTP. Without --url, serves the data directory in-process on a
+    /// free loopback port.
+    Query {
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        collection: Option<String>,
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 8])]
+        concurrency: Vec<usize>,
+        #[arg(long, default_value_t = 400)]
+        requests: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => exit_with(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    if let Err(err) = runtime.block_on(run(cli)) {
+        exit_with(err);
+    }
+}
+
+fn exit_with(err: anyhow::Error) -> ! {
+    eprintln!("error: {err:#}");
+    std::process::exit(1);
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,verity=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let bind = match &cli.command {
+        Command::Serve(args) => args.bind.clone(),
+        _ => None,
+    };
+    let settings = Settings::load(
+        cli.config.as_deref(),
+        &Overrides {
+            data_dir: cli.data_dir.clone(),
+            bind,
+        },
+    )?;
+    match cli.command {
+        Command::Ingest(args) => ingest(settings, args).await,
+        Command::Ask(args) => ask(settings, args).await,
+        Command::Serve(_) => serve(settings).await,
+        Command::Eval {
+            which: EvalCommand::Squad { file, collection, calibrate, json },
+        } => {
+            let verity = Verity::open(settings).await?;
+            let report = eval::eval_squad(&verity, &file, &collection, calibrate).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_eval(&report);
+            }
+            Ok(())
+        }
+        Command::Bench { which } => run_bench(settings, which).await,
+    }
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+struct Bar(ProgressBar);
+
+impl IngestProgress for Bar {
+    fn total(&self, files: usize) {
+        self.0.set_length(files as u64);
+    }
+    fn done(&self, source: &str, outcome: FileOutcome) {
+        if outcome == FileOutcome::Failed {
+            self.0.println(format!("skipped {source}"));
+        }
+        if outcome != FileOutcome::Removed {
+            self.0.inc(1);
+        }
+    }
+}
+
+async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
+    let collection = args
+        .collection
+        .unwrap_or_else(|| settings.query.default_collection.clone());
+    let verity = Verity::open(settings).await?;
+    let started = std::time::Instant::now();
+    let report = if !args.json && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} files {elapsed}")
+                .expect("static template"),
+        );
+        let report = verity.ingest_paths(&args.paths, &collection, args.prune, &Bar(bar.clone())).await;
+        bar.finish_and_clear();
+        report?
+    } else {
+        verity.ingest_paths(&args.paths, &collection, args.prune, &Quiet).await?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_ingest(&report, &collection, started.elapsed());
+    }
+    Ok(())
+}
+
+fn print_ingest(report: &IngestReport, collection: &str, elapsed: std::time::Duration) {
+    println!(
+        "collection {collection}: {} added, {} updated, {} unchanged, {} removed, {} failed; {} chunks embedded in {:.1}s",
+        report.documents_added,
+        report.documents_updated,
+        report.documents_unchanged,
+        report.documents_removed,
+        report.documents_failed,
+        report.chunks_embedded,
+        elapsed.as_secs_f64()
+    );
+    for failure in &report.failures {
+        println!("  failed: {}: {}", failure.source, failure.reason);
+    }
+}
+
+async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
+    let verity = Verity::open(settings).await?;
+    let request = QueryRequest {
+        question: args.question,
+        collection: args.collection,
+        top_k: args.top_k,
+    };
+    let (answer, _) = verity.query(request).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    println!("{}\n", answer.answer);
+    let heading = match answer.grounding.status {
+        GroundingStatus::Grounded => "Sources:",
+        GroundingStatus::Abstained => "Nearest passages (none supports an answer):",
+    };
+    println!("{heading}");
+    for c in &answer.citations {
+        let excerpt: String = c.text.chars().take(160).collect::<String>().replace('\n', " ");
+        println!("[{}] {} ({}, chars {}-{}, score {:.3})\n    {excerpt}…", c.id, c.title, c.source, c.start, c.end, c.score);
+    }
+    Ok(())
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bind = settings.server.bind.clone();
+    let verity = Arc::new(Verity::open(settings).await?);
+    let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
+    let app = build_server(verity, listener)?;
+    eprintln!("verity listening on http://{bind} (POST /v1/query, GET /healthz, GET /readyz)");
+    app.run_until_stopped().await.context("HTTP server failed")
+}
+
+async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()> {
+    match which {
+        BenchCommand::Ingest { paths, repeats, json } => {
+            anyhow::ensure!(!paths.is_empty(), "give the files or directories to ingest");
+            let result = bench::bench_ingest(&settings, &paths, repeats.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                println!(
+                    "{} files, {} chunks, {} tokens (median of {})\n  parse+chunk   {:>8.3}s\n  raw embedding {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  pipeline      {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  overhead over raw embedding: {:.1}%",
+                    result.files, result.chunks, result.tokens, result.repeats,
+                    result.parse_and_chunk_seconds,
+                    result.raw_embedding.seconds, result.raw_embedding.chunks_per_s, result.raw_embedding.tokens_per_s,
+                    result.pipeline.seconds, result.pipeline.chunks_per_s, result.pipeline.tokens_per_s,
+                    result.overhead_percent
+                );
+            }
+        }
+        BenchCommand::Query { url, collection, concurrency, requests, json } => {
+            let mut server = None;
+            let base_url = match url {
+                Some(url) => url,
+                None => {
+                    let verity = Arc::new(Verity::open(settings).await?);
+                    let listener = TcpListener::bind("127.0.0.1:0")?;
+                    let app = build_server(verity, listener)?;
+                    let url = format!("http://127.0.0.1:{}", app.port());
+                    let handle = app.handle();
+                    tokio::spawn(app.run_until_stopped());
+                    server = Some(handle);
+                    url
+                }
+            };
+            let rows = bench::bench_query(&base_url, collection.as_deref(), &concurrency, requests).await?;
+            if let Some(handle) = server {
+                handle.stop(true).await;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("concurrency  requests  errors  p50 ms  p99 ms  max ms  req/s  | server p50: embed  search  other | server p99 total");
+                for r in rows {
+                    println!(
+                        "{:>11}  {:>8}  {:>6}  {:>6.2}  {:>6.2}  {:>6.2}  {:>5.0}  |             {:>5.2}  {:>6.2}  {:>5.2} | {:>6.2}",
+                        r.concurrency, r.requests, r.errors, r.p50_ms, r.p99_ms, r.max_ms, r.requests_per_s,
+                        r.server_embed_p50_ms, r.server_search_p50_ms, r.server_other_p50_ms, r.server_total_p99_ms
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_eval(report: &eval::EvalReport) {
+    println!(
+        "{} documents, {} chunks\nanswerable questions: {}\n  hit@1  {:.3}\n  hit@5  {:.3}\n  hit@10 {:.3}\n  MRR@10 {:.3}\nunanswerable questions: {}\nabstention (threshold {:.3}): {:.1}% of answerable, {:.1}% of unanswerable",
+        report.documents, report.chunks, report.answerable, report.hit_at_1, report.hit_at_5, report.hit_at_10,
+        report.mrr_at_10, report.unanswerable, report.abstain_below,
+        report.abstain_rate_answerable * 100.0, report.abstain_rate_unanswerable * 100.0
+    );
+    if let Some(rows) = &report.calibration {
+        println!("threshold  abstain(answerable)  abstain(unanswerable)");
+        for row in rows {
+            println!("{:>9.4}  {:>19.3}  {:>21.3}", row.threshold, row.abstain_rate_answerable, row.abstain_rate_unanswerable);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Layered settings: the defaults built into the binary (`config/default.toml`), then an
+//! optional file, then `VERITY_…` environment variables, then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub embed: EmbedSettings,
+    pub chunking: ChunkingSettings,
+    pub query: QuerySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbedSettings {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub model_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub onnxruntime: Option<PathBuf>,
+    pub max_length: usize,
+    pub batch_size: usize,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChunkingSettings {
+    pub max_tokens: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QuerySettings {
+    pub default_collection: String,
+    pub top_k: u32,
+    pub max_top_k: u32,
+    pub max_question_chars: usize,
+    pub abstain_below: f32,
+    pub max_sentences: usize,
+}
+
+/// Values given on the command line, which win over every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub bind: Option<String>,
+}
+
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let value: Option<String> = Option::deserialize(d)?;
+    Ok(value.filter(|s| !s.trim().is_empty()).map(PathBuf::from))
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(file) = file {
+            anyhow::ensure!(file.is_file(), "settings file {} does not exist", file.display());
+            builder = builder.add_source(File::from(file).required(true));
+        }
+        builder = builder
+            .add_source(
+                Environment::with_prefix("VERITY")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .set_override_option("data_dir", overrides.data_dir.as_ref().map(|p| p.display().to_string()))?
+            .set_override_option("server.bind", overrides.bind.clone())?;
+        let settings: Settings = builder
+            .build()
+            .context("cannot read settings")?
+            .try_deserialize()
+            .context("invalid settings (see config/default.toml for every key)")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        verity_core::validate_collection_name(&self.query.default_collection)
+            .context("query.default_collection")?;
+        anyhow::ensure!(
+            (1..=self.query.max_top_k).contains(&self.query.top_k),
+            "query.top_k must be between 1 and query.max_top_k ({})",
+            self.query.max_top_k
+        );
+        anyhow::ensure!(self.chunking.max_tokens >= 16, "chunking.max_tokens must be at least 16");
+        anyhow::ensure!(
+            self.chunking.max_tokens < self.embed.max_length,
+            "chunking.max_tokens ({}) must be below embed.max_length ({})",
+            self.chunking.max_tokens,
+            self.embed.max_length
+        );
+        anyhow::ensure!(self.query.max_question_chars > 0, "query.max_question_chars must be positive");
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("verity.sqlite3")
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+}

@@ -1,0 +1,91 @@
+use async_trait::async_trait;
+
+use crate::{Answer, Chunk, QueryRequest, Timings, VerityResult};
+
+/// Turns text into dense vectors. Implementations are CPU- or GPU-bound and synchronous:
+/// callers on an async runtime run them where blocking is acceptable.
+pub trait Embedder: Send + Sync {
+    /// A name that identifies the model (it is part of the ingest fingerprint, so changing the
+    /// model re-embeds everything).
+    fn model_name(&self) -> &str;
+    fn dimension(&self) -> usize;
+    /// Embeds passages for indexing, in the order given.
+    fn embed_passages(&self, texts: &[String]) -> VerityResult<Vec<Vec<f32>>>;
+    /// Embeds one question.
+    fn embed_query(&self, text: &str) -> VerityResult<Vec<f32>>;
+}
+
+/// A chunk ready for the index: its vector plus the payload a search returns with it.
+#[derive(Debug, Clone)]
+pub struct IndexedChunk {
+    pub collection: String,
+    pub title: String,
+    pub source: String,
+    pub chunk: Chunk,
+    pub vector: Vec<f32>,
+}
+
+/// What a search may see. Built by the service from the caller's request and identity, and
+/// applied inside the vector query, never after it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchFilter {
+    /// Collections to search; empty means none (a search with no collection finds nothing).
+    pub collections: Vec<String>,
+}
+
+impl SearchFilter {
+    pub fn collection(name: impl Into<String>) -> Self {
+        Self {
+            collections: vec![name.into()],
+        }
+    }
+}
+
+/// A chunk found by a search, with its score and its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievedChunk {
+    pub chunk_id: String,
+    pub document_id: String,
+    pub collection: String,
+    pub title: String,
+    pub source: String,
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+    pub heading_path: Vec<String>,
+    pub score: f32,
+}
+
+/// The vector index. The metadata store is the source of truth; an index can be rebuilt from it.
+#[async_trait]
+pub trait VectorIndex: Send + Sync {
+    /// Inserts or replaces chunks (by chunk id, so retries are idempotent).
+    async fn upsert(&self, chunks: &[IndexedChunk]) -> VerityResult<()>;
+    /// Deletes every chunk of a document except those whose ids are in `keep`.
+    async fn delete_document_chunks(&self, document_id: &str, keep: &[String]) -> VerityResult<()>;
+    /// The `limit` nearest chunks to `vector` among those the filter allows, best first.
+    async fn search(
+        &self,
+        vector: &[f32],
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> VerityResult<Vec<RetrievedChunk>>;
+    /// How many chunks the filter allows.
+    async fn count(&self, filter: &SearchFilter) -> VerityResult<usize>;
+    /// Makes written data durable and search-efficient (flush, build indexes).
+    async fn optimize(&self) -> VerityResult<()>;
+}
+
+/// Whether the service can answer, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady(String),
+}
+
+/// Answers questions. The gateway speaks HTTP to clients and this trait to the rest of Verity.
+#[async_trait]
+pub trait AnswerService: Send + Sync {
+    async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)>;
+    async fn readiness(&self) -> Readiness;
+}

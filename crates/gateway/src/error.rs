@@ -1,0 +1,82 @@
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Value, json};
+use verity_core::VerityError;
+
+/// An error as a client sees it: status, a stable machine-readable code, a message in words.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({
+            "error": {"code": self.code, "message": self.message, "details": self.details}
+        }))
+    }
+}
+
+/// The one place where Verity's errors become HTTP statuses.
+impl From<VerityError> for ApiError {
+    fn from(err: VerityError) -> Self {
+        match &err {
+            VerityError::InvalidRequest { field, message } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message.clone())
+                    .with_details(json!({"field": field}))
+            }
+            VerityError::NotFound { what, name } => {
+                let code = match *what {
+                    "collection" => "collection_not_found",
+                    _ => "not_found",
+                };
+                ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
+                    .with_details(json!({(*what): name}))
+            }
+            VerityError::Unavailable { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", err.to_string())
+            }
+            VerityError::Config(_) => {
+                tracing::error!(error = %err, "configuration problem while serving a request");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", err.to_string())
+            }
+            VerityError::Internal { .. } => {
+                tracing::error!(error = %err, "internal error while serving a request");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "an internal error occurred; the server log has the details",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP API. It speaks HTTP and JSON to clients and the [`AnswerService`] trait to the rest
+//! of Verity; it knows nothing of SQL, Qdrant or models.
+//!
+//! Key decision: one error envelope, `{"error": {"code", "message", "details"}}`, for every
+//! failure, and every input a client can send (bad JSON, wrong content type, oversize bodies,
+//! unknown routes or methods) answered with a 4xx naming the problem, never a 500.
+
+mod error;
+mod routes;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use verity_core::AnswerService;
+
+pub use error::ApiError;
+
+/// Request bodies over this size are refused with 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 lets actix choose (one per core).
+    pub workers: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            workers: 0,
+        }
+    }
+}
+
+/// A running HTTP server bound to a listener (port 0 in tests picks a free port).
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    pub fn build(
+        listener: TcpListener,
+        service: Arc<dyn AnswerService>,
+        config: GatewayConfig,
+    ) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let service = web::Data::from(service);
+        let max_body = config.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("verity::http"))
+                .app_data(service.clone())
+                .app_data(routes::json_config(max_body))
+                .configure(routes::configure)
+        })
+        .listen(listener)?;
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        Ok(Self {
+            server: server.run(),
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,113 @@
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use verity_core::{AnswerService, QueryRequest, Readiness, Timings};
+
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/query")
+            .route(web::post().to(query))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .default_service(web::to(not_found));
+}
+
+/// JSON bodies: size-limited, and every way they can be wrong answered in the error envelope.
+pub fn json_config(max_body: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(max_body)
+        .error_handler(|err, _req| {
+            let api_error = match &err {
+                JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body of {length} bytes is over the limit of {limit} bytes"),
+                ),
+                JsonPayloadError::Overflow { limit } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body is over the limit of {limit} bytes"),
+                ),
+                JsonPayloadError::ContentType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the request body as JSON with Content-Type: application/json",
+                ),
+                JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("request body does not match the expected fields: {e}"),
+                ),
+                JsonPayloadError::Deserialize(e) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("request body is not valid JSON: {e}"),
+                ),
+                other => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("cannot read request body: {other}"),
+                ),
+            };
+            api_error.into()
+        })
+}
+
+async fn query(
+    service: web::Data<dyn AnswerService>,
+    request: web::Json<QueryRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (answer, timings) = service.query(request.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Server-Timing", server_timing(&timings)))
+        .json(answer))
+}
+
+/// `Server-Timing` lets a client (and the benchmark) see where a query's time went.
+fn server_timing(t: &Timings) -> String {
+    let other = (t.total_ms - t.embed_ms - t.search_ms).max(0.0);
+    format!(
+        "embed;dur={:.3}, search;dur={:.3}, other;dur={:.3}, total;dur={:.3}",
+        t.embed_ms, t.search_ms, other, t.total_ms
+    )
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(service: web::Data<dyn AnswerService>) -> Result<HttpResponse, ApiError> {
+    match service.readiness().await {
+        Readiness::Ready => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
+        Readiness::NotReady(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why)),
+    }
+}
+
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route {} {}; see the README for the API", request.method(), request.path()),
+    ))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", request.method(), request.path()),
+    ))
+}

@@ -1,0 +1,68 @@
+//! Content terms of a text, for matching question words against passage sentences: lowercase,
+//! accents folded, function words dropped, and a light suffix stemming so that "vacaciones",
+//! "vacación" and "vacation" meet.
+
+use std::collections::HashSet;
+
+const STOP_WORDS: &[&str] = &[
+    // English
+    "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "for", "from", "by", "with",
+    "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had",
+    "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "that", "this",
+    "these", "those", "it", "its", "as", "can", "could", "should", "would", "will", "may", "i",
+    "my", "me", "we", "our", "you", "your", "they", "their", "he", "she", "his", "her", "there",
+    "if", "than", "then", "into", "about", "many", "much", "any", "some", "not", "no", "get",
+    // Spanish
+    "el", "la", "los", "las", "lo", "un", "una", "unos", "unas", "de", "del", "y", "o", "en",
+    "por", "para", "con", "sin", "que", "es", "son", "se", "su", "sus", "al", "como", "cual",
+    "cuales", "cuanto", "cuantos", "cuanta", "cuantas", "cuando", "donde", "quien", "quienes",
+    "mi", "mis", "tengo", "hay", "puedo", "debo", "le", "les", "me", "nos", "este", "esta",
+    // Portuguese
+    "o", "os", "as", "um", "uma", "do", "da", "dos", "das", "no", "na", "nos", "nas", "e", "em",
+    "ao", "aos", "meu", "minha", "quantos", "quantas", "quanto", "quando", "onde", "quem",
+    "qual", "quais", "posso", "devo", "eu", "seu", "sua", "ha", "nao",
+];
+
+/// Folds the accents of Latin letters (á → a, ç → c, ñ → n).
+pub fn fold(c: char) -> char {
+    match c {
+        'á' | 'à' | 'â' | 'ã' | 'ä' => 'a',
+        'é' | 'è' | 'ê' | 'ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' => 'u',
+        'ç' => 'c',
+        'ñ' => 'n',
+        other => other,
+    }
+}
+
+/// A crude stem: the first six letters of a folded word. Good enough to match inflections
+/// ("vacaciones"/"vacacion", "reimbursed"/"reimbursement") for sentence picking; retrieval
+/// itself uses the dense model.
+fn stem(word: &str) -> String {
+    word.chars().take(6).collect()
+}
+
+/// The set of stemmed content terms of `text`.
+pub fn content_terms(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().flat_map(char::to_lowercase).map(fold).collect::<String>())
+        .filter(|w| !STOP_WORDS.contains(&w.as_str()) && (w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit())))
+        .map(|w| stem(&w))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inflections_and_accents_meet() {
+        let a = content_terms("¿Cuántas vacaciones tengo?");
+        let b = content_terms("La vacación se pide en Kallpa");
+        assert!(a.intersection(&b).next().is_some(), "{a:?} / {b:?}");
+        assert!(!a.contains("tengo"));
+    }
+}

@@ -1,0 +1,154 @@
+use std::path::Path;
+
+use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+use tokenizers::Tokenizer;
+use verity_core::{Chunk, DocumentFormat, ParsedDocument, chunk_id};
+
+use crate::read::content_hash;
+
+/// Chunks hold at most this many model tokens by default. all-MiniLM-L6-v2 reads 256 word
+/// pieces; the rest is room for the special tokens and the title line added before embedding.
+pub const DEFAULT_MAX_TOKENS: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkerConfig {
+    pub max_tokens: usize,
+}
+
+impl Default for ChunkerConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: DEFAULT_MAX_TOKENS,
+        }
+    }
+}
+
+/// Cuts documents into chunks measured in the embedding model's own tokens, preferring to cut
+/// at the largest structure that fits (section, paragraph, sentence, word).
+pub struct Chunker {
+    tokenizer: Tokenizer,
+    markdown: MarkdownSplitter<Tokenizer>,
+    text: TextSplitter<Tokenizer>,
+    config: ChunkerConfig,
+}
+
+impl std::fmt::Debug for Chunker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunker").field("config", &self.config).finish()
+    }
+}
+
+impl Chunker {
+    /// Loads the tokenizer (`tokenizer.json`) of the embedding model in `model_dir`.
+    pub fn from_model_dir(model_dir: &Path, config: ChunkerConfig) -> Result<Self, String> {
+        let path = model_dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| format!("cannot load tokenizer {}: {e}", path.display()))?;
+        Ok(Self::new(tokenizer, config))
+    }
+
+    pub fn new(mut tokenizer: Tokenizer, config: ChunkerConfig) -> Self {
+        // Sizes must reflect the whole text: a truncating tokenizer would call every long text
+        // "256 tokens" and let it through.
+        tokenizer
+            .with_truncation(None)
+            .expect("disabling truncation cannot fail");
+        tokenizer.with_padding(None);
+        let capacity = config.max_tokens.max(1);
+        Self {
+            markdown: MarkdownSplitter::new(ChunkConfig::new(capacity).with_sizer(tokenizer.clone())),
+            text: TextSplitter::new(ChunkConfig::new(capacity).with_sizer(tokenizer.clone())),
+            tokenizer,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> ChunkerConfig {
+        self.config
+    }
+
+    /// The number of model tokens in `text` (without special tokens).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer.size(text)
+    }
+
+    /// Chunks a parsed document. Chunk spans are character offsets into `document.text`.
+    pub fn chunk(&self, document_id: &str, document: &ParsedDocument) -> Vec<Chunk> {
+        let pieces: Vec<(usize, &str)> = match document.format {
+            DocumentFormat::Markdown | DocumentFormat::Html => self
+                .markdown
+                .chunk_char_indices(&document.text)
+                .map(|c| (c.char_offset, c.chunk))
+                .collect(),
+            DocumentFormat::Text => self
+                .text
+                .chunk_char_indices(&document.text)
+                .map(|c| (c.char_offset, c.chunk))
+                .collect(),
+        };
+        pieces
+            .into_iter()
+            .filter(|(_, text)| !text.trim().is_empty())
+            .enumerate()
+            .map(|(ordinal, (start, text))| {
+                let ordinal = ordinal as u32;
+                let end = start + text.chars().count();
+                Chunk {
+                    id: chunk_id(document_id, ordinal, start, &content_hash(text.as_bytes())),
+                    document_id: document_id.to_string(),
+                    ordinal,
+                    start,
+                    end,
+                    text: text.to_string(),
+                    heading_path: heading_path(document, start, text),
+                    token_count: self.count_tokens(text) as u32,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The headings in effect at a chunk: the nearest heading of each level at or before the
+/// chunk's start, plus the headings the chunk itself opens with. A heading that appears later
+/// inside the chunk is not part of its path.
+fn heading_path(document: &ParsedDocument, chunk_start: usize, chunk_text: &str) -> Vec<String> {
+    let opening_end = chunk_start + opening_headings_len(chunk_text);
+    let mut stack: Vec<(u8, &str)> = Vec::new();
+    for heading in document
+        .headings
+        .iter()
+        .take_while(|h| h.start <= chunk_start || h.start < opening_end)
+    {
+        while stack.last().is_some_and(|(level, _)| *level >= heading.level) {
+            stack.pop();
+        }
+        stack.push((heading.level, &heading.title));
+    }
+    stack.into_iter().map(|(_, title)| title.to_string()).collect()
+}
+
+/// Characters taken by the heading lines (and blank lines) a chunk starts with.
+fn opening_headings_len(chunk_text: &str) -> usize {
+    let mut len = 0;
+    for line in chunk_text.split('\n') {
+        if !(line.trim().is_empty() || line.starts_with('#')) {
+            break;
+        }
+        len += line.chars().count() + 1;
+    }
+    len
+}
+
+/// The text that is embedded for a chunk: its document title and heading path give the
+/// passage the context a reader would have ("Leave policy > Carry-over").
+pub fn embedding_text(title: &str, chunk: &Chunk) -> String {
+    let mut context = vec![title];
+    context.extend(
+        chunk
+            .heading_path
+            .iter()
+            .map(String::as_str)
+            .filter(|h| *h != title),
+    );
+    format!("{}\n{}", context.join(" > "), chunk.text)
+}

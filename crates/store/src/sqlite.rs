@@ -1,0 +1,272 @@
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use verity_core::{Chunk, VerityError, VerityResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+fn db_error(err: impl std::fmt::Display) -> VerityError {
+    VerityError::internal("metadata store", err)
+}
+
+/// A document as ingest writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRecord {
+    pub id: String,
+    pub collection: String,
+    pub source: String,
+    pub title: String,
+    pub format: String,
+    pub content_hash: String,
+    pub pipeline: String,
+    pub text: String,
+}
+
+/// What ingest needs to know about a document already stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentState {
+    pub content_hash: String,
+    pub pipeline: String,
+    pub version: i64,
+    pub active: bool,
+}
+
+/// A stored document, as listed for a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub id: String,
+    pub source: String,
+    pub title: String,
+    pub version: i64,
+}
+
+/// The SQLite metadata store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+    pub async fn open_sqlite(path: &Path) -> VerityResult<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| VerityError::Config(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect_with(options).await
+    }
+
+    /// Connects to a `sqlite:` URL (`sqlite::memory:` for tests).
+    pub async fn connect(url: &str) -> VerityResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| VerityError::Config(format!("bad database URL {url:?}: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true);
+        Self::connect_with(options).await
+    }
+
+    async fn connect_with(options: SqliteConnectOptions) -> VerityResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| VerityError::unavailable("metadata store", e))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| VerityError::unavailable("metadata store", format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ensure_collection(&self, name: &str) -> VerityResult<()> {
+        sqlx::query("INSERT INTO collections (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn collection_exists(&self, name: &str) -> VerityResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM collections WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(row.is_some())
+    }
+
+    pub async fn list_collections(&self) -> VerityResult<Vec<String>> {
+        sqlx::query_scalar("SELECT name FROM collections ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Removes a collection with its documents and chunks.
+    pub async fn delete_collection(&self, name: &str) -> VerityResult<()> {
+        sqlx::query("DELETE FROM collections WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn document_state(&self, id: &str) -> VerityResult<Option<DocumentState>> {
+        let row = sqlx::query("SELECT content_hash, pipeline, version, status FROM documents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|row| DocumentState {
+            content_hash: row.get("content_hash"),
+            pipeline: row.get("pipeline"),
+            version: row.get("version"),
+            active: row.get::<String, _>("status") == "active",
+        }))
+    }
+
+    /// Writes a document and replaces its chunks in one transaction, leaving it `indexing`.
+    /// Returns the chunk ids it had before (so the caller can remove them from the index).
+    pub async fn write_document(&self, document: &DocumentRecord, chunks: &[Chunk]) -> VerityResult<Vec<String>> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let previous: Vec<String> = sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = ?")
+            .bind(&document.id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'indexing', ?)
+             ON CONFLICT (id) DO UPDATE SET
+                title = excluded.title, format = excluded.format,
+                content_hash = excluded.content_hash, pipeline = excluded.pipeline,
+                status = 'indexing', text = excluded.text,
+                version = documents.version + 1,
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(&document.id)
+        .bind(&document.collection)
+        .bind(&document.source)
+        .bind(&document.title)
+        .bind(&document.format)
+        .bind(&document.content_hash)
+        .bind(&document.pipeline)
+        .bind(&document.text)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("DELETE FROM chunks WHERE document_id = ?")
+            .bind(&document.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for chunk in chunks {
+            let heading_path = serde_json::to_string(&chunk.heading_path).map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO chunks (id, document_id, ordinal, start_char, end_char, heading_path, text, token_count)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&chunk.id)
+            .bind(&chunk.document_id)
+            .bind(chunk.ordinal as i64)
+            .bind(chunk.start as i64)
+            .bind(chunk.end as i64)
+            .bind(heading_path)
+            .bind(&chunk.text)
+            .bind(chunk.token_count as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(previous)
+    }
+
+    /// Marks a document `active`: the vector index holds all of its chunks.
+    pub async fn mark_active(&self, id: &str) -> VerityResult<()> {
+        sqlx::query("UPDATE documents SET status = 'active' WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn documents_in_collection(&self, collection: &str) -> VerityResult<Vec<StoredDocument>> {
+        let rows = sqlx::query("SELECT id, source, title, version FROM documents WHERE collection = ? ORDER BY source")
+            .bind(collection)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredDocument {
+                id: row.get("id"),
+                source: row.get("source"),
+                title: row.get("title"),
+                version: row.get("version"),
+            })
+            .collect())
+    }
+
+    /// Deletes a document and its chunks.
+    pub async fn delete_document(&self, id: &str) -> VerityResult<()> {
+        sqlx::query("DELETE FROM documents WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// The chunks of a document, in order.
+    pub async fn chunks_of(&self, document_id: &str) -> VerityResult<Vec<Chunk>> {
+        let rows = sqlx::query(
+            "SELECT id, document_id, ordinal, start_char, end_char, heading_path, text, token_count
+             FROM chunks WHERE document_id = ? ORDER BY ordinal",
+        )
+        .bind(document_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Chunk {
+                    id: row.get("id"),
+                    document_id: row.get("document_id"),
+                    ordinal: row.get::<i64, _>("ordinal") as u32,
+                    start: row.get::<i64, _>("start_char") as usize,
+                    end: row.get::<i64, _>("end_char") as usize,
+                    heading_path: serde_json::from_str(row.get::<&str, _>("heading_path")).map_err(db_error)?,
+                    text: row.get("text"),
+                    token_count: row.get::<i64, _>("token_count") as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// The normalised text of a document (what chunk and citation spans point into).
+    pub async fn document_text(&self, id: &str) -> VerityResult<Option<String>> {
+        sqlx::query_scalar("SELECT text FROM documents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
