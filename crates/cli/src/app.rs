@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::Context;
 use async_trait::async_trait;
 use verity_core::{
-    Answer, AnswerService, Embedder, QueryRequest, Readiness, RetrievedChunk, SearchFilter, Timings,
-    VectorIndex, VerityError, VerityResult, validate_collection_name,
+    Answer, AnswerService, Embedder, QueryRequest, Readiness, RetrievedChunk, SearchFilter,
+    Timings, VectorIndex, VerityError, VerityResult, validate_collection_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{ExtractiveAnswerer, ExtractiveConfig};
@@ -33,8 +33,12 @@ pub struct Verity {
 
 impl Verity {
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let lock = lock_data_dir(&settings)?;
 
         let model_dir = find_model_dir(settings.embed.model_dir.as_deref(), &settings.data_dir)?;
@@ -57,6 +61,7 @@ impl Verity {
         let store = Store::open_sqlite(&settings.database_path()).await?;
         let answerer = ExtractiveAnswerer::new(ExtractiveConfig {
             abstain_below: settings.query.abstain_below,
+            min_term_coverage: settings.query.min_term_coverage,
             max_sentences: settings.query.max_sentences,
         });
         Ok(Self {
@@ -85,7 +90,10 @@ impl Verity {
     async fn resolve(&self, request: &QueryRequest) -> VerityResult<(String, usize)> {
         let question = request.question.trim();
         if question.is_empty() {
-            return Err(VerityError::invalid("question", "question is empty: send a non-empty \"question\""));
+            return Err(VerityError::invalid(
+                "question",
+                "question is empty: send a non-empty \"question\"",
+            ));
         }
         let limit = self.settings.query.max_question_chars;
         let length = question.chars().count();
@@ -176,7 +184,9 @@ impl AnswerService for Verity {
     async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)> {
         let started = Instant::now();
         let (collection, top_k) = self.resolve(&request).await?;
-        let (passages, mut timings) = self.retrieve(request.question.trim(), &collection, top_k).await?;
+        let (passages, mut timings) = self
+            .retrieve(request.question.trim(), &collection, top_k)
+            .await?;
         let answer = self.answerer.answer(request.question.trim(), &passages);
         timings.total_ms = ms(started.elapsed());
         Ok((answer, timings))

@@ -52,7 +52,11 @@ fn throughput(seconds: f64, chunks: usize, tokens: usize) -> Throughput {
 
 /// Runs raw embedding and the full pipeline alternately `repeats` times in one process, in a
 /// throw-away data directory, so both see the same machine load.
-pub async fn bench_ingest(settings: &Settings, paths: &[PathBuf], repeats: usize) -> anyhow::Result<IngestBench> {
+pub async fn bench_ingest(
+    settings: &Settings,
+    paths: &[PathBuf],
+    repeats: usize,
+) -> anyhow::Result<IngestBench> {
     let scratch = tempfile::tempdir().context("cannot create a scratch data directory")?;
     let mut settings = settings.clone();
     // The model is found relative to the real data directory; pin it before switching.
@@ -80,8 +84,14 @@ pub async fn bench_ingest(settings: &Settings, paths: &[PathBuf], repeats: usize
             texts = round_texts;
         }
     }
-    anyhow::ensure!(!texts.is_empty(), "no ingestible files under the given paths");
-    let tokens: usize = texts.iter().map(|t| verity.chunker.count_tokens(t) + 2).sum();
+    anyhow::ensure!(
+        !texts.is_empty(),
+        "no ingestible files under the given paths"
+    );
+    let tokens: usize = texts
+        .iter()
+        .map(|t| verity.chunker.count_tokens(t) + 2)
+        .sum();
 
     let mut raw_times = Vec::new();
     let mut pipeline_times = Vec::new();
@@ -91,9 +101,16 @@ pub async fn bench_ingest(settings: &Settings, paths: &[PathBuf], repeats: usize
         raw_times.push(started.elapsed().as_secs_f64());
 
         let started = Instant::now();
-        let report = verity.ingest_paths(paths, &format!("bench-{round}"), false, &Quiet).await?;
+        let report = verity
+            .ingest_paths(paths, &format!("bench-{round}"), false, &Quiet)
+            .await?;
         pipeline_times.push(started.elapsed().as_secs_f64());
-        anyhow::ensure!(report.chunks_embedded == texts.len(), "pipeline embedded {} chunks, expected {}", report.chunks_embedded, texts.len());
+        anyhow::ensure!(
+            report.chunks_embedded == texts.len(),
+            "pipeline embedded {} chunks, expected {}",
+            report.chunks_embedded,
+            texts.len()
+        );
     }
     let raw = median(raw_times);
     let pipeline = median(pipeline_times);
@@ -174,7 +191,8 @@ pub async fn bench_query(
         .build()?;
     let url = format!("{}/v1/query", base_url.trim_end_matches('/'));
     let body = |i: usize| {
-        let mut body = serde_json::json!({"question": KNOWLEDGE_QUESTIONS[i % KNOWLEDGE_QUESTIONS.len()]});
+        let mut body =
+            serde_json::json!({"question": KNOWLEDGE_QUESTIONS[i % KNOWLEDGE_QUESTIONS.len()]});
         if let Some(c) = collection {
             body["collection"] = c.into();
         }
@@ -182,8 +200,17 @@ pub async fn bench_query(
     };
     // Warm up connections, caches and the model.
     for i in 0..20 {
-        let response = client.post(&url).json(&body(i)).send().await.context("cannot reach the server")?;
-        anyhow::ensure!(response.status().is_success(), "warm-up query failed: HTTP {}", response.status());
+        let response = client
+            .post(&url)
+            .json(&body(i))
+            .send()
+            .await
+            .context("cannot reach the server")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "warm-up query failed: HTTP {}",
+            response.status()
+        );
     }
 
     let mut results = Vec::new();
@@ -239,7 +266,10 @@ pub async fn bench_query(
         let elapsed = started.elapsed().as_secs_f64();
         latencies.sort_by(f64::total_cmp);
         let series = |name: &str| {
-            let mut v: Vec<f64> = timings.iter().filter_map(|t| server_timing(t, name)).collect();
+            let mut v: Vec<f64> = timings
+                .iter()
+                .filter_map(|t| server_timing(t, name))
+                .collect();
             v.sort_by(f64::total_cmp);
             v
         };

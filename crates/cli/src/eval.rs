@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use verity_core::{DocumentFormat, ParsedDocument};
+use verity_generate::term_coverage;
 use verity_ingest::content_hash;
 
 use crate::app::Verity;
@@ -44,10 +45,11 @@ struct GoldAnswer {
     text: String,
 }
 
-/// Abstention rates at one threshold (with `--calibrate`).
+/// Abstention rates at one setting of the two gates (with `--calibrate`).
 #[derive(Debug, Clone, Serialize)]
 pub struct CalibrationRow {
-    pub threshold: f32,
+    pub abstain_below: f32,
+    pub min_term_coverage: f32,
     pub abstain_rate_answerable: f64,
     pub abstain_rate_unanswerable: f64,
 }
@@ -66,8 +68,9 @@ pub struct EvalReport {
     pub unanswerable: usize,
     pub abstain_rate_answerable: f64,
     pub abstain_rate_unanswerable: f64,
-    /// The abstention threshold the rates were measured with.
+    /// The abstention settings the rates were measured with.
     pub abstain_below: f32,
+    pub min_term_coverage: f32,
     pub documents: usize,
     pub chunks: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,7 +79,12 @@ pub struct EvalReport {
 
 /// Ingests the file's articles into a fresh `collection` (one document per article, paragraphs
 /// separated by blank lines), asks every question, and scores retrieval and abstention.
-pub async fn eval_squad(verity: &Verity, file: &Path, collection: &str, calibrate: bool) -> anyhow::Result<EvalReport> {
+pub async fn eval_squad(
+    verity: &Verity,
+    file: &Path,
+    collection: &str,
+    calibrate: bool,
+) -> anyhow::Result<EvalReport> {
     let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let squad: SquadFile = serde_json::from_slice(&raw)
         .with_context(|| format!("{} is not a SQuAD v2.0 JSON file", file.display()))?;
@@ -109,19 +117,30 @@ pub async fn eval_squad(verity: &Verity, file: &Path, collection: &str, calibrat
 
     let mut hits = [0usize; 3];
     let mut reciprocal_ranks = 0.0;
-    let mut answerable_scores = Vec::new();
-    let mut unanswerable_scores = Vec::new();
+    // Per question: the best passage's similarity and the question-word coverage of the
+    // passages an answer is built from (the default top_k).
+    let mut answerable_signals = Vec::new();
+    let mut unanswerable_signals = Vec::new();
+    let answer_depth = verity.settings.query.top_k as usize;
     for article in &squad.data {
         for paragraph in &article.paragraphs {
             for question in &paragraph.qas {
-                let (passages, _) = verity.retrieve(&question.question, collection, EVAL_DEPTH).await?;
+                let (passages, _) = verity
+                    .retrieve(&question.question, collection, EVAL_DEPTH)
+                    .await?;
                 let best = passages.first().map(|p| p.score).unwrap_or(f32::MIN);
+                let used = &passages[..passages.len().min(answer_depth)];
+                let signals = (best, term_coverage(&question.question, used));
                 if question.is_impossible || question.answers.is_empty() {
-                    unanswerable_scores.push(best);
+                    unanswerable_signals.push(signals);
                     continue;
                 }
-                answerable_scores.push(best);
-                let golds: Vec<String> = question.answers.iter().map(|a| a.text.to_lowercase()).collect();
+                answerable_signals.push(signals);
+                let golds: Vec<String> = question
+                    .answers
+                    .iter()
+                    .map(|a| a.text.to_lowercase())
+                    .collect();
                 let rank = passages.iter().position(|p| {
                     let text = p.text.to_lowercase();
                     golds.iter().any(|g| text.contains(g.as_str()))
@@ -138,38 +157,64 @@ pub async fn eval_squad(verity: &Verity, file: &Path, collection: &str, calibrat
         }
     }
 
-    let threshold = verity.answerer.config().abstain_below;
-    let rate = |scores: &[f32], t: f32| {
-        if scores.is_empty() {
+    let config = verity.answerer.config();
+    let rate = |signals: &[(f32, f32)], below: f32, coverage: f32| {
+        if signals.is_empty() {
             0.0
         } else {
-            scores.iter().filter(|s| **s < t).count() as f64 / scores.len() as f64
+            signals
+                .iter()
+                .filter(|(s, c)| *s < below || *c < coverage)
+                .count() as f64
+                / signals.len() as f64
         }
     };
-    let answerable = answerable_scores.len();
-    let fraction = |n: usize| if answerable == 0 { 0.0 } else { n as f64 / answerable as f64 };
+    let answerable = answerable_signals.len();
+    let fraction = |n: usize| {
+        if answerable == 0 {
+            0.0
+        } else {
+            n as f64 / answerable as f64
+        }
+    };
     let calibration = calibrate.then(|| {
-        (0..=32)
-            .map(|i| {
-                let t = 0.10 + 0.0125 * i as f32;
-                CalibrationRow {
-                    threshold: (t * 10000.0).round() / 10000.0,
-                    abstain_rate_answerable: rate(&answerable_scores, t),
-                    abstain_rate_unanswerable: rate(&unanswerable_scores, t),
-                }
-            })
-            .collect()
+        let mut rows = Vec::new();
+        for coverage in [0.0f32, 0.25, 0.34, 0.5, 0.6, 0.67, 0.75] {
+            for i in 0..=16 {
+                let below = 0.10 + 0.025 * i as f32;
+                rows.push(CalibrationRow {
+                    abstain_below: (below * 1000.0).round() / 1000.0,
+                    min_term_coverage: coverage,
+                    abstain_rate_answerable: rate(&answerable_signals, below, coverage),
+                    abstain_rate_unanswerable: rate(&unanswerable_signals, below, coverage),
+                });
+            }
+        }
+        rows
     });
     Ok(EvalReport {
         answerable,
         hit_at_1: fraction(hits[0]),
         hit_at_5: fraction(hits[1]),
         hit_at_10: fraction(hits[2]),
-        mrr_at_10: if answerable == 0 { 0.0 } else { reciprocal_ranks / answerable as f64 },
-        unanswerable: unanswerable_scores.len(),
-        abstain_rate_answerable: rate(&answerable_scores, threshold),
-        abstain_rate_unanswerable: rate(&unanswerable_scores, threshold),
-        abstain_below: threshold,
+        mrr_at_10: if answerable == 0 {
+            0.0
+        } else {
+            reciprocal_ranks / answerable as f64
+        },
+        unanswerable: unanswerable_signals.len(),
+        abstain_rate_answerable: rate(
+            &answerable_signals,
+            config.abstain_below,
+            config.min_term_coverage,
+        ),
+        abstain_rate_unanswerable: rate(
+            &unanswerable_signals,
+            config.abstain_below,
+            config.min_term_coverage,
+        ),
+        abstain_below: config.abstain_below,
+        min_term_coverage: config.min_term_coverage,
         documents: documents_count,
         chunks: ingest.chunks_embedded,
         calibration,

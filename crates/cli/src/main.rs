@@ -129,7 +129,10 @@ enum BenchCommand {
 fn main() {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => exit_with(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
@@ -144,8 +147,9 @@ fn exit_with(err: anyhow::Error) -> ! {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,verity=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,qdrant_edge=error,verity=info")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -169,7 +173,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask(args) => ask(settings, args).await,
         Command::Serve(_) => serve(settings).await,
         Command::Eval {
-            which: EvalCommand::Squad { file, collection, calibrate, json },
+            which:
+                EvalCommand::Squad {
+                    file,
+                    collection,
+                    calibrate,
+                    json,
+                },
         } => {
             let verity = Verity::open(settings).await?;
             let report = eval::eval_squad(&verity, &file, &collection, calibrate).await?;
@@ -212,11 +222,15 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
             ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} files {elapsed}")
                 .expect("static template"),
         );
-        let report = verity.ingest_paths(&args.paths, &collection, args.prune, &Bar(bar.clone())).await;
+        let report = verity
+            .ingest_paths(&args.paths, &collection, args.prune, &Bar(bar.clone()))
+            .await;
         bar.finish_and_clear();
         report?
     } else {
-        verity.ingest_paths(&args.paths, &collection, args.prune, &Quiet).await?
+        verity
+            .ingest_paths(&args.paths, &collection, args.prune, &Quiet)
+            .await?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -261,8 +275,16 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
     };
     println!("{heading}");
     for c in &answer.citations {
-        let excerpt: String = c.text.chars().take(160).collect::<String>().replace('\n', " ");
-        println!("[{}] {} ({}, chars {}-{}, score {:.3})\n    {excerpt}…", c.id, c.title, c.source, c.start, c.end, c.score);
+        let excerpt: String = c
+            .text
+            .chars()
+            .take(160)
+            .collect::<String>()
+            .replace('\n', " ");
+        println!(
+            "[{}] {} ({}, chars {}-{}, score {:.3})\n    {excerpt}…",
+            c.id, c.title, c.source, c.start, c.end, c.score
+        );
     }
     Ok(())
 }
@@ -271,14 +293,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
     let verity = Arc::new(Verity::open(settings).await?);
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
+    let address = listener.local_addr()?;
     let app = build_server(verity, listener)?;
-    eprintln!("verity listening on http://{bind} (POST /v1/query, GET /healthz, GET /readyz)");
+    eprintln!("verity listening on http://{address} (POST /v1/query, GET /healthz, GET /readyz)");
     app.run_until_stopped().await.context("HTTP server failed")
 }
 
 async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()> {
     match which {
-        BenchCommand::Ingest { paths, repeats, json } => {
+        BenchCommand::Ingest {
+            paths,
+            repeats,
+            json,
+        } => {
             anyhow::ensure!(!paths.is_empty(), "give the files or directories to ingest");
             let result = bench::bench_ingest(&settings, &paths, repeats.max(1)).await?;
             if json {
@@ -286,15 +313,28 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
             } else {
                 println!(
                     "{} files, {} chunks, {} tokens (median of {})\n  parse+chunk   {:>8.3}s\n  raw embedding {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  pipeline      {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  overhead over raw embedding: {:.1}%",
-                    result.files, result.chunks, result.tokens, result.repeats,
+                    result.files,
+                    result.chunks,
+                    result.tokens,
+                    result.repeats,
                     result.parse_and_chunk_seconds,
-                    result.raw_embedding.seconds, result.raw_embedding.chunks_per_s, result.raw_embedding.tokens_per_s,
-                    result.pipeline.seconds, result.pipeline.chunks_per_s, result.pipeline.tokens_per_s,
+                    result.raw_embedding.seconds,
+                    result.raw_embedding.chunks_per_s,
+                    result.raw_embedding.tokens_per_s,
+                    result.pipeline.seconds,
+                    result.pipeline.chunks_per_s,
+                    result.pipeline.tokens_per_s,
                     result.overhead_percent
                 );
             }
         }
-        BenchCommand::Query { url, collection, concurrency, requests, json } => {
+        BenchCommand::Query {
+            url,
+            collection,
+            concurrency,
+            requests,
+            json,
+        } => {
             let mut server = None;
             let base_url = match url {
                 Some(url) => url,
@@ -309,19 +349,31 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     url
                 }
             };
-            let rows = bench::bench_query(&base_url, collection.as_deref(), &concurrency, requests).await?;
+            let rows = bench::bench_query(&base_url, collection.as_deref(), &concurrency, requests)
+                .await?;
             if let Some(handle) = server {
                 handle.stop(true).await;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("concurrency  requests  errors  p50 ms  p99 ms  max ms  req/s  | server p50: embed  search  other | server p99 total");
+                println!(
+                    "concurrency  requests  errors  p50 ms  p99 ms  max ms  req/s  | server p50: embed  search  other | server p99 total"
+                );
                 for r in rows {
                     println!(
                         "{:>11}  {:>8}  {:>6}  {:>6.2}  {:>6.2}  {:>6.2}  {:>5.0}  |             {:>5.2}  {:>6.2}  {:>5.2} | {:>6.2}",
-                        r.concurrency, r.requests, r.errors, r.p50_ms, r.p99_ms, r.max_ms, r.requests_per_s,
-                        r.server_embed_p50_ms, r.server_search_p50_ms, r.server_other_p50_ms, r.server_total_p99_ms
+                        r.concurrency,
+                        r.requests,
+                        r.errors,
+                        r.p50_ms,
+                        r.p99_ms,
+                        r.max_ms,
+                        r.requests_per_s,
+                        r.server_embed_p50_ms,
+                        r.server_search_p50_ms,
+                        r.server_other_p50_ms,
+                        r.server_total_p99_ms
                     );
                 }
             }
@@ -332,15 +384,30 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
 
 fn print_eval(report: &eval::EvalReport) {
     println!(
-        "{} documents, {} chunks\nanswerable questions: {}\n  hit@1  {:.3}\n  hit@5  {:.3}\n  hit@10 {:.3}\n  MRR@10 {:.3}\nunanswerable questions: {}\nabstention (threshold {:.3}): {:.1}% of answerable, {:.1}% of unanswerable",
-        report.documents, report.chunks, report.answerable, report.hit_at_1, report.hit_at_5, report.hit_at_10,
-        report.mrr_at_10, report.unanswerable, report.abstain_below,
-        report.abstain_rate_answerable * 100.0, report.abstain_rate_unanswerable * 100.0
+        "{} documents, {} chunks\nanswerable questions: {}\n  hit@1  {:.3}\n  hit@5  {:.3}\n  hit@10 {:.3}\n  MRR@10 {:.3}\nunanswerable questions: {}\nabstention (similarity < {:.3} or word coverage < {:.2}): {:.1}% of answerable, {:.1}% of unanswerable",
+        report.documents,
+        report.chunks,
+        report.answerable,
+        report.hit_at_1,
+        report.hit_at_5,
+        report.hit_at_10,
+        report.mrr_at_10,
+        report.unanswerable,
+        report.abstain_below,
+        report.min_term_coverage,
+        report.abstain_rate_answerable * 100.0,
+        report.abstain_rate_unanswerable * 100.0
     );
     if let Some(rows) = &report.calibration {
-        println!("threshold  abstain(answerable)  abstain(unanswerable)");
+        println!("similarity<  coverage<  abstain(answerable)  abstain(unanswerable)");
         for row in rows {
-            println!("{:>9.4}  {:>19.3}  {:>21.3}", row.threshold, row.abstain_rate_answerable, row.abstain_rate_unanswerable);
+            println!(
+                "{:>11.3}  {:>9.2}  {:>19.3}  {:>21.3}",
+                row.abstain_below,
+                row.min_term_coverage,
+                row.abstain_rate_answerable,
+                row.abstain_rate_unanswerable
+            );
         }
     }
 }

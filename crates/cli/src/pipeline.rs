@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
-use verity_core::{Chunk, IndexedChunk, ParsedDocument, VerityError, VerityResult, document_id, validate_collection_name};
+use verity_core::{
+    Chunk, IndexedChunk, ParsedDocument, VerityError, VerityResult, document_id,
+    validate_collection_name,
+};
 use verity_ingest::{collect_files, content_hash, detect_format, embedding_text, parse_bytes};
 use verity_store::DocumentRecord;
 
@@ -106,7 +109,10 @@ impl Verity {
 
         let mut batch = Batch::default();
         for file in &files {
-            match self.read_if_changed(collection, &file.path, &file.source).await? {
+            match self
+                .read_if_changed(collection, &file.path, &file.source)
+                .await?
+            {
                 Ok(Some(document)) => self.stage(collection, document, &mut batch).await?,
                 Ok(None) => {
                     report.documents_unchanged += 1;
@@ -118,10 +124,12 @@ impl Verity {
                 }
             }
             if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
-                self.flush(collection, &mut batch, &mut report, progress).await?;
+                self.flush(collection, &mut batch, &mut report, progress)
+                    .await?;
             }
         }
-        self.flush(collection, &mut batch, &mut report, progress).await?;
+        self.flush(collection, &mut batch, &mut report, progress)
+            .await?;
 
         if prune {
             self.prune(collection, &mut report, progress).await?;
@@ -148,10 +156,12 @@ impl Verity {
             }
             self.stage(collection, document, &mut batch).await?;
             if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
-                self.flush(collection, &mut batch, &mut report, &Quiet).await?;
+                self.flush(collection, &mut batch, &mut report, &Quiet)
+                    .await?;
             }
         }
-        self.flush(collection, &mut batch, &mut report, &Quiet).await?;
+        self.flush(collection, &mut batch, &mut report, &Quiet)
+            .await?;
         self.index.optimize().await?;
         Ok(report)
     }
@@ -171,7 +181,9 @@ impl Verity {
             .store
             .document_state(document_id)
             .await?
-            .is_some_and(|s| s.active && s.content_hash == hash && s.pipeline == self.pipeline_fingerprint()))
+            .is_some_and(|s| {
+                s.active && s.content_hash == hash && s.pipeline == self.pipeline_fingerprint()
+            }))
     }
 
     /// Reads a file. `Ok(Ok(None))`: unchanged since the last ingest; `Ok(Err(reason))`: the
@@ -191,7 +203,10 @@ impl Verity {
             Err(e) => return Ok(Err(format!("cannot read file: {e}"))),
         };
         let hash = content_hash(&bytes);
-        if self.is_unchanged(&document_id(collection, source), &hash).await? {
+        if self
+            .is_unchanged(&document_id(collection, source), &hash)
+            .await?
+        {
             return Ok(Ok(None));
         }
         let fallback_title = path
@@ -209,7 +224,12 @@ impl Verity {
             .map_err(|e| e.to_string()))
     }
 
-    async fn stage(&self, collection: &str, document: SourceDocument, batch: &mut Batch) -> VerityResult<()> {
+    async fn stage(
+        &self,
+        collection: &str,
+        document: SourceDocument,
+        batch: &mut Batch,
+    ) -> VerityResult<()> {
         let id = document_id(collection, &document.source);
         let is_update = self.store.document_state(&id).await?.is_some();
         let chunks = self.chunker.chunk(&id, &document.parsed);
@@ -266,7 +286,11 @@ impl Verity {
 
         let mut vectors = vectors.into_iter();
         for document in documents {
-            let Pending { record, chunks, is_update } = document;
+            let Pending {
+                record,
+                chunks,
+                is_update,
+            } = document;
             self.store.write_document(&record, &chunks).await?;
             let keep: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
             let indexed: Vec<IndexedChunk> = chunks
@@ -299,7 +323,12 @@ impl Verity {
 
     /// Removes the collection's documents whose files no longer exist. Index first: a crash
     /// in between leaves a document the next prune removes, never a chunk without a document.
-    async fn prune(&self, collection: &str, report: &mut IngestReport, progress: &dyn IngestProgress) -> VerityResult<()> {
+    async fn prune(
+        &self,
+        collection: &str,
+        report: &mut IngestReport,
+        progress: &dyn IngestProgress,
+    ) -> VerityResult<()> {
         for document in self.store.documents_in_collection(collection).await? {
             if Path::new(&document.source).exists() {
                 continue;

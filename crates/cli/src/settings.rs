@@ -48,6 +48,7 @@ pub struct QuerySettings {
     pub max_top_k: u32,
     pub max_question_chars: usize,
     pub abstain_below: f32,
+    pub min_term_coverage: f32,
     pub max_sentences: usize,
 }
 
@@ -67,7 +68,11 @@ impl Settings {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(file) = file {
-            anyhow::ensure!(file.is_file(), "settings file {} does not exist", file.display());
+            anyhow::ensure!(
+                file.is_file(),
+                "settings file {} does not exist",
+                file.display()
+            );
             builder = builder.add_source(File::from(file).required(true));
         }
         builder = builder
@@ -77,7 +82,10 @@ impl Settings {
                     .separator("__")
                     .try_parsing(true),
             )
-            .set_override_option("data_dir", overrides.data_dir.as_ref().map(|p| p.display().to_string()))?
+            .set_override_option(
+                "data_dir",
+                overrides.data_dir.as_ref().map(|p| p.display().to_string()),
+            )?
             .set_override_option("server.bind", overrides.bind.clone())?;
         let settings: Settings = builder
             .build()
@@ -96,14 +104,20 @@ impl Settings {
             "query.top_k must be between 1 and query.max_top_k ({})",
             self.query.max_top_k
         );
-        anyhow::ensure!(self.chunking.max_tokens >= 16, "chunking.max_tokens must be at least 16");
+        anyhow::ensure!(
+            self.chunking.max_tokens >= 16,
+            "chunking.max_tokens must be at least 16"
+        );
         anyhow::ensure!(
             self.chunking.max_tokens < self.embed.max_length,
             "chunking.max_tokens ({}) must be below embed.max_length ({})",
             self.chunking.max_tokens,
             self.embed.max_length
         );
-        anyhow::ensure!(self.query.max_question_chars > 0, "query.max_question_chars must be positive");
+        anyhow::ensure!(
+            self.query.max_question_chars > 0,
+            "query.max_question_chars must be positive"
+        );
         Ok(())
     }
 

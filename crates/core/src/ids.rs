@@ -7,7 +7,11 @@ const VERITY_NAMESPACE: Uuid = Uuid::from_u128(0x5b1c_2a4e_9f0d_4c7b_8e3a_61d2_7
 /// The id of a document: stable for a (collection, source) pair, so re-ingesting a file finds
 /// the document it produced before.
 pub fn document_id(collection: &str, source: &str) -> String {
-    Uuid::new_v5(&VERITY_NAMESPACE, format!("doc\0{collection}\0{source}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &VERITY_NAMESPACE,
+        format!("doc\0{collection}\0{source}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// The id of a chunk, which is also its point id in the vector index. It depends on the

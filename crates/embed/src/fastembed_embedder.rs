@@ -78,11 +78,16 @@ impl FastEmbedder {
         if config.threads > 0 {
             options = options.with_intra_threads(config.threads);
         }
-        let mut embedding = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|e| VerityError::Config(format!("cannot load embedding model {}: {e}", dir.display())))?;
-        let probe = embedding
-            .embed(["dimension probe"], None)
-            .map_err(|e| VerityError::Config(format!("embedding model {} fails: {e}", dir.display())))?;
+        let mut embedding =
+            TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+                VerityError::Config(format!(
+                    "cannot load embedding model {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        let probe = embedding.embed(["dimension probe"], None).map_err(|e| {
+            VerityError::Config(format!("embedding model {} fails: {e}", dir.display()))
+        })?;
         let dimension = probe.first().map(Vec::len).unwrap_or_default();
         let name = dir
             .file_name()

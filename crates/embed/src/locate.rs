@@ -24,7 +24,8 @@ pub fn repo_root_candidates() -> Vec<PathBuf> {
 /// `<data_dir>/models/all-MiniLM-L6-v2-onnx`, else `../shared/models/all-MiniLM-L6-v2-onnx`
 /// next to the repository.
 pub fn find_model_dir(explicit: Option<&Path>, data_dir: &Path) -> VerityResult<PathBuf> {
-    let is_model = |dir: &Path| dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file();
+    let is_model =
+        |dir: &Path| dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file();
     if let Some(dir) = explicit {
         return if is_model(dir) {
             Ok(dir.to_path_buf())

@@ -62,12 +62,18 @@ impl From<VerityError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
                     .with_details(json!({(*what): name}))
             }
-            VerityError::Unavailable { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", err.to_string())
-            }
+            VerityError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                err.to_string(),
+            ),
             VerityError::Config(_) => {
                 tracing::error!(error = %err, "configuration problem while serving a request");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", err.to_string())
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_configured",
+                    err.to_string(),
+                )
             }
             VerityError::Internal { .. } => {
                 tracing::error!(error = %err, "internal error while serving a request");

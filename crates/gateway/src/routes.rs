@@ -92,7 +92,11 @@ async fn healthz() -> HttpResponse {
 async fn readyz(service: web::Data<dyn AnswerService>) -> Result<HttpResponse, ApiError> {
     match service.readiness().await {
         Readiness::Ready => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
-        Readiness::NotReady(why) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why)),
+        Readiness::NotReady(why) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            why,
+        )),
     }
 }
 
@@ -100,7 +104,11 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
-        format!("no route {} {}; see the README for the API", request.method(), request.path()),
+        format!(
+            "no route {} {}; see the README for the API",
+            request.method(),
+            request.path()
+        ),
     ))
 }
 

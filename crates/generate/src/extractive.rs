@@ -4,17 +4,22 @@ use unicode_segmentation::UnicodeSegmentation;
 use verity_core::{Answer, Citation, Grounding, GroundingStatus, RetrievedChunk};
 
 use crate::language::{Language, detect_language};
-use crate::terms::content_terms;
+use crate::terms::{content_terms, term_coverage};
 
 /// Below this cosine similarity between the question and the best passage, Verity abstains.
 /// Calibrated on `../shared/data/squad/dev.json` with `verity eval squad` (see the README).
-pub const DEFAULT_ABSTAIN_BELOW: f32 = 0.35;
+pub const DEFAULT_ABSTAIN_BELOW: f32 = 0.30;
+/// Abstain when fewer than this share of the question's content words (stemmed, accents
+/// folded) appear in the retrieved passages. Needed beside the similarity threshold because an
+/// English-only embedding model finds any two texts in the same other language fairly similar.
+pub const DEFAULT_MIN_TERM_COVERAGE: f32 = 0.5;
 /// An extractive answer quotes at most this many sentences.
 pub const DEFAULT_MAX_SENTENCES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExtractiveConfig {
     pub abstain_below: f32,
+    pub min_term_coverage: f32,
     pub max_sentences: usize,
 }
 
@@ -22,6 +27,7 @@ impl Default for ExtractiveConfig {
     fn default() -> Self {
         Self {
             abstain_below: DEFAULT_ABSTAIN_BELOW,
+            min_term_coverage: DEFAULT_MIN_TERM_COVERAGE,
             max_sentences: DEFAULT_MAX_SENTENCES,
         }
     }
@@ -50,27 +56,39 @@ impl ExtractiveAnswerer {
         self.config
     }
 
-    /// Whether the evidence is too weak to answer from: no passage, or the best passage's
-    /// similarity under the threshold.
-    pub fn should_abstain(&self, passages: &[RetrievedChunk]) -> bool {
-        passages
-            .first()
-            .is_none_or(|best| best.score < self.config.abstain_below)
+    /// Why the evidence is too weak to answer from, if it is: no passage, the best passage's
+    /// similarity under the threshold, or too few of the question's words in the passages.
+    pub fn abstention_reason(&self, question: &str, passages: &[RetrievedChunk]) -> Option<String> {
+        let Some(best) = passages.first() else {
+            return Some("no passage in this collection".to_string());
+        };
+        if best.score < self.config.abstain_below {
+            return Some(format!(
+                "best passage similarity {:.3} is below the threshold {:.3}",
+                best.score, self.config.abstain_below
+            ));
+        }
+        let coverage = term_coverage(question, passages);
+        if coverage < self.config.min_term_coverage {
+            return Some(format!(
+                "only {:.0}% of the question's words appear in the passages (at least {:.0}% needed)",
+                coverage * 100.0,
+                self.config.min_term_coverage * 100.0
+            ));
+        }
+        None
     }
 
     /// Answers `question` from `passages` (best first). Every passage is listed as a citation,
     /// numbered from 1 in the order given.
     pub fn answer(&self, question: &str, passages: &[RetrievedChunk]) -> Answer {
-        let citations: Vec<Citation> = passages.iter().enumerate().map(|(i, p)| citation(i, p)).collect();
+        let citations: Vec<Citation> = passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| citation(i, p))
+            .collect();
         let language = detect_language(question);
-        if self.should_abstain(passages) {
-            let reason = match passages.first() {
-                None => "no passage in this collection".to_string(),
-                Some(best) => format!(
-                    "best passage similarity {:.3} is below the threshold {:.3}",
-                    best.score, self.config.abstain_below
-                ),
-            };
+        if let Some(reason) = self.abstention_reason(question, passages) {
             return Answer {
                 answer: abstention_message(language, !passages.is_empty()).to_string(),
                 citations,
@@ -97,7 +115,10 @@ impl ExtractiveAnswerer {
             citations,
             grounding: Grounding {
                 status: GroundingStatus::Grounded,
-                reason: Some(format!("every sentence is quoted from passage {}", cited.join(", "))),
+                reason: Some(format!(
+                    "every sentence is quoted from passage {}",
+                    cited.join(", ")
+                )),
             },
         }
     }
@@ -123,7 +144,12 @@ impl ExtractiveAnswerer {
                 } else {
                     matched as f32 / question_terms.len() as f32
                 };
-                Candidate { passage, position, text, coverage }
+                Candidate {
+                    passage,
+                    position,
+                    text,
+                    coverage,
+                }
             })
             .collect();
 
@@ -140,7 +166,10 @@ impl ExtractiveAnswerer {
             // dense model judged closest.
             candidates.retain(|c| c.passage == 0);
             candidates.sort_by_key(|c| c.position);
-            candidates.into_iter().take(self.config.max_sentences.min(2)).collect()
+            candidates
+                .into_iter()
+                .take(self.config.max_sentences.min(2))
+                .collect()
         } else {
             let mut seen = HashSet::new();
             candidates
@@ -175,38 +204,73 @@ fn abstention_message(language: Language, has_passages: bool) -> &'static str {
         (Language::English, true) => {
             "No supporting passage was found in the documents for this question. The nearest passages are listed, but none of them answers it."
         }
-        (Language::English, false) => "No supporting passage was found: this collection holds no documents yet.",
+        (Language::English, false) => {
+            "No supporting passage was found: this collection holds no documents yet."
+        }
         (Language::Spanish, true) => {
             "No se encontró ningún pasaje en los documentos que respalde una respuesta a esta pregunta. Se listan los pasajes más cercanos, pero ninguno la responde."
         }
-        (Language::Spanish, false) => "No se encontró ningún pasaje: esta colección aún no tiene documentos.",
+        (Language::Spanish, false) => {
+            "No se encontró ningún pasaje: esta colección aún no tiene documentos."
+        }
         (Language::Portuguese, true) => {
             "Nenhum trecho dos documentos sustenta uma resposta a esta pergunta. Os trechos mais próximos estão listados, mas nenhum a responde."
         }
-        (Language::Portuguese, false) => "Nenhum trecho encontrado: esta coleção ainda não tem documentos.",
+        (Language::Portuguese, false) => {
+            "Nenhum trecho encontrado: esta coleção ainda não tem documentos."
+        }
     }
 }
 
-/// The sentences of a passage, as plain text: lines are split into sentences; headings, table
-/// rule lines and bare list markers are left out; Markdown emphasis and list markers are
-/// removed.
+/// The quotable units of a passage, as plain text: sentences, and a line that introduces a
+/// list ("Your password must:") joined with its items, which only make sense together.
+/// Headings, table rules and bare markers are left out; Markdown emphasis is removed.
 fn sentences(passage: &str) -> Vec<String> {
-    passage
+    let lines: Vec<&str> = passage
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#') && !is_rule(line))
-        .flat_map(|line| {
-            let line = strip_list_marker(line);
-            line.split_sentence_bounds()
+        .collect();
+    let mut units = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let list_follows = lines.get(i + 1).is_some_and(|next| is_list_item(next));
+        if line.ends_with(':') && list_follows {
+            let items: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| is_list_item(l))
+                .take(MAX_LIST_ITEMS)
+                .map(|l| strip_list_marker(l).trim_end_matches([';', '.', ',']))
+                .collect();
+            i += 1 + items.len();
+            units.push(clean_markup(&format!("{line} {}.", items.join("; "))));
+            continue;
+        }
+        units.extend(
+            strip_list_marker(line)
+                .split_sentence_bounds()
                 .map(|s| clean_markup(s.trim()))
-                .filter(|s| s.chars().any(char::is_alphanumeric))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+                .filter(|s| s.chars().any(char::is_alphanumeric)),
+        );
+        i += 1;
+    }
+    units
+}
+
+/// A list introduction is quoted with at most this many of its items.
+const MAX_LIST_ITEMS: usize = 8;
+
+fn is_list_item(line: &str) -> bool {
+    line.starts_with("- ") || line.starts_with("* ") || line.starts_with("+ ") || {
+        let digits = line.chars().take_while(char::is_ascii_digit).count();
+        digits > 0 && line[digits..].starts_with(". ")
+    }
 }
 
 fn is_rule(line: &str) -> bool {
-    line.chars().all(|c| matches!(c, '-' | '|' | ':' | ' ' | '=' | '*' | '_'))
+    line.chars()
+        .all(|c| matches!(c, '-' | '|' | ':' | ' ' | '=' | '*' | '_'))
 }
 
 fn strip_list_marker(line: &str) -> &str {
@@ -220,7 +284,10 @@ fn strip_list_marker(line: &str) -> &str {
 }
 
 fn clean_markup(sentence: &str) -> String {
-    sentence.replace("**", "").replace("__", "").replace('`', "")
+    sentence
+        .replace("**", "")
+        .replace("__", "")
+        .replace('`', "")
 }
 
 #[cfg(test)]
@@ -246,12 +313,24 @@ mod tests {
     fn answers_quote_the_best_matching_sentence_with_its_citation() {
         let answerer = ExtractiveAnswerer::default();
         let passages = [
-            passage("## Annual leave\n\nEmployees receive **20 working days** of annual leave. Requests go through Kallpa.", 0.7),
+            passage(
+                "## Annual leave\n\nEmployees receive **20 working days** of annual leave. Requests go through Kallpa.",
+                0.7,
+            ),
             passage("Sick leave needs a certificate.", 0.5),
         ];
-        let answer = answerer.answer("How many days of annual leave do employees receive?", &passages);
+        let answer = answerer.answer(
+            "How many days of annual leave do employees receive?",
+            &passages,
+        );
         assert_eq!(answer.grounding.status, GroundingStatus::Grounded);
-        assert!(answer.answer.starts_with("Employees receive 20 working days of annual leave. [1]"), "{}", answer.answer);
+        assert!(
+            answer
+                .answer
+                .starts_with("Employees receive 20 working days of annual leave. [1]"),
+            "{}",
+            answer.answer
+        );
         assert!(!answer.answer.contains("Sick"));
         assert_eq!(answer.citations.len(), 2);
         assert_eq!(answer.citations[0].id, 1);
@@ -261,11 +340,43 @@ mod tests {
     fn weak_evidence_abstains_and_still_lists_the_nearest_passages() {
         let answerer = ExtractiveAnswerer::default();
         let passages = [passage("Sick leave needs a certificate.", 0.1)];
-        let answer = answerer.answer("Who won the 1998 World Cup?", &passages);
+        let answer = answerer.answer("How many days of sick leave?", &passages);
         assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
         assert!(answer.answer.starts_with("No supporting passage was found"));
         assert!(!answer.answer.contains('['));
         assert_eq!(answer.citations.len(), 1);
+    }
+
+    #[test]
+    fn a_list_is_quoted_with_its_introduction() {
+        let units = sentences(
+            "## Rules\n\nYour password must:\n\n- be at least **14** characters long;\n- not contain your name.\n\nPassphrases help.",
+        );
+        assert_eq!(
+            units,
+            [
+                "Your password must: be at least 14 characters long; not contain your name.",
+                "Passphrases help."
+            ]
+        );
+    }
+
+    #[test]
+    fn passages_that_share_too_few_question_words_are_not_an_answer() {
+        let answerer = ExtractiveAnswerer::default();
+        let passages = [passage(
+            "El aguinaldo de Fiestas Patrias se paga en septiembre.",
+            0.6,
+        )];
+        let answer = answerer.answer("¿Quién ganó el mundial de fútbol de 1998?", &passages);
+        assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
+        assert!(
+            answer
+                .grounding
+                .reason
+                .unwrap()
+                .contains("question's words")
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ pub enum Language {
 
 const SPANISH: &[&str] = &[
     "el", "la", "los", "las", "que", "de", "del", "y", "en", "un", "una", "es", "por", "para",
-    "cuántos", "cuántas", "cuánto", "cuándo", "cómo", "qué", "dónde", "quién", "puedo", "mi",
-    "se", "con", "al", "hay", "son", "cuál",
+    "cuántos", "cuántas", "cuánto", "cuándo", "cómo", "qué", "dónde", "quién", "puedo", "mi", "se",
+    "con", "al", "hay", "son", "cuál",
 ];
 const PORTUGUESE: &[&str] = &[
     "o", "os", "as", "que", "de", "do", "da", "dos", "das", "e", "em", "no", "na", "um", "uma",
@@ -32,7 +32,9 @@ pub fn detect_language(text: &str) -> Language {
     let score = |list: &[&str]| words.iter().filter(|w| list.contains(&w.as_str())).count();
     let (en, es, pt) = (score(ENGLISH), score(SPANISH), score(PORTUGUESE));
     let spanish_marks = text.contains('¿') || text.contains('ñ');
-    let portuguese_marks = ["ção", "ções", "ã", "õ", "ê"].iter().any(|m| text.contains(m));
+    let portuguese_marks = ["ção", "ções", "ã", "õ", "ê"]
+        .iter()
+        .any(|m| text.contains(m));
     if (es > en && es >= pt && !portuguese_marks) || (spanish_marks && es >= en) {
         Language::Spanish
     } else if pt > en || (portuguese_marks && pt >= en) {
@@ -48,10 +50,25 @@ mod tests {
 
     #[test]
     fn questions_are_recognised_in_the_three_languages() {
-        assert_eq!(detect_language("How many vacation days do I get?"), Language::English);
-        assert_eq!(detect_language("¿Cuántos días de vacaciones tengo?"), Language::Spanish);
-        assert_eq!(detect_language("Quantos dias de férias eu tenho?"), Language::Portuguese);
-        assert_eq!(detect_language("Como funciona o vale-refeição?"), Language::Portuguese);
-        assert_eq!(detect_language("¿Cómo se pide la vacación?"), Language::Spanish);
+        assert_eq!(
+            detect_language("How many vacation days do I get?"),
+            Language::English
+        );
+        assert_eq!(
+            detect_language("¿Cuántos días de vacaciones tengo?"),
+            Language::Spanish
+        );
+        assert_eq!(
+            detect_language("Quantos dias de férias eu tenho?"),
+            Language::Portuguese
+        );
+        assert_eq!(
+            detect_language("Como funciona o vale-refeição?"),
+            Language::Portuguese
+        );
+        assert_eq!(
+            detect_language("¿Cómo se pide la vacación?"),
+            Language::Spanish
+        );
     }
 }

@@ -6,21 +6,21 @@ use std::collections::HashSet;
 
 const STOP_WORDS: &[&str] = &[
     // English
-    "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "for", "from", "by", "with",
-    "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had",
-    "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "that", "this",
-    "these", "those", "it", "its", "as", "can", "could", "should", "would", "will", "may", "i",
-    "my", "me", "we", "our", "you", "your", "they", "their", "he", "she", "his", "her", "there",
-    "if", "than", "then", "into", "about", "many", "much", "any", "some", "not", "no", "get",
-    // Spanish
-    "el", "la", "los", "las", "lo", "un", "una", "unos", "unas", "de", "del", "y", "o", "en",
-    "por", "para", "con", "sin", "que", "es", "son", "se", "su", "sus", "al", "como", "cual",
-    "cuales", "cuanto", "cuantos", "cuanta", "cuantas", "cuando", "donde", "quien", "quienes",
-    "mi", "mis", "tengo", "hay", "puedo", "debo", "le", "les", "me", "nos", "este", "esta",
-    // Portuguese
+    "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "for", "from", "by", "with", "is",
+    "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had", "what",
+    "which", "who", "whom", "whose", "when", "where", "why", "how", "that", "this", "these",
+    "those", "it", "its", "as", "can", "could", "should", "would", "will", "may", "i", "my", "me",
+    "we", "our", "you", "your", "they", "their", "he", "she", "his", "her", "there", "if", "than",
+    "then", "into", "about", "many", "much", "any", "some", "not", "no", "get", "must", "need",
+    "needs", "there", "long", // Spanish
+    "el", "la", "los", "las", "lo", "un", "una", "unos", "unas", "de", "del", "y", "o", "en", "por",
+    "para", "con", "sin", "que", "es", "son", "se", "su", "sus", "al", "como", "cual", "cuales",
+    "cuanto", "cuantos", "cuanta", "cuantas", "cuando", "donde", "quien", "quienes", "mi", "mis",
+    "tengo", "hay", "puedo", "debo", "le", "les", "me", "nos", "este", "esta", "tiene", "tienen",
+    "puede", "pueden", "debe", "deben", "ser", "hace", "cada", "muy", // Portuguese
     "o", "os", "as", "um", "uma", "do", "da", "dos", "das", "no", "na", "nos", "nas", "e", "em",
-    "ao", "aos", "meu", "minha", "quantos", "quantas", "quanto", "quando", "onde", "quem",
-    "qual", "quais", "posso", "devo", "eu", "seu", "sua", "ha", "nao",
+    "ao", "aos", "meu", "minha", "quantos", "quantas", "quanto", "quando", "onde", "quem", "qual",
+    "quais", "posso", "devo", "eu", "seu", "sua", "ha", "nao",
 ];
 
 /// Folds the accents of Latin letters (á → a, ç → c, ñ → n).
@@ -44,12 +44,35 @@ fn stem(word: &str) -> String {
     word.chars().take(6).collect()
 }
 
+/// The share of `question`'s content terms that appear in at least one of `passages`; 1.0
+/// for a question without content terms (nothing to check).
+pub fn term_coverage(question: &str, passages: &[verity_core::RetrievedChunk]) -> f32 {
+    let wanted = content_terms(question);
+    if wanted.is_empty() {
+        return 1.0;
+    }
+    let mut found: HashSet<String> = HashSet::new();
+    for passage in passages {
+        found.extend(content_terms(&passage.text));
+        found.extend(content_terms(&passage.title));
+    }
+    wanted.intersection(&found).count() as f32 / wanted.len() as f32
+}
+
 /// The set of stemmed content terms of `text`.
 pub fn content_terms(text: &str) -> HashSet<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| w.chars().flat_map(char::to_lowercase).map(fold).collect::<String>())
-        .filter(|w| !STOP_WORDS.contains(&w.as_str()) && (w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit())))
+        .map(|w| {
+            w.chars()
+                .flat_map(char::to_lowercase)
+                .map(fold)
+                .collect::<String>()
+        })
+        .filter(|w| {
+            !STOP_WORDS.contains(&w.as_str())
+                && (w.chars().count() > 1 || w.chars().all(|c| c.is_ascii_digit()))
+        })
         .map(|w| stem(&w))
         .collect()
 }

@@ -34,7 +34,9 @@ pub struct Chunker {
 
 impl std::fmt::Debug for Chunker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chunker").field("config", &self.config).finish()
+        f.debug_struct("Chunker")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -56,7 +58,9 @@ impl Chunker {
         tokenizer.with_padding(None);
         let capacity = config.max_tokens.max(1);
         Self {
-            markdown: MarkdownSplitter::new(ChunkConfig::new(capacity).with_sizer(tokenizer.clone())),
+            markdown: MarkdownSplitter::new(
+                ChunkConfig::new(capacity).with_sizer(tokenizer.clone()),
+            ),
             text: TextSplitter::new(ChunkConfig::new(capacity).with_sizer(tokenizer.clone())),
             tokenizer,
             config,
@@ -119,12 +123,18 @@ fn heading_path(document: &ParsedDocument, chunk_start: usize, chunk_text: &str)
         .iter()
         .take_while(|h| h.start <= chunk_start || h.start < opening_end)
     {
-        while stack.last().is_some_and(|(level, _)| *level >= heading.level) {
+        while stack
+            .last()
+            .is_some_and(|(level, _)| *level >= heading.level)
+        {
             stack.pop();
         }
         stack.push((heading.level, &heading.title));
     }
-    stack.into_iter().map(|(_, title)| title.to_string()).collect()
+    stack
+        .into_iter()
+        .map(|(_, title)| title.to_string())
+        .collect()
 }
 
 /// Characters taken by the heading lines (and blank lines) a chunk starts with.

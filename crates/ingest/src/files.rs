@@ -16,7 +16,10 @@ pub fn collect_files(paths: &[PathBuf]) -> (Vec<SourceFile>, Vec<(String, String
     let mut errors = Vec::new();
     for path in paths {
         if !path.exists() {
-            errors.push((path.display().to_string(), "no such file or directory".to_string()));
+            errors.push((
+                path.display().to_string(),
+                "no such file or directory".to_string(),
+            ));
             continue;
         }
         if path.is_file() {
@@ -55,6 +58,9 @@ fn push_file(path: &Path, files: &mut Vec<SourceFile>, errors: &mut Vec<(String,
             path: path.to_path_buf(),
             source: canonical.display().to_string(),
         }),
-        Err(err) => errors.push((path.display().to_string(), format!("cannot resolve path: {err}"))),
+        Err(err) => errors.push((
+            path.display().to_string(),
+            format!("cannot resolve path: {err}"),
+        )),
     }
 }

@@ -10,9 +10,29 @@ const SKIPPED: &[&str] = &[
 ];
 /// Elements that start a new block of text.
 const BLOCKS: &[&str] = &[
-    "p", "div", "section", "article", "main", "blockquote", "pre", "ul", "ol", "dl", "dt", "dd",
-    "table", "thead", "tbody", "tr", "figure", "figcaption", "address", "details", "summary",
-    "hr", "body",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "blockquote",
+    "pre",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "figure",
+    "figcaption",
+    "address",
+    "details",
+    "summary",
+    "hr",
+    "body",
 ];
 /// Nesting deeper than this is not followed: hostile pages cannot exhaust the stack.
 const MAX_DEPTH: usize = 200;
@@ -27,7 +47,10 @@ pub fn html_to_text(raw: &str) -> ExtractedHtml {
     let title = select_text(&html, "title");
     let root = ["main", "[role=main]", "article", "body"]
         .iter()
-        .find_map(|s| html.select(&Selector::parse(s).expect("static selector")).next());
+        .find_map(|s| {
+            html.select(&Selector::parse(s).expect("static selector"))
+                .next()
+        });
     let mut out = TextBuilder::default();
     match root {
         Some(root) => walk(root, &mut out, 0),
@@ -112,7 +135,8 @@ impl TextBuilder {
         let starts_with_space = text.starts_with(char::is_whitespace);
         let collapsed = collapse_whitespace(text);
         if collapsed.is_empty() {
-            if !text.is_empty() && !self.current.is_empty() && !self.current.ends_with([' ', '\n']) {
+            if !text.is_empty() && !self.current.is_empty() && !self.current.ends_with([' ', '\n'])
+            {
                 self.current.push(' ');
             }
             return;
@@ -174,8 +198,14 @@ mod tests {
         let extracted = html_to_text(PAGE);
         assert_eq!(extracted.title.as_deref(), Some("Parking | Intranet"));
         let text = extracted.text;
-        assert!(text.starts_with("# Parking\n\nVisitors park on level -2. Bays are free."), "{text}");
-        assert!(text.contains("- Bikes: level -1\n\n- Cars: level -2"), "{text}");
+        assert!(
+            text.starts_with("# Parking\n\nVisitors park on level -2. Bays are free."),
+            "{text}"
+        );
+        assert!(
+            text.contains("- Bikes: level -1\n\n- Cars: level -2"),
+            "{text}"
+        );
         assert!(text.contains("Zone | Hours"), "{text}");
         for absent in ["Home", "Intranet\n", "©", "tracking", "banner"] {
             assert!(!text.contains(absent), "{absent:?} leaked into {text}");
@@ -184,7 +214,11 @@ mod tests {
 
     #[test]
     fn deeply_nested_pages_do_not_exhaust_the_stack() {
-        let page = format!("<body>{}deep{}</body>", "<div>".repeat(5000), "</div>".repeat(5000));
+        let page = format!(
+            "<body>{}deep{}</body>",
+            "<div>".repeat(5000),
+            "</div>".repeat(5000)
+        );
         let text = html_to_text(&page).text;
         assert!(!text.contains("deep"));
     }

@@ -135,7 +135,8 @@ mod tests {
     #[test]
     fn markdown_title_and_headings_are_found_outside_code_fences() {
         let doc = parse_bytes(
-            "# Leave policy\n\nIntro.\n\n```\n# not a heading\n```\n\n## Annual leave\n\nText.".as_bytes(),
+            "# Leave policy\n\nIntro.\n\n```\n# not a heading\n```\n\n## Annual leave\n\nText."
+                .as_bytes(),
             DocumentFormat::Markdown,
             "fallback",
         )
@@ -166,7 +167,10 @@ mod tests {
             detect_format(Path::new("a.pdf")),
             Err(IngestError::Unsupported(e)) if e == ".pdf"
         ));
-        assert_eq!(detect_format(Path::new("A.MD")), Ok(DocumentFormat::Markdown));
+        assert_eq!(
+            detect_format(Path::new("A.MD")),
+            Ok(DocumentFormat::Markdown)
+        );
     }
 
     #[test]

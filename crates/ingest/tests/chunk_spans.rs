@@ -54,7 +54,10 @@ fn block() -> impl Strategy<Value = String> {
 }
 
 fn document() -> impl Strategy<Value = String> {
-    (prop::collection::vec(block(), 1..25), prop_oneof![Just("\n\n"), Just("\r\n\r\n"), Just("\n \n\n")])
+    (
+        prop::collection::vec(block(), 1..25),
+        prop_oneof![Just("\n\n"), Just("\r\n\r\n"), Just("\n \n\n")],
+    )
         .prop_map(|(blocks, sep)| blocks.join(sep))
 }
 
@@ -93,8 +96,14 @@ fn chunks_respect_the_token_budget_and_carry_heading_paths() {
     for chunk in &chunks {
         assert!(chunk.token_count <= 60, "{} tokens", chunk.token_count);
     }
-    let sick = chunks.iter().find(|c| c.text.contains("medical certificate")).unwrap();
+    let sick = chunks
+        .iter()
+        .find(|c| c.text.contains("medical certificate"))
+        .unwrap();
     assert_eq!(sick.heading_path, ["Leave", "Sick leave"]);
-    let annual = chunks.iter().find(|c| c.text.contains("twenty working days")).unwrap();
+    let annual = chunks
+        .iter()
+        .find(|c| c.text.contains("twenty working days"))
+        .unwrap();
     assert_eq!(annual.heading_path, ["Leave", "Annual leave"]);
 }

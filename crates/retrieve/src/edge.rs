@@ -113,16 +113,20 @@ impl EdgeIndex {
         } else {
             Err(VerityError::internal(
                 "vector index",
-                format!("vector of dimension {} given to an index of dimension {}", vector.len(), self.dimension),
+                format!(
+                    "vector of dimension {} given to an index of dimension {}",
+                    vector.len(),
+                    self.dimension
+                ),
             ))
         }
     }
 }
 
 fn json_path(field: &str) -> VerityResult<qdrant_edge::JsonPath> {
-    field
-        .try_into()
-        .map_err(|_| VerityError::internal("vector index", format!("invalid payload field {field:?}")))
+    field.try_into().map_err(|_| {
+        VerityError::internal("vector index", format!("invalid payload field {field:?}"))
+    })
 }
 
 fn keyword(field: &str, value: impl Into<Match>) -> VerityResult<Condition> {
@@ -133,13 +137,19 @@ fn keyword(field: &str, value: impl Into<Match>) -> VerityResult<Condition> {
 }
 
 fn point_id(chunk_id: &str) -> VerityResult<PointId> {
-    Uuid::parse_str(chunk_id)
-        .map(PointId::Uuid)
-        .map_err(|e| VerityError::internal("vector index", format!("chunk id {chunk_id:?} is not a UUID: {e}")))
+    Uuid::parse_str(chunk_id).map(PointId::Uuid).map_err(|e| {
+        VerityError::internal(
+            "vector index",
+            format!("chunk id {chunk_id:?} is not a UUID: {e}"),
+        )
+    })
 }
 
 fn access_filter(filter: &SearchFilter) -> VerityResult<Filter> {
-    Ok(Filter::new_must(keyword("collection", filter.collections.clone())?))
+    Ok(Filter::new_must(keyword(
+        "collection",
+        filter.collections.clone(),
+    )?))
 }
 
 fn payload_of(chunk: &IndexedChunk) -> Value {
@@ -161,7 +171,13 @@ fn retrieved_from(point: ScoredPoint) -> VerityResult<RetrievedChunk> {
         .payload
         .ok_or_else(|| VerityError::internal("vector index", "point without payload"))?
         .0;
-    let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |key: &str| {
+        payload
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let number = |key: &str| payload.get(key).and_then(Value::as_u64).unwrap_or_default() as usize;
     Ok(RetrievedChunk {
         chunk_id: text("chunk_id"),
@@ -175,7 +191,11 @@ fn retrieved_from(point: ScoredPoint) -> VerityResult<RetrievedChunk> {
         heading_path: payload
             .get("heading_path")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         score: point.score,
     })
@@ -191,27 +211,39 @@ impl VectorIndex for EdgeIndex {
         for chunk in chunks {
             self.check_dimension(&chunk.vector)?;
             let vectors = Vectors::from(vec![(DENSE_VECTOR, chunk.vector.clone())]);
-            points.push(PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload_of(chunk)).into());
+            points.push(
+                PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload_of(chunk)).into(),
+            );
         }
         self.shard
-            .update(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
-                PointInsertOperations::PointsList(points),
-            )))
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+            ))
             .map_err(index_error)
     }
 
     async fn delete_document_chunks(&self, document_id: &str, keep: &[String]) -> VerityResult<()> {
         let mut filter = Filter::new_must(keyword("document_id", document_id.to_string())?);
         if !keep.is_empty() {
-            let keep: HasIdCondition = keep.iter().map(|id| point_id(id)).collect::<VerityResult<_>>()?;
+            let keep: HasIdCondition = keep
+                .iter()
+                .map(|id| point_id(id))
+                .collect::<VerityResult<_>>()?;
             filter.must_not = Some(vec![Condition::HasId(keep)]);
         }
         self.shard
-            .update(UpdateOperation::PointOperation(PointOperations::DeletePointsByFilter(filter)))
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(filter),
+            ))
             .map_err(index_error)
     }
 
-    async fn search(&self, vector: &[f32], filter: &SearchFilter, limit: usize) -> VerityResult<Vec<RetrievedChunk>> {
+    async fn search(
+        &self,
+        vector: &[f32],
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> VerityResult<Vec<RetrievedChunk>> {
         self.check_dimension(vector)?;
         if filter.collections.is_empty() || limit == 0 {
             return Ok(Vec::new());

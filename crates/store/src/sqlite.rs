@@ -53,8 +53,9 @@ impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
     pub async fn open_sqlite(path: &Path) -> VerityResult<Self> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| VerityError::Config(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                VerityError::Config(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -81,10 +82,9 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| VerityError::unavailable("metadata store", e))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| VerityError::unavailable("metadata store", format!("migration failed: {e}")))?;
+        MIGRATOR.run(&pool).await.map_err(|e| {
+            VerityError::unavailable("metadata store", format!("migration failed: {e}"))
+        })?;
         Ok(Self { pool })
     }
 
@@ -124,11 +124,13 @@ impl Store {
     }
 
     pub async fn document_state(&self, id: &str) -> VerityResult<Option<DocumentState>> {
-        let row = sqlx::query("SELECT content_hash, pipeline, version, status FROM documents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT content_hash, pipeline, version, status FROM documents WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(row.map(|row| DocumentState {
             content_hash: row.get("content_hash"),
             pipeline: row.get("pipeline"),
@@ -139,13 +141,18 @@ impl Store {
 
     /// Writes a document and replaces its chunks in one transaction, leaving it `indexing`.
     /// Returns the chunk ids it had before (so the caller can remove them from the index).
-    pub async fn write_document(&self, document: &DocumentRecord, chunks: &[Chunk]) -> VerityResult<Vec<String>> {
+    pub async fn write_document(
+        &self,
+        document: &DocumentRecord,
+        chunks: &[Chunk],
+    ) -> VerityResult<Vec<String>> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let previous: Vec<String> = sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = ?")
-            .bind(&document.id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let previous: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = ?")
+                .bind(&document.id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text)
              VALUES (?, ?, ?, ?, ?, ?, ?, 'indexing', ?)
@@ -204,12 +211,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn documents_in_collection(&self, collection: &str) -> VerityResult<Vec<StoredDocument>> {
-        let rows = sqlx::query("SELECT id, source, title, version FROM documents WHERE collection = ? ORDER BY source")
-            .bind(collection)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+    pub async fn documents_in_collection(
+        &self,
+        collection: &str,
+    ) -> VerityResult<Vec<StoredDocument>> {
+        let rows = sqlx::query(
+            "SELECT id, source, title, version FROM documents WHERE collection = ? ORDER BY source",
+        )
+        .bind(collection)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(rows
             .into_iter()
             .map(|row| StoredDocument {
@@ -249,7 +261,8 @@ impl Store {
                     ordinal: row.get::<i64, _>("ordinal") as u32,
                     start: row.get::<i64, _>("start_char") as usize,
                     end: row.get::<i64, _>("end_char") as usize,
-                    heading_path: serde_json::from_str(row.get::<&str, _>("heading_path")).map_err(db_error)?,
+                    heading_path: serde_json::from_str(row.get::<&str, _>("heading_path"))
+                        .map_err(db_error)?,
                     text: row.get("text"),
                     token_count: row.get::<i64, _>("token_count") as u32,
                 })

@@ -1,0 +1,141 @@
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use tempfile::TempDir;
+use verity_cli::app::Verity;
+use verity_cli::pipeline::{IngestReport, Quiet};
+use verity_cli::settings::{Overrides, Settings};
+use verity_core::{RetrievedChunk, SearchFilter};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn knowledge_dir() -> PathBuf {
+    repo_root().join("knowledge")
+}
+
+/// Settings for a data directory, everything else from the defaults (and the environment,
+/// e.g. VERITY_EMBED__MODEL_DIR set by CI).
+pub fn settings_for(data_dir: &Path) -> Settings {
+    Settings::load(
+        None,
+        &Overrides {
+            data_dir: Some(data_dir.to_path_buf()),
+            bind: None,
+        },
+    )
+    .unwrap()
+}
+
+/// A Verity on a fresh temporary data directory.
+pub struct Scratch {
+    pub verity: Verity,
+    pub dir: TempDir,
+}
+
+pub async fn scratch() -> Scratch {
+    let dir = tempfile::tempdir().unwrap();
+    let verity = Verity::open(settings_for(&dir.path().join("data")))
+        .await
+        .unwrap();
+    Scratch { verity, dir }
+}
+
+impl Scratch {
+    /// A folder for documents beside the data directory.
+    pub fn docs(&self) -> PathBuf {
+        let docs = self.dir.path().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        docs
+    }
+
+    pub async fn ingest(&self, path: &Path, collection: &str, prune: bool) -> IngestReport {
+        self.verity
+            .ingest_paths(&[path.to_path_buf()], collection, prune, &Quiet)
+            .await
+            .unwrap()
+    }
+
+    pub async fn search(&self, question: &str, collection: &str, k: usize) -> Vec<RetrievedChunk> {
+        self.verity
+            .retrieve(question, collection, k)
+            .await
+            .unwrap()
+            .0
+    }
+
+    pub async fn index_count(&self, collection: &str) -> usize {
+        self.verity
+            .index
+            .count(&SearchFilter::collection(collection))
+            .await
+            .unwrap()
+    }
+
+    /// Chunks the store holds for a collection.
+    pub async fn store_count(&self, collection: &str) -> usize {
+        let mut total = 0;
+        for document in self
+            .verity
+            .store
+            .documents_in_collection(collection)
+            .await
+            .unwrap()
+        {
+            total += self
+                .verity
+                .store
+                .chunks_of(&document.id)
+                .await
+                .unwrap()
+                .len();
+        }
+        total
+    }
+}
+
+/// `knowledge/` ingested once per test run and served over HTTP on a random port. Lives in its
+/// own runtime so that every test (each on its own thread) can share it.
+pub struct KnowledgeApp {
+    pub runtime: tokio::runtime::Runtime,
+    pub verity: Arc<Verity>,
+    pub base_url: String,
+    _dir: TempDir,
+}
+
+pub fn knowledge_app() -> &'static KnowledgeApp {
+    static APP: OnceLock<KnowledgeApp> = OnceLock::new();
+    APP.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (verity, base_url) = runtime.block_on(async {
+            let verity = Verity::open(settings_for(dir.path())).await.unwrap();
+            let report = verity
+                .ingest_paths(&[knowledge_dir()], "default", false, &Quiet)
+                .await
+                .unwrap();
+            assert_eq!(report.documents_failed, 0, "{:?}", report.failures);
+            let verity = Arc::new(verity);
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let app = verity_cli::build_server(Arc::clone(&verity), listener).unwrap();
+            let base_url = format!("http://127.0.0.1:{}", app.port());
+            tokio::spawn(app.run_until_stopped());
+            (verity, base_url)
+        });
+        KnowledgeApp {
+            runtime,
+            verity,
+            base_url,
+            _dir: dir,
+        }
+    })
+}

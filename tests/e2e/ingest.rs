@@ -1,0 +1,193 @@
+//! Batch ingestion: change detection, replacement of changed documents, pruning, broken files.
+
+use std::fs;
+
+use crate::helpers::scratch;
+
+const POLICY_V1: &str = "# Parking policy\n\nThe visitor parking code is ZEBRA-4471. Visitors \
+    park on level minus two and must register at reception before noon.\n";
+const POLICY_V2: &str = "# Parking policy\n\nThe visitor parking code is OKAPI-9902. Visitors \
+    park on level minus one and must register at reception before noon.\n";
+const LEAVE: &str = "# Leave\n\nEmployees receive twenty working days of annual leave.\n";
+
+#[tokio::test]
+async fn re_ingesting_unchanged_files_embeds_nothing() {
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
+    fs::write(docs.join("leave.md"), LEAVE).unwrap();
+
+    let first = s.ingest(&docs, "kb", false).await;
+    assert_eq!(first.documents_added, 2);
+    assert!(first.chunks_embedded >= 2);
+
+    let second = s.ingest(&docs, "kb", false).await;
+    assert_eq!(second.documents_unchanged, 2);
+    assert_eq!(second.documents_added + second.documents_updated, 0);
+    assert_eq!(second.chunks_embedded, 0);
+}
+
+#[tokio::test]
+async fn a_changed_file_leaves_no_stale_chunk_retrievable() {
+    let s = scratch().await;
+    let docs = s.docs();
+    let file = docs.join("parking.md");
+    fs::write(&file, POLICY_V1).unwrap();
+    fs::write(docs.join("leave.md"), LEAVE).unwrap();
+    s.ingest(&docs, "kb", false).await;
+    assert!(
+        s.search("visitor parking code", "kb", 10)
+            .await
+            .iter()
+            .any(|c| c.text.contains("ZEBRA-4471"))
+    );
+
+    fs::write(&file, POLICY_V2).unwrap();
+    let report = s.ingest(&docs, "kb", false).await;
+    assert_eq!(report.documents_updated, 1);
+    assert_eq!(report.documents_unchanged, 1);
+
+    let found = s.search("visitor parking code ZEBRA-4471", "kb", 10).await;
+    assert!(
+        found.iter().all(|c| !c.text.contains("ZEBRA")),
+        "stale chunk retrieved: {found:#?}"
+    );
+    assert!(found.iter().any(|c| c.text.contains("OKAPI-9902")));
+    assert_eq!(
+        s.index_count("kb").await,
+        s.store_count("kb").await,
+        "index and store disagree"
+    );
+}
+
+#[tokio::test]
+async fn prune_removes_documents_whose_files_are_gone() {
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
+    fs::write(docs.join("leave.md"), LEAVE).unwrap();
+    s.ingest(&docs, "kb", false).await;
+
+    fs::remove_file(docs.join("parking.md")).unwrap();
+    let without_prune = s.ingest(&docs, "kb", false).await;
+    assert_eq!(
+        without_prune.documents_removed, 0,
+        "nothing is removed without --prune"
+    );
+
+    let report = s.ingest(&docs, "kb", true).await;
+    assert_eq!(report.documents_removed, 1);
+    assert_eq!(report.documents_unchanged, 1);
+    let found = s.search("visitor parking code", "kb", 10).await;
+    assert!(
+        found.iter().all(|c| !c.text.contains("ZEBRA")),
+        "pruned chunk retrieved"
+    );
+    let sources: Vec<String> = s
+        .verity
+        .store
+        .documents_in_collection("kb")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.source)
+        .collect();
+    assert_eq!(sources.len(), 1);
+    assert!(sources[0].ends_with("leave.md"));
+    assert_eq!(s.index_count("kb").await, s.store_count("kb").await);
+}
+
+#[tokio::test]
+async fn prune_touches_only_its_own_collection() {
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("leave.md"), LEAVE).unwrap();
+    s.ingest(&docs, "a", false).await;
+    s.ingest(&docs, "b", false).await;
+    fs::remove_file(docs.join("leave.md")).unwrap();
+    fs::write(docs.join("other.md"), POLICY_V1).unwrap();
+    let report = s.ingest(&docs, "a", true).await;
+    assert_eq!(report.documents_removed, 1);
+    assert_eq!(
+        s.verity
+            .store
+            .documents_in_collection("b")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s.index_count("b").await > 0);
+}
+
+#[tokio::test]
+async fn broken_files_are_reported_by_name_and_the_rest_is_ingested() {
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("good.md"), LEAVE).unwrap();
+    fs::write(docs.join("page.html"), "<html><body><nav>Menu</nav><main><h1>Wifi</h1><p>The guest network is QL-Guest.</p></main></body></html>").unwrap();
+    fs::write(docs.join("report.pdf"), b"%PDF-1.7 binary").unwrap();
+    fs::write(docs.join("latin1.txt"), b"Vacaci\xf3n de verano\n").unwrap();
+    fs::write(docs.join("empty.md"), b"").unwrap();
+    fs::write(docs.join("blank.txt"), b"\n  \n\t\n").unwrap();
+
+    let report = s.ingest(&docs, "kb", false).await;
+    assert_eq!(report.documents_added, 2, "{report:#?}");
+    assert_eq!(report.documents_failed, 4);
+    let reason_for = |name: &str| {
+        report
+            .failures
+            .iter()
+            .find(|f| f.source.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not reported: {:#?}", report.failures))
+            .reason
+            .clone()
+    };
+    assert!(reason_for("report.pdf").contains("unsupported file type"));
+    assert!(reason_for("latin1.txt").contains("not valid UTF-8"));
+    assert!(reason_for("empty.md").contains("no text content"));
+    assert!(reason_for("blank.txt").contains("no text content"));
+    assert!(
+        s.search("guest network", "kb", 3).await[0]
+            .text
+            .contains("QL-Guest")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_path_is_reported_and_the_rest_is_ingested() {
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("good.md"), LEAVE).unwrap();
+    let report = s
+        .verity
+        .ingest_paths(
+            &[docs.join("nope.md"), docs.clone()],
+            "kb",
+            false,
+            &verity_cli::pipeline::Quiet,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.documents_added, 1);
+    assert_eq!(report.documents_failed, 1);
+    assert!(report.failures[0].reason.contains("no such file"));
+}
+
+#[tokio::test]
+async fn the_index_survives_a_restart() {
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
+    s.ingest(&docs, "kb", false).await;
+    let settings = s.verity.settings.clone();
+    drop(s.verity);
+
+    let reopened = verity_cli::app::Verity::open(settings).await.unwrap();
+    let found = reopened
+        .retrieve("visitor parking code", "kb", 3)
+        .await
+        .unwrap()
+        .0;
+    assert!(found[0].text.contains("ZEBRA-4471"));
+}

@@ -1,0 +1,181 @@
+//! Questions about the sample knowledge base in `knowledge/`.
+
+use verity_core::{Answer, AnswerService, GroundingStatus, QueryRequest};
+
+use crate::helpers::knowledge_app;
+
+fn ask(question: &str) -> Answer {
+    let app = knowledge_app();
+    app.runtime.block_on(async {
+        app.verity
+            .query(QueryRequest {
+                question: question.into(),
+                collection: None,
+                top_k: None,
+            })
+            .await
+            .unwrap()
+            .0
+    })
+}
+
+fn assert_grounded_on(answer: &Answer, page: &str, expected_text: &str) {
+    assert_eq!(
+        answer.grounding.status,
+        GroundingStatus::Grounded,
+        "{answer:#?}"
+    );
+    assert!(
+        answer.citations[0].source.ends_with(page),
+        "first citation is {}, expected {page}",
+        answer.citations[0].source
+    );
+    assert!(
+        answer.answer.contains(expected_text),
+        "answer lacks {expected_text:?}: {}",
+        answer.answer
+    );
+    assert!(
+        answer.answer.contains("[1]"),
+        "answer does not cite [1]: {}",
+        answer.answer
+    );
+    let cited: Vec<u32> = answer.citations.iter().map(|c| c.id).collect();
+    for marker in answer.answer.match_indices('[') {
+        let number: u32 = answer.answer[marker.0 + 1..]
+            .split(']')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a [n] marker");
+        assert!(cited.contains(&number), "[{number}] names no citation");
+    }
+}
+
+#[test]
+fn an_english_question_cites_the_page_that_answers_it() {
+    let answer = ask("How many unused vacation days can I carry over, and until when?");
+    assert_grounded_on(
+        &answer,
+        "knowledge/handbook/leave/annual-vacation.md",
+        "31 March",
+    );
+    assert!(
+        answer.citations[0]
+            .heading_path
+            .contains(&"Carry-over".to_string())
+    );
+}
+
+#[test]
+fn a_spanish_question_cites_the_spanish_page() {
+    let answer = ask("¿De cuánto es el bono de vacación en Chile?");
+    assert_grounded_on(&answer, "knowledge/es/vacaciones-chile.md", "CLP 120.000");
+}
+
+#[test]
+fn a_portuguese_question_cites_the_portuguese_page() {
+    let answer = ask("Qual é o valor diário do vale-refeição?");
+    assert_eq!(answer.grounding.status, GroundingStatus::Grounded);
+    assert!(
+        answer.citations[0]
+            .source
+            .ends_with("knowledge/pt/vale-refeicao-e-vale-transporte.md")
+    );
+}
+
+#[test]
+fn an_html_page_is_cited_from_its_main_content_only() {
+    let answer = ask("How many employee parking spaces are there at the Santiago headquarters?");
+    assert_grounded_on(
+        &answer,
+        "knowledge/handbook/facilities/parking.html",
+        "46 employee parking spaces",
+    );
+    for citation in &answer.citations {
+        assert!(
+            !citation.text.contains("<"),
+            "markup in {:?}",
+            citation.text
+        );
+        assert!(
+            !citation.text.contains("©"),
+            "footer in {:?}",
+            citation.text
+        );
+    }
+}
+
+#[test]
+fn questions_the_documents_cannot_answer_are_declined() {
+    for question in [
+        "Who won the 1998 football World Cup?",
+        "How many moons does Jupiter have?",
+    ] {
+        let answer = ask(question);
+        assert_eq!(
+            answer.grounding.status,
+            GroundingStatus::Abstained,
+            "{question}: {answer:#?}"
+        );
+        assert!(
+            answer.answer.starts_with("No supporting passage was found"),
+            "{}",
+            answer.answer
+        );
+        assert!(
+            !answer.answer.contains('['),
+            "an abstention cites nothing: {}",
+            answer.answer
+        );
+        assert!(
+            !answer.citations.is_empty(),
+            "the nearest passages are still listed"
+        );
+        assert!(
+            answer
+                .grounding
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("below the threshold")
+        );
+    }
+}
+
+#[test]
+fn a_spanish_question_without_support_is_declined_in_spanish() {
+    let answer = ask("¿Quién ganó el mundial de fútbol de 1998?");
+    assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
+    assert!(
+        answer.answer.starts_with("No se encontró"),
+        "{}",
+        answer.answer
+    );
+}
+
+#[test]
+fn citation_spans_point_at_the_quoted_text_in_the_stored_document() {
+    let app = knowledge_app();
+    let answer = ask("How do I report a phishing email?");
+    app.runtime.block_on(async {
+        for citation in &answer.citations {
+            let text = app
+                .verity
+                .store
+                .document_text(&citation.document_id)
+                .await
+                .unwrap()
+                .unwrap();
+            let span: String = text
+                .chars()
+                .skip(citation.start)
+                .take(citation.end - citation.start)
+                .collect();
+            assert_eq!(
+                span, citation.text,
+                "citation {} span does not match",
+                citation.id
+            );
+        }
+    });
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the embedded default: the real model (fastembed on ONNX Runtime),
+//! SQLite through sqlx, a Qdrant Edge shard on disk, the HTTP server on a random port, and the
+//! `verity` binary itself. One test binary, so everything links once.
+
+mod cli;
+mod helpers;
+mod http;
+mod ingest;
+mod knowledge;
