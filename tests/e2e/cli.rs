@@ -12,8 +12,7 @@ fn verity(args: &[&str], env: &[(&str, &Path)]) -> Output {
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command.output().expect("verity runs");
-    output
+    command.output().expect("verity runs")
 }
 
 fn json_of(output: &Output) -> Value {

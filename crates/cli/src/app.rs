@@ -53,6 +53,7 @@ impl Verity {
         let chunker = Chunker::from_model_dir(
             &model_dir,
             ChunkerConfig {
+                target_tokens: settings.chunking.target_tokens,
                 max_tokens: settings.chunking.max_tokens,
             },
         )
@@ -79,9 +80,10 @@ impl Verity {
     /// are re-chunked and re-embedded even if their bytes did not change.
     pub fn pipeline_fingerprint(&self) -> String {
         format!(
-            "model={};max_length={};max_tokens={}",
+            "model={};max_length={};target_tokens={};max_tokens={}",
             self.embedder.model_name(),
             self.settings.embed.max_length,
+            self.chunker.config().target_tokens,
             self.chunker.config().max_tokens
         )
     }

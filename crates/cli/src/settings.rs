@@ -38,6 +38,7 @@ pub struct EmbedSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChunkingSettings {
+    pub target_tokens: usize,
     pub max_tokens: usize,
 }
 
@@ -107,6 +108,10 @@ impl Settings {
         anyhow::ensure!(
             self.chunking.max_tokens >= 16,
             "chunking.max_tokens must be at least 16"
+        );
+        anyhow::ensure!(
+            (1..=self.chunking.max_tokens).contains(&self.chunking.target_tokens),
+            "chunking.target_tokens must be between 1 and chunking.max_tokens"
         );
         anyhow::ensure!(
             self.chunking.max_tokens < self.embed.max_length,

@@ -13,11 +13,12 @@ const STOP_WORDS: &[&str] = &[
     "we", "our", "you", "your", "they", "their", "he", "she", "his", "her", "there", "if", "than",
     "then", "into", "about", "many", "much", "any", "some", "not", "no", "get", "must", "need",
     "needs", "there", "long", // Spanish
-    "el", "la", "los", "las", "lo", "un", "una", "unos", "unas", "de", "del", "y", "o", "en", "por",
-    "para", "con", "sin", "que", "es", "son", "se", "su", "sus", "al", "como", "cual", "cuales",
-    "cuanto", "cuantos", "cuanta", "cuantas", "cuando", "donde", "quien", "quienes", "mi", "mis",
-    "tengo", "hay", "puedo", "debo", "le", "les", "me", "nos", "este", "esta", "tiene", "tienen",
-    "puede", "pueden", "debe", "deben", "ser", "hace", "cada", "muy", // Portuguese
+    "el", "la", "los", "las", "lo", "un", "una", "unos", "unas", "de", "del", "y", "o", "en",
+    "por", "para", "con", "sin", "que", "es", "son", "se", "su", "sus", "al", "como", "cual",
+    "cuales", "cuanto", "cuantos", "cuanta", "cuantas", "cuando", "donde", "quien", "quienes",
+    "mi", "mis", "tengo", "hay", "puedo", "debo", "le", "les", "me", "nos", "este", "esta",
+    "tiene", "tienen", "puede", "pueden", "debe", "deben", "ser", "hace", "cada",
+    "muy", // Portuguese
     "o", "os", "as", "um", "uma", "do", "da", "dos", "das", "no", "na", "nos", "nas", "e", "em",
     "ao", "aos", "meu", "minha", "quantos", "quantas", "quanto", "quando", "onde", "quem", "qual",
     "quais", "posso", "devo", "eu", "seu", "sua", "ha", "nao",

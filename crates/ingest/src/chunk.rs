@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+use text_splitter::{ChunkCapacity, ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
 use tokenizers::Tokenizer;
 use verity_core::{Chunk, DocumentFormat, ParsedDocument, chunk_id};
 
@@ -8,16 +8,23 @@ use crate::read::content_hash;
 
 /// Chunks hold at most this many model tokens by default. all-MiniLM-L6-v2 reads 256 word
 /// pieces; the rest is room for the special tokens and the title line added before embedding.
-pub const DEFAULT_MAX_TOKENS: usize = 200;
+pub const DEFAULT_MAX_TOKENS: usize = 250;
+/// Small sections are merged with their neighbours until a chunk reaches this many tokens.
+pub const DEFAULT_TARGET_TOKENS: usize = 48;
 
+/// How large chunks are, in the embedding model's tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkerConfig {
+    /// Adjacent small sections are merged until a chunk reaches this size…
+    pub target_tokens: usize,
+    /// …and a section up to this size is kept whole rather than cut.
     pub max_tokens: usize,
 }
 
 impl Default for ChunkerConfig {
     fn default() -> Self {
         Self {
+            target_tokens: DEFAULT_TARGET_TOKENS,
             max_tokens: DEFAULT_MAX_TOKENS,
         }
     }
@@ -56,7 +63,10 @@ impl Chunker {
             .with_truncation(None)
             .expect("disabling truncation cannot fail");
         tokenizer.with_padding(None);
-        let capacity = config.max_tokens.max(1);
+        let max = config.max_tokens.max(1);
+        let capacity = ChunkCapacity::new(config.target_tokens.clamp(1, max))
+            .with_max(max)
+            .expect("target is clamped to at most max");
         Self {
             markdown: MarkdownSplitter::new(
                 ChunkConfig::new(capacity).with_sizer(tokenizer.clone()),

@@ -11,7 +11,9 @@ mod html;
 mod normalize;
 mod read;
 
-pub use chunk::{Chunker, ChunkerConfig, DEFAULT_MAX_TOKENS, embedding_text};
+pub use chunk::{
+    Chunker, ChunkerConfig, DEFAULT_MAX_TOKENS, DEFAULT_TARGET_TOKENS, embedding_text,
+};
 pub use files::{SourceFile, collect_files};
 pub use normalize::normalize_text;
 pub use read::{IngestError, content_hash, detect_format, parse_bytes, parse_file};

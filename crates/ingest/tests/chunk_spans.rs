@@ -22,7 +22,14 @@ fn model_dir() -> PathBuf {
 }
 
 fn chunker(max_tokens: usize) -> Chunker {
-    Chunker::from_model_dir(&model_dir(), ChunkerConfig { max_tokens }).unwrap()
+    Chunker::from_model_dir(
+        &model_dir(),
+        ChunkerConfig {
+            target_tokens: max_tokens / 2,
+            max_tokens,
+        },
+    )
+    .unwrap()
 }
 
 fn word() -> impl Strategy<Value = String> {
