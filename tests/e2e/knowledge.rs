@@ -179,3 +179,35 @@ fn citation_spans_point_at_the_quoted_text_in_the_stored_document() {
         }
     });
 }
+
+#[test]
+fn questions_embedded_together_get_the_vectors_they_get_alone() {
+    let app = knowledge_app();
+    let questions = [
+        "How long must a password be?",
+        "¿Qué día se paga el aguinaldo?",
+        "VPN",
+        "Where can visitors park on weekends and public holidays?",
+    ];
+    let alone: Vec<Vec<f32>> = questions
+        .iter()
+        .map(|q| app.verity.embedder.embed_query(q).unwrap())
+        .collect();
+    let together: Vec<Vec<f32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let question = questions[i % questions.len()];
+                scope.spawn(move || app.verity.embedder.embed_query(question).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, vector) in together.iter().enumerate() {
+        let expected = &alone[i % questions.len()];
+        let cosine: f32 = vector.iter().zip(expected).map(|(a, b)| a * b).sum();
+        assert!(
+            cosine > 0.9999,
+            "question {i}: cosine {cosine} to its lone embedding"
+        );
+    }
+}

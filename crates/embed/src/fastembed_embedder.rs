@@ -1,10 +1,14 @@
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use fastembed::{
     InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
 };
 use verity_core::{Embedder, VerityError, VerityResult};
+
+/// Questions waiting at the same moment are embedded together, at most this many per call.
+const MAX_QUERY_BATCH: usize = 32;
 
 /// How to run the model.
 #[derive(Debug, Clone)]
@@ -15,14 +19,23 @@ pub struct EmbedderConfig {
     pub max_length: usize,
     /// Texts per ONNX Runtime call when embedding passages.
     pub batch_size: usize,
-    /// Intra-op threads; 0 uses every core.
+    /// ONNX Runtime intra-op threads; 0 = one per CPU core.
     pub threads: usize,
 }
 
-/// A fastembed [`TextEmbedding`] behind a mutex: one ONNX Runtime session, already using every
-/// core for each call, so calls are serialised rather than competing for the same cores.
+type QueryReply = SyncSender<VerityResult<Vec<f32>>>;
+
+/// One fastembed [`TextEmbedding`] session (ONNX Runtime, using every core for each call),
+/// fed by two paths:
+///
+/// - passages (ingest) are sorted by length and embedded in batches, so little work is wasted on
+///   padding;
+/// - questions go through a queue served by one thread, which embeds every question waiting at
+///   that moment in a single call. Under concurrent load this turns many tiny calls, each too
+///   small to use the cores well, into a few efficient ones; a lone question waits for nothing.
 pub struct FastEmbedder {
-    model: Mutex<TextEmbedding>,
+    session: Arc<Mutex<TextEmbedding>>,
+    queries: Mutex<Sender<(String, QueryReply)>>,
     name: String,
     dimension: usize,
     batch_size: usize,
@@ -53,6 +66,16 @@ fn ort_environment(library: &Path) -> VerityResult<ort::environment::Environment
         .map_err(VerityError::Config)
 }
 
+fn embed_error(err: impl std::fmt::Display) -> VerityError {
+    VerityError::internal("embed", err)
+}
+
+fn lock(session: &Mutex<TextEmbedding>) -> VerityResult<std::sync::MutexGuard<'_, TextEmbedding>> {
+    session
+        .lock()
+        .map_err(|_| embed_error("embedding session lock poisoned"))
+}
+
 impl FastEmbedder {
     pub fn new(config: &EmbedderConfig) -> VerityResult<Self> {
         let dir = &config.model_dir;
@@ -71,44 +94,73 @@ impl FastEmbedder {
             },
         )
         .with_pooling(Pooling::Mean);
-
         let mut options = InitOptionsUserDefined::new()
             .with_environment(ort_environment(&config.onnxruntime)?)
             .with_max_length(config.max_length);
         if config.threads > 0 {
             options = options.with_intra_threads(config.threads);
         }
-        let mut embedding =
+        let mut session =
             TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
                 VerityError::Config(format!(
                     "cannot load embedding model {}: {e}",
                     dir.display()
                 ))
             })?;
-        let probe = embedding.embed(["dimension probe"], None).map_err(|e| {
+        let probe = session.embed(["dimension probe"], None).map_err(|e| {
             VerityError::Config(format!("embedding model {} fails: {e}", dir.display()))
         })?;
         let dimension = probe.first().map(Vec::len).unwrap_or_default();
+
+        let session = Arc::new(Mutex::new(session));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let worker_session = Arc::clone(&session);
+        std::thread::Builder::new()
+            .name("verity-embed-queries".into())
+            .spawn(move || serve_queries(&worker_session, &receiver))
+            .map_err(|e| VerityError::Config(format!("cannot start the embedding thread: {e}")))?;
+
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| dir.display().to_string());
         Ok(Self {
-            model: Mutex::new(embedding),
+            session,
+            queries: Mutex::new(sender),
             name,
             dimension,
             batch_size: config.batch_size.max(1),
         })
     }
+}
 
-    fn run(&self, texts: &[&str]) -> VerityResult<Vec<Vec<f32>>> {
-        let mut model = self
-            .model
-            .lock()
-            .map_err(|_| VerityError::internal("embed", "embedding model lock poisoned"))?;
-        model
-            .embed(texts, Some(self.batch_size))
-            .map_err(|e| VerityError::internal("embed", e))
+/// The question queue: take one, then everything else already waiting, embed them in one
+/// call, answer each. Ends when the embedder (the only sender) is dropped.
+fn serve_queries(session: &Mutex<TextEmbedding>, queue: &Receiver<(String, QueryReply)>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_QUERY_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let texts: Vec<&str> = batch.iter().map(|(text, _)| text.as_str()).collect();
+        let result =
+            lock(session).and_then(|mut s| s.embed(&texts, Some(texts.len())).map_err(embed_error));
+        match result {
+            Ok(vectors) => {
+                for ((_, reply), vector) in batch.into_iter().zip(vectors) {
+                    // The asker may have given up (request cancelled); nothing to do then.
+                    let _ = reply.send(Ok(vector));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(embed_error(&e)));
+                }
+            }
+        }
     }
 }
 
@@ -127,7 +179,9 @@ impl Embedder for FastEmbedder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
         let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
-        let vectors = self.run(&sorted)?;
+        let vectors = lock(&self.session)?
+            .embed(&sorted, Some(self.batch_size))
+            .map_err(embed_error)?;
         let mut result = vec![Vec::new(); texts.len()];
         for (vector, &i) in vectors.into_iter().zip(&order) {
             result[i] = vector;
@@ -136,8 +190,14 @@ impl Embedder for FastEmbedder {
     }
 
     fn embed_query(&self, text: &str) -> VerityResult<Vec<f32>> {
-        self.run(&[text])?
-            .pop()
-            .ok_or_else(|| VerityError::internal("embed", "model returned no vector"))
+        let (reply, answer) = sync_channel(1);
+        self.queries
+            .lock()
+            .map_err(|_| embed_error("query queue lock poisoned"))?
+            .send((text.to_string(), reply))
+            .map_err(|_| embed_error("the embedding thread has stopped"))?;
+        answer
+            .recv()
+            .map_err(|_| embed_error("the embedding thread has stopped"))?
     }
 }
