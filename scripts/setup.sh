@@ -23,10 +23,28 @@ fi
 ls .ort/onnxruntime/capi/libonnxruntime.so* >/dev/null
 
 have_model() { [ -f "$1/model.onnx" ] && [ -f "$1/tokenizer.json" ]; }
+# A copy of the model in a shared/ folder above this checkout (or in VERITY_SHARED_DIR, default
+# /work/shared, where this project's machines keep it) is linked into the data directory rather
+# than downloaded again.
+find_nearby_model() {
+  local dir
+  dir="$(pwd)"
+  while [ "$dir" != "/" ]; do
+    dir="$(dirname "$dir")"
+    if have_model "$dir/shared/models/$MODEL"; then echo "$dir/shared/models/$MODEL"; return 0; fi
+  done
+  local shared="${VERITY_SHARED_DIR:-/work/shared}/models/$MODEL"
+  if have_model "$shared"; then echo "$shared"; return 0; fi
+  return 1
+}
 if [ -n "${VERITY_EMBED__MODEL_DIR:-}" ]; then
   have_model "$VERITY_EMBED__MODEL_DIR" || { echo "setup: VERITY_EMBED__MODEL_DIR=$VERITY_EMBED__MODEL_DIR holds no model" >&2; exit 1; }
 elif have_model "$DATA_DIR/models/$MODEL" || have_model "../shared/models/$MODEL"; then
   :
+elif nearby="$(find_nearby_model)"; then
+  echo "setup: linking the embedding model from $nearby"
+  mkdir -p "$DATA_DIR/models"
+  ln -sfn "$nearby" "$DATA_DIR/models/$MODEL"
 else
   echo "setup: downloading $MODEL from Hugging Face into $DATA_DIR/models/$MODEL"
   target="$DATA_DIR/models/$MODEL"
