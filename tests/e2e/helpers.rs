@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use tempfile::TempDir;
 use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestReport, Quiet};
+use verity_cli::pipeline::{IngestOptions, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
 use verity_core::{RetrievedChunk, SearchFilter};
 
@@ -56,14 +56,23 @@ impl Scratch {
 
     pub async fn ingest(&self, path: &Path, collection: &str, prune: bool) -> IngestReport {
         self.verity
-            .ingest_paths(&[path.to_path_buf()], collection, prune, &Quiet)
+            .ingest_paths(
+                &[path.to_path_buf()],
+                &IngestOptions::new(collection).with_prune(prune),
+                &Quiet,
+            )
             .await
             .unwrap()
     }
 
     pub async fn search(&self, question: &str, collection: &str, k: usize) -> Vec<RetrievedChunk> {
         self.verity
-            .retrieve(question, collection, k)
+            .retrieve(
+                question,
+                &SearchFilter::collection(collection),
+                k,
+                self.verity.settings.query.mode,
+            )
             .await
             .unwrap()
             .0
@@ -120,7 +129,7 @@ pub fn knowledge_app() -> &'static KnowledgeApp {
         let (verity, base_url) = runtime.block_on(async {
             let verity = Verity::open(settings_for(dir.path())).await.unwrap();
             let report = verity
-                .ingest_paths(&[knowledge_dir()], "default", false, &Quiet)
+                .ingest_paths(&[knowledge_dir()], &IngestOptions::new("default"), &Quiet)
                 .await
                 .unwrap();
             assert_eq!(report.documents_failed, 0, "{:?}", report.failures);

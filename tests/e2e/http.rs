@@ -236,3 +236,63 @@ fn wrong_methods_and_unknown_routes_get_json_errors() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&reply), "route_not_found");
 }
+
+#[test]
+fn each_mode_can_be_asked_for_and_an_unknown_mode_is_a_400() {
+    for mode in ["dense", "sparse", "hybrid"] {
+        let reply = query(json!({"question": "How long must a password be?", "mode": mode}));
+        assert_eq!(reply.status, StatusCode::OK, "{mode}: {}", reply.body);
+    }
+    let reply = query(json!({"question": "hi", "mode": "fuzzy"}));
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variant `fuzzy`")
+    );
+}
+
+#[test]
+fn a_filter_is_applied_and_a_bad_filter_is_a_400_naming_the_problem() {
+    let reply = query(
+        json!({"question": "vacaciones", "filter": {"language": "es", "tags": ["none-has-this"]}}),
+    );
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["citations"].as_array().unwrap().len(), 0);
+    assert_eq!(reply.body["grounding"]["status"], "abstained");
+
+    let unknown_field = query(json!({"question": "hi", "filter": {"author": "me"}}));
+    assert_eq!(unknown_field.status, StatusCode::BAD_REQUEST);
+    assert!(
+        unknown_field.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `author`")
+    );
+
+    let unknown_language = query(json!({"question": "hi", "filter": {"language": "fr"}}));
+    assert_eq!(unknown_language.status, StatusCode::BAD_REQUEST);
+
+    let bad_date = query(json!({"question": "hi", "filter": {"modified_after": "last tuesday"}}));
+    assert_eq!(bad_date.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad_date.body["error"]["details"]["field"],
+        "filter.modified_after"
+    );
+
+    let backwards = query(
+        json!({"question": "hi", "filter": {"modified_after": "2025-01-02", "modified_before": "2025-01-01"}}),
+    );
+    assert_eq!(backwards.status, StatusCode::BAD_REQUEST);
+
+    let relative = query(json!({"question": "hi", "filter": {"source_prefix": "handbook/it"}}));
+    assert_eq!(relative.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        relative.body["error"]["details"]["field"],
+        "filter.source_prefix"
+    );
+
+    let no_tags = query(json!({"question": "hi", "filter": {"tags": []}}));
+    assert_eq!(no_tags.status, StatusCode::BAD_REQUEST);
+}

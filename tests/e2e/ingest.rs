@@ -163,8 +163,7 @@ async fn a_missing_path_is_reported_and_the_rest_is_ingested() {
         .verity
         .ingest_paths(
             &[docs.join("nope.md"), docs.clone()],
-            "kb",
-            false,
+            &verity_cli::pipeline::IngestOptions::new("kb"),
             &verity_cli::pipeline::Quiet,
         )
         .await
@@ -185,9 +184,89 @@ async fn the_index_survives_a_restart() {
 
     let reopened = verity_cli::app::Verity::open(settings).await.unwrap();
     let found = reopened
-        .retrieve("visitor parking code", "kb", 3)
+        .retrieve(
+            "visitor parking code",
+            &verity_core::SearchFilter::collection("kb"),
+            3,
+            verity_core::RetrievalMode::Hybrid,
+        )
         .await
         .unwrap()
         .0;
     assert!(found[0].text.contains("ZEBRA-4471"));
+}
+
+#[tokio::test]
+async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
+    use verity_cli::pipeline::{IngestOptions, Quiet};
+    use verity_core::{RetrievalMode, SearchFilter};
+
+    let s = scratch().await;
+    let docs = s.docs();
+    let (hr, it) = (docs.join("hr"), docs.join("it"));
+    fs::create_dir_all(&hr).unwrap();
+    fs::create_dir_all(&it).unwrap();
+    fs::write(hr.join("leave.md"), LEAVE).unwrap();
+    fs::write(it.join("parking.md"), POLICY_V1).unwrap();
+    let ingest = |path: std::path::PathBuf, tags: &[&str]| {
+        let options =
+            IngestOptions::new("kb").with_tags(tags.iter().map(|t| t.to_string()).collect());
+        let verity = &s.verity;
+        async move {
+            verity
+                .ingest_paths(&[path], &options, &Quiet)
+                .await
+                .unwrap()
+        }
+    };
+    ingest(hr.clone(), &["hr"]).await;
+    ingest(it.clone(), &["it", "facilities"]).await;
+
+    let search = |tags: &[&str]| {
+        let filter = SearchFilter {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..SearchFilter::collection("kb")
+        };
+        let verity = &s.verity;
+        async move {
+            verity
+                .retrieve("leave and parking", &filter, 10, RetrievalMode::Hybrid)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let hr_only = search(&["hr"]).await;
+    assert_eq!(hr_only.len(), 1);
+    assert!(hr_only[0].source.ends_with("hr/leave.md"));
+    assert_eq!(
+        search(&["facilities", "hr"]).await.len(),
+        2,
+        "a document with any of the tags matches"
+    );
+
+    // Same bytes, new tags: the document is re-indexed, not reported unchanged.
+    let report = ingest(hr.clone(), &["people"]).await;
+    assert_eq!(report.documents_updated, 1);
+    assert!(search(&["hr"]).await.is_empty());
+    assert_eq!(search(&["people"]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_tags_are_refused_before_anything_is_written() {
+    use verity_cli::pipeline::{IngestOptions, Quiet};
+    let s = scratch().await;
+    let docs = s.docs();
+    fs::write(docs.join("leave.md"), LEAVE).unwrap();
+    let options = IngestOptions::new("kb").with_tags(vec!["has space".into()]);
+    let err = s
+        .verity
+        .ingest_paths(&[docs], &options, &Quiet)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("tag \"has space\" is invalid"),
+        "{err}"
+    );
+    assert!(!s.verity.store.collection_exists("kb").await.unwrap());
 }

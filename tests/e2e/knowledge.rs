@@ -1,6 +1,8 @@
 //! Questions about the sample knowledge base in `knowledge/`.
 
-use verity_core::{Answer, AnswerService, GroundingStatus, QueryRequest};
+use verity_core::{
+    Answer, AnswerService, GroundingStatus, Language, MetadataFilter, QueryRequest, RetrievalMode,
+};
 
 use crate::helpers::knowledge_app;
 
@@ -12,6 +14,8 @@ fn ask(question: &str) -> Answer {
                 question: question.into(),
                 collection: None,
                 top_k: None,
+                mode: None,
+                filter: None,
             })
             .await
             .unwrap()
@@ -210,4 +214,119 @@ fn questions_embedded_together_get_the_vectors_they_get_alone() {
             "question {i}: cosine {cosine} to its lone embedding"
         );
     }
+}
+
+fn ask_with(request: QueryRequest) -> Answer {
+    let app = knowledge_app();
+    app.runtime.block_on(app.verity.query(request)).unwrap().0
+}
+
+fn request(question: &str, mode: RetrievalMode) -> QueryRequest {
+    QueryRequest {
+        question: question.into(),
+        collection: None,
+        top_k: Some(3),
+        mode: Some(mode),
+        filter: None,
+    }
+}
+
+#[test]
+fn a_spanish_inflection_finds_the_spanish_page_in_sparse_and_hybrid_mode() {
+    // The page says "vacaciones"; the question says "vacación".
+    for mode in [RetrievalMode::Sparse, RetrievalMode::Hybrid] {
+        let answer = ask_with(request(
+            "¿Cuántos días de vacación me corresponden en Chile?",
+            mode,
+        ));
+        assert!(
+            answer.citations[0]
+                .source
+                .ends_with("knowledge/es/vacaciones-chile.md"),
+            "{mode:?}: first citation is {}",
+            answer.citations[0].source
+        );
+    }
+}
+
+#[test]
+fn an_exact_code_is_found_by_words_when_meaning_is_not_enough() {
+    // "QL-Ops" is a name the dense model has never seen; BM25 matches it exactly.
+    let answer = ask_with(request("QL-Ops", RetrievalMode::Sparse));
+    assert!(
+        answer.citations[0].source.ends_with("handbook/it/wifi.txt"),
+        "{}",
+        answer.citations[0].source
+    );
+    let answer = ask_with(request("QL-Ops", RetrievalMode::Hybrid));
+    assert!(
+        answer
+            .citations
+            .iter()
+            .any(|c| c.source.ends_with("handbook/it/wifi.txt"))
+    );
+}
+
+#[test]
+fn every_mode_reports_the_cosine_similarity_of_its_passages() {
+    for mode in RetrievalMode::ALL {
+        let answer = ask_with(request("How long must a password be?", mode));
+        assert!(
+            answer
+                .citations
+                .iter()
+                .all(|c| c.similarity > 0.0 && c.similarity <= 1.0001),
+            "{mode:?}"
+        );
+    }
+}
+
+#[test]
+fn metadata_filters_restrict_what_is_searched() {
+    let knowledge = crate::helpers::knowledge_dir();
+    let mut only_spanish = request("vacaciones", RetrievalMode::Hybrid);
+    only_spanish.filter = Some(MetadataFilter {
+        language: Some(Language::Spanish),
+        ..MetadataFilter::default()
+    });
+    let answer = ask_with(only_spanish);
+    assert!(!answer.citations.is_empty());
+    assert!(
+        answer
+            .citations
+            .iter()
+            .all(|c| c.source.contains("/knowledge/es/")),
+        "{:#?}",
+        answer.citations
+    );
+
+    let mut only_it = request("password", RetrievalMode::Hybrid);
+    only_it.top_k = Some(10);
+    only_it.filter = Some(MetadataFilter {
+        source_prefix: Some(format!("{}/handbook/it/", knowledge.display())),
+        ..MetadataFilter::default()
+    });
+    let answer = ask_with(only_it);
+    assert!(
+        answer
+            .citations
+            .iter()
+            .all(|c| c.source.contains("/handbook/it/")),
+        "{:#?}",
+        answer.citations
+    );
+
+    let mut in_the_future = request("password", RetrievalMode::Dense);
+    in_the_future.filter = Some(MetadataFilter {
+        modified_after: Some("2999-01-01".into()),
+        ..MetadataFilter::default()
+    });
+    assert!(ask_with(in_the_future).citations.is_empty());
+
+    let mut in_the_past = request("password", RetrievalMode::Dense);
+    in_the_past.filter = Some(MetadataFilter {
+        modified_before: Some("2999-01-01".into()),
+        ..MetadataFilter::default()
+    });
+    assert!(!ask_with(in_the_past).citations.is_empty());
 }

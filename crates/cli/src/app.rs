@@ -8,13 +8,14 @@ use std::time::Instant;
 use anyhow::Context;
 use async_trait::async_trait;
 use verity_core::{
-    Answer, AnswerService, Embedder, QueryRequest, Readiness, RetrievedChunk, SearchFilter,
-    Timings, VectorIndex, VerityError, VerityResult, validate_collection_name,
+    Answer, AnswerService, Embedder, MetadataFilter, QueryRequest, Readiness, RetrievalMode,
+    RetrievedChunk, SearchFilter, SearchQuery, Timings, VectorIndex, VerityError, VerityResult,
+    detect_language, parse_day, validate_collection_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{ExtractiveAnswerer, ExtractiveConfig};
 use verity_ingest::{Chunker, ChunkerConfig};
-use verity_retrieve::EdgeIndex;
+use verity_retrieve::{EdgeIndex, INDEX_FORMAT};
 use verity_store::Store;
 
 use crate::settings::Settings;
@@ -80,16 +81,21 @@ impl Verity {
     /// are re-chunked and re-embedded even if their bytes did not change.
     pub fn pipeline_fingerprint(&self) -> String {
         format!(
-            "model={};max_length={};target_tokens={};max_tokens={}",
+            "model={};max_length={};target_tokens={};max_tokens={};index={}",
             self.embedder.model_name(),
             self.settings.embed.max_length,
             self.chunker.config().target_tokens,
-            self.chunker.config().max_tokens
+            self.chunker.config().max_tokens,
+            INDEX_FORMAT
         )
     }
 
-    /// Checks a request and resolves its collection and top_k.
-    async fn resolve(&self, request: &QueryRequest) -> VerityResult<(String, usize)> {
+    /// Checks a request and resolves what to search (collection and metadata filter), how many
+    /// passages, and in which mode.
+    async fn resolve(
+        &self,
+        request: &QueryRequest,
+    ) -> VerityResult<(SearchFilter, usize, RetrievalMode)> {
         let question = request.question.trim();
         if question.is_empty() {
             return Err(VerityError::invalid(
@@ -124,15 +130,21 @@ impl Verity {
                 name: collection,
             });
         }
-        Ok((collection, top_k as usize))
+        let mut filter = SearchFilter::collection(collection);
+        if let Some(metadata) = &request.filter {
+            apply_metadata_filter(&mut filter, metadata)?;
+        }
+        let mode = request.mode.unwrap_or(self.settings.query.mode);
+        Ok((filter, top_k as usize, mode))
     }
 
-    /// The `top_k` passages nearest to `question` in `collection`, best first.
+    /// The `top_k` best passages for `question` among those `filter` allows, best first.
     pub async fn retrieve(
         &self,
         question: &str,
-        collection: &str,
+        filter: &SearchFilter,
         top_k: usize,
+        mode: RetrievalMode,
     ) -> VerityResult<(Vec<RetrievedChunk>, Timings)> {
         let started = Instant::now();
         let embedder = Arc::clone(&self.embedder);
@@ -142,10 +154,13 @@ impl Verity {
             .await
             .map_err(|e| VerityError::internal("embed", e))??;
         let embedded = Instant::now();
-        let passages = self
-            .index
-            .search(&vector, &SearchFilter::collection(collection), top_k)
-            .await?;
+        let query = SearchQuery {
+            text: question.to_string(),
+            vector,
+            language: detect_language(question),
+            mode,
+        };
+        let passages = self.index.search(&query, filter, top_k).await?;
         let searched = Instant::now();
         let timings = Timings {
             embed_ms: ms(embedded - started),
@@ -154,6 +169,60 @@ impl Verity {
         };
         Ok((passages, timings))
     }
+}
+
+/// Checks a request's metadata filter and adds its conditions to `filter`.
+fn apply_metadata_filter(filter: &mut SearchFilter, metadata: &MetadataFilter) -> VerityResult<()> {
+    if let Some(prefix) = &metadata.source_prefix {
+        if !prefix.starts_with('/') || prefix.contains("/../") || prefix.ends_with("/..") {
+            return Err(VerityError::invalid(
+                "filter.source_prefix",
+                format!(
+                    "source_prefix must be an absolute directory path like \"/srv/kb/hr\", got {prefix:?}"
+                ),
+            ));
+        }
+        let trimmed = prefix.trim_end_matches('/');
+        filter.source_prefix = Some(if trimmed.is_empty() {
+            "/".to_string()
+        } else {
+            trimmed.to_string()
+        });
+    }
+    if let Some(tags) = &metadata.tags {
+        if tags.is_empty() || tags.iter().any(|t| t.trim().is_empty()) {
+            return Err(VerityError::invalid(
+                "filter.tags",
+                "tags must be a non-empty list of non-empty strings",
+            ));
+        }
+        filter.tags = tags.clone();
+    }
+    filter.language = metadata.language;
+    let day = |field: &str, value: &Option<String>| -> VerityResult<Option<i64>> {
+        value
+            .as_deref()
+            .map(|v| {
+                parse_day(v).ok_or_else(|| {
+                    VerityError::invalid(
+                        format!("filter.{field}"),
+                        format!("{field} must be a date written YYYY-MM-DD, got {v:?}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    filter.modified_from = day("modified_after", &metadata.modified_after)?;
+    filter.modified_until = day("modified_before", &metadata.modified_before)?;
+    if let (Some(from), Some(until)) = (filter.modified_from, filter.modified_until)
+        && from >= until
+    {
+        return Err(VerityError::invalid(
+            "filter",
+            "modified_after must be earlier than modified_before",
+        ));
+    }
+    Ok(())
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -185,9 +254,9 @@ fn lock_data_dir(settings: &Settings) -> anyhow::Result<File> {
 impl AnswerService for Verity {
     async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)> {
         let started = Instant::now();
-        let (collection, top_k) = self.resolve(&request).await?;
+        let (filter, top_k, mode) = self.resolve(&request).await?;
         let (passages, mut timings) = self
-            .retrieve(request.question.trim(), &collection, top_k)
+            .retrieve(request.question.trim(), &filter, top_k, mode)
             .await?;
         let answer = self.answerer.answer(request.question.trim(), &passages);
         timings.total_ms = ms(started.elapsed());

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
+use verity_core::RetrievalMode;
 use verity_ingest::{collect_files, embedding_text, parse_file};
 
 use crate::app::Verity;
-use crate::pipeline::Quiet;
+use crate::pipeline::{IngestOptions, Quiet};
 use crate::settings::Settings;
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,7 +103,7 @@ pub async fn bench_ingest(
 
         let started = Instant::now();
         let report = verity
-            .ingest_paths(paths, &format!("bench-{round}"), false, &Quiet)
+            .ingest_paths(paths, &IngestOptions::new(format!("bench-{round}")), &Quiet)
             .await?;
         pipeline_times.push(started.elapsed().as_secs_f64());
         anyhow::ensure!(
@@ -128,6 +129,7 @@ pub async fn bench_ingest(
 
 #[derive(Debug, Clone, Serialize)]
 pub struct QueryBench {
+    pub mode: RetrievalMode,
     pub concurrency: usize,
     pub requests: usize,
     pub errors: usize,
@@ -178,10 +180,13 @@ fn server_timing(header: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// Sends `requests` queries at each concurrency level to `base_url` and measures latency.
+/// Sends `requests` queries at each concurrency level, in each retrieval mode, to `base_url`
+/// and measures latency. Modes alternate within each concurrency level, so they are compared
+/// under the same conditions.
 pub async fn bench_query(
     base_url: &str,
     collection: Option<&str>,
+    modes: &[RetrievalMode],
     concurrency_levels: &[usize],
     requests: usize,
 ) -> anyhow::Result<Vec<QueryBench>> {
@@ -190,9 +195,11 @@ pub async fn bench_query(
         .pool_max_idle_per_host(64)
         .build()?;
     let url = format!("{}/v1/query", base_url.trim_end_matches('/'));
-    let body = |i: usize| {
-        let mut body =
-            serde_json::json!({"question": KNOWLEDGE_QUESTIONS[i % KNOWLEDGE_QUESTIONS.len()]});
+    let body = |i: usize, mode: RetrievalMode| {
+        let mut body = serde_json::json!({
+            "question": KNOWLEDGE_QUESTIONS[i % KNOWLEDGE_QUESTIONS.len()],
+            "mode": mode,
+        });
         if let Some(c) = collection {
             body["collection"] = c.into();
         }
@@ -202,7 +209,7 @@ pub async fn bench_query(
     for i in 0..20 {
         let response = client
             .post(&url)
-            .json(&body(i))
+            .json(&body(i, RetrievalMode::ALL[i % 3]))
             .send()
             .await
             .context("cannot reach the server")?;
@@ -214,13 +221,16 @@ pub async fn bench_query(
     }
 
     let mut results = Vec::new();
-    for &concurrency in concurrency_levels {
+    for (&concurrency, &mode) in concurrency_levels
+        .iter()
+        .flat_map(|c| modes.iter().map(move |m| (c, m)))
+    {
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..concurrency.max(1) {
             let (client, url, next) = (client.clone(), url.clone(), Arc::clone(&next));
-            let bodies: Vec<serde_json::Value> = (0..requests).map(body).collect();
+            let bodies: Vec<serde_json::Value> = (0..requests).map(|i| body(i, mode)).collect();
             tasks.push(tokio::spawn(async move {
                 let mut samples = Vec::new();
                 loop {
@@ -274,6 +284,7 @@ pub async fn bench_query(
             v
         };
         results.push(QueryBench {
+            mode,
             concurrency,
             requests: latencies.len(),
             errors,

@@ -1,17 +1,18 @@
-//! `verity eval squad`: retrieval quality and abstention on a SQuAD v2.0-format file.
+//! `verity eval squad`: retrieval quality and abstention on a SQuAD v2.0-format file, per
+//! retrieval mode.
 
 use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use verity_core::{DocumentFormat, ParsedDocument};
+use verity_core::{DocumentFormat, ParsedDocument, RetrievalMode, SearchFilter};
 use verity_generate::term_coverage;
 use verity_ingest::content_hash;
 
 use crate::app::Verity;
-use crate::pipeline::SourceDocument;
+use crate::pipeline::{IngestOptions, SourceDocument};
 
-/// Passages retrieved per question (hit@10 and MRR@10 need ten).
+/// Passages retrieved per question (hit@10, MRR@10 and nDCG@10 need ten).
 const EVAL_DEPTH: usize = 10;
 
 #[derive(Deserialize)]
@@ -54,8 +55,10 @@ pub struct CalibrationRow {
     pub abstain_rate_unanswerable: f64,
 }
 
+/// The figures of one retrieval mode.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    pub mode: RetrievalMode,
     pub answerable: usize,
     #[serde(rename = "hit@1")]
     pub hit_at_1: f64,
@@ -65,6 +68,8 @@ pub struct EvalReport {
     pub hit_at_10: f64,
     #[serde(rename = "mrr@10")]
     pub mrr_at_10: f64,
+    #[serde(rename = "ndcg@10")]
+    pub ndcg_at_10: f64,
     pub unanswerable: usize,
     pub abstain_rate_answerable: f64,
     pub abstain_rate_unanswerable: f64,
@@ -78,13 +83,15 @@ pub struct EvalReport {
 }
 
 /// Ingests the file's articles into a fresh `collection` (one document per article, paragraphs
-/// separated by blank lines), asks every question, and scores retrieval and abstention.
+/// separated by blank lines), then asks every question in each mode and scores retrieval and
+/// abstention.
 pub async fn eval_squad(
     verity: &Verity,
     file: &Path,
     collection: &str,
+    modes: &[RetrievalMode],
     calibrate: bool,
-) -> anyhow::Result<EvalReport> {
+) -> anyhow::Result<Vec<EvalReport>> {
     let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let squad: SquadFile = serde_json::from_slice(&raw)
         .with_context(|| format!("{} is not a SQuAD v2.0 JSON file", file.display()))?;
@@ -109,52 +116,115 @@ pub async fn eval_squad(
                     text,
                     headings: Vec::new(),
                 },
+                modified: None,
             }
         })
         .collect();
     let documents_count = documents.len();
-    let ingest = verity.ingest_documents(collection, documents).await?;
+    let ingest = verity
+        .ingest_documents(&IngestOptions::new(collection), documents)
+        .await?;
+    let chunk_texts = collection_chunk_texts(verity, collection).await?;
 
+    let mut reports = Vec::new();
+    for &mode in modes {
+        let mut report =
+            eval_mode(verity, &squad, collection, mode, &chunk_texts, calibrate).await?;
+        report.documents = documents_count;
+        report.chunks = ingest.chunks_embedded;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+async fn collection_chunk_texts(verity: &Verity, collection: &str) -> anyhow::Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for document in verity.store.documents_in_collection(collection).await? {
+        texts.extend(
+            verity
+                .store
+                .chunks_of(&document.id)
+                .await?
+                .into_iter()
+                .map(|c| c.text.to_lowercase()),
+        );
+    }
+    Ok(texts)
+}
+
+/// nDCG@10 with binary relevance: a chunk is relevant when it contains a gold answer; the ideal
+/// ranking puts every relevant chunk of the collection first.
+fn ndcg_at_10(found_relevant: &[bool], relevant_in_collection: usize) -> f64 {
+    let gain = |rank: usize| 1.0 / ((rank + 2) as f64).log2();
+    let dcg: f64 = found_relevant
+        .iter()
+        .take(10)
+        .enumerate()
+        .filter(|(_, r)| **r)
+        .map(|(i, _)| gain(i))
+        .sum();
+    let ideal: f64 = (0..relevant_in_collection.min(10)).map(gain).sum();
+    if ideal == 0.0 { 0.0 } else { dcg / ideal }
+}
+
+async fn eval_mode(
+    verity: &Verity,
+    squad: &SquadFile,
+    collection: &str,
+    mode: RetrievalMode,
+    chunk_texts: &[String],
+    calibrate: bool,
+) -> anyhow::Result<EvalReport> {
+    let filter = SearchFilter::collection(collection);
     let mut hits = [0usize; 3];
     let mut reciprocal_ranks = 0.0;
-    // Per question: the best passage's similarity and the question-word coverage of the
-    // passages an answer is built from (the default top_k).
+    let mut ndcg = 0.0;
+    // Per question: the best passage similarity and the question-word coverage of the passages
+    // an answer is built from (the default top_k) — the two signals of the abstention gate.
     let mut answerable_signals = Vec::new();
     let mut unanswerable_signals = Vec::new();
     let answer_depth = verity.settings.query.top_k as usize;
-    for article in &squad.data {
-        for paragraph in &article.paragraphs {
-            for question in &paragraph.qas {
-                let (passages, _) = verity
-                    .retrieve(&question.question, collection, EVAL_DEPTH)
-                    .await?;
-                let best = passages.first().map(|p| p.score).unwrap_or(f32::MIN);
-                let used = &passages[..passages.len().min(answer_depth)];
-                let signals = (best, term_coverage(&question.question, used));
-                if question.is_impossible || question.answers.is_empty() {
-                    unanswerable_signals.push(signals);
-                    continue;
-                }
-                answerable_signals.push(signals);
-                let golds: Vec<String> = question
-                    .answers
-                    .iter()
-                    .map(|a| a.text.to_lowercase())
-                    .collect();
-                let rank = passages.iter().position(|p| {
-                    let text = p.text.to_lowercase();
-                    golds.iter().any(|g| text.contains(g.as_str()))
-                });
-                if let Some(rank) = rank {
-                    for (slot, k) in [1, 5, 10].iter().enumerate() {
-                        if rank < *k {
-                            hits[slot] += 1;
-                        }
-                    }
-                    reciprocal_ranks += 1.0 / (rank as f64 + 1.0);
+    for question in squad
+        .data
+        .iter()
+        .flat_map(|a| &a.paragraphs)
+        .flat_map(|p| &p.qas)
+    {
+        let (passages, _) = verity
+            .retrieve(&question.question, &filter, EVAL_DEPTH, mode)
+            .await?;
+        let used = &passages[..passages.len().min(answer_depth)];
+        let best = used
+            .iter()
+            .map(|p| p.similarity)
+            .reduce(f32::max)
+            .unwrap_or(f32::MIN);
+        let signals = (best, term_coverage(&question.question, used));
+        if question.is_impossible || question.answers.is_empty() {
+            unanswerable_signals.push(signals);
+            continue;
+        }
+        answerable_signals.push(signals);
+        let golds: Vec<String> = question
+            .answers
+            .iter()
+            .map(|a| a.text.to_lowercase())
+            .collect();
+        let contains_gold = |text: &str| golds.iter().any(|g| text.contains(g.as_str()));
+        let relevant: Vec<bool> = passages
+            .iter()
+            .map(|p| contains_gold(&p.text.to_lowercase()))
+            .collect();
+        if let Some(rank) = relevant.iter().position(|r| *r) {
+            for (slot, k) in [1, 5, 10].iter().enumerate() {
+                if rank < *k {
+                    hits[slot] += 1;
                 }
             }
+            reciprocal_ranks += 1.0 / (rank as f64 + 1.0);
         }
+        let relevant_in_collection = chunk_texts.iter().filter(|t| contains_gold(t)).count();
+        ndcg += ndcg_at_10(&relevant, relevant_in_collection);
     }
 
     let config = verity.answerer.config();
@@ -170,11 +240,11 @@ pub async fn eval_squad(
         }
     };
     let answerable = answerable_signals.len();
-    let fraction = |n: usize| {
+    let mean = |total: f64| {
         if answerable == 0 {
             0.0
         } else {
-            n as f64 / answerable as f64
+            total / answerable as f64
         }
     };
     let calibration = calibrate.then(|| {
@@ -193,15 +263,13 @@ pub async fn eval_squad(
         rows
     });
     Ok(EvalReport {
+        mode,
         answerable,
-        hit_at_1: fraction(hits[0]),
-        hit_at_5: fraction(hits[1]),
-        hit_at_10: fraction(hits[2]),
-        mrr_at_10: if answerable == 0 {
-            0.0
-        } else {
-            reciprocal_ranks / answerable as f64
-        },
+        hit_at_1: mean(hits[0] as f64),
+        hit_at_5: mean(hits[1] as f64),
+        hit_at_10: mean(hits[2] as f64),
+        mrr_at_10: mean(reciprocal_ranks),
+        ndcg_at_10: mean(ndcg),
         unanswerable: unanswerable_signals.len(),
         abstain_rate_answerable: rate(
             &answerable_signals,
@@ -215,8 +283,22 @@ pub async fn eval_squad(
         ),
         abstain_below: config.abstain_below,
         min_term_coverage: config.min_term_coverage,
-        documents: documents_count,
-        chunks: ingest.chunks_embedded,
+        documents: 0,
+        chunks: 0,
         calibration,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndcg_is_one_for_an_ideal_ranking_and_less_otherwise() {
+        assert!((ndcg_at_10(&[true, false, false], 1) - 1.0).abs() < 1e-9);
+        let second = ndcg_at_10(&[false, true], 1);
+        assert!((second - 1.0 / 3f64.log2()).abs() < 1e-9);
+        assert_eq!(ndcg_at_10(&[false; 10], 1), 0.0);
+        assert_eq!(ndcg_at_10(&[false; 10], 0), 0.0);
+    }
 }

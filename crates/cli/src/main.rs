@@ -7,10 +7,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use verity_cli::app::Verity;
-use verity_cli::pipeline::{FileOutcome, IngestProgress, IngestReport, Quiet};
+use verity_cli::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
 use verity_cli::{bench, build_server, eval};
-use verity_core::{AnswerService, GroundingStatus, QueryRequest};
+use verity_core::{AnswerService, GroundingStatus, Language, QueryRequest, RetrievalMode};
+
+fn parse_language(code: &str) -> Result<Language, String> {
+    Language::from_code(code).ok_or_else(|| format!("unknown language {code:?}: use en, es or pt"))
+}
 
 /// Verity: answers from your own documents, every sentence cited, abstaining when the
 /// documents do not say.
@@ -58,6 +62,13 @@ struct IngestArgs {
     /// Remove documents of the collection whose files no longer exist.
     #[arg(long)]
     prune: bool,
+    /// Tags for every document of this run, comma-separated (filterable with "filter": {"tags"}).
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// The documents' language (en, es, pt) for BM25 stop words and stemming; detected per
+    /// document when not given.
+    #[arg(long, value_parser = parse_language)]
+    language: Option<Language>,
     /// Print one JSON object with the counts instead of text.
     #[arg(long)]
     json: bool,
@@ -71,6 +82,9 @@ struct AskArgs {
     /// Passages to retrieve and list.
     #[arg(long)]
     top_k: Option<u32>,
+    /// dense, sparse or hybrid (default: query.mode).
+    #[arg(long)]
+    mode: Option<RetrievalMode>,
     /// Print the answer object as JSON.
     #[arg(long)]
     json: bool,
@@ -94,6 +108,9 @@ enum EvalCommand {
         /// Also print abstention rates over a range of thresholds.
         #[arg(long)]
         calibrate: bool,
+        /// dense, sparse, hybrid, or all (default: query.mode).
+        #[arg(long)]
+        mode: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +133,9 @@ enum BenchCommand {
         url: Option<String>,
         #[arg(long)]
         collection: Option<String>,
+        /// Retrieval modes to compare, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![RetrievalMode::Dense, RetrievalMode::Sparse, RetrievalMode::Hybrid])]
+        modes: Vec<RetrievalMode>,
         /// Concurrency levels, comma-separated.
         #[arg(long, value_delimiter = ',', default_values_t = vec![1usize, 8])]
         concurrency: Vec<usize>,
@@ -178,15 +198,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     file,
                     collection,
                     calibrate,
+                    mode,
                     json,
                 },
         } => {
+            let modes = match mode.as_deref() {
+                Some("all") => RetrievalMode::ALL.to_vec(),
+                Some(one) => vec![
+                    one.parse()
+                        .map_err(|e: String| anyhow::anyhow!("--mode: {e}, or all"))?,
+                ],
+                None => vec![settings.query.mode],
+            };
             let verity = Verity::open(settings).await?;
-            let report = eval::eval_squad(&verity, &file, &collection, calibrate).await?;
+            let reports = eval::eval_squad(&verity, &file, &collection, &modes, calibrate).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                let output = if mode.as_deref() == Some("all") {
+                    let by_mode: serde_json::Map<String, serde_json::Value> = reports
+                        .iter()
+                        .map(|r| Ok((r.mode.as_str().to_string(), serde_json::to_value(r)?)))
+                        .collect::<serde_json::Result<_>>()?;
+                    serde_json::Value::Object(by_mode)
+                } else {
+                    serde_json::to_value(&reports[0])?
+                };
+                println!("{}", serde_json::to_string_pretty(&output)?);
             } else {
-                print_eval(&report);
+                for report in &reports {
+                    print_eval(report);
+                }
             }
             Ok(())
         }
@@ -215,6 +255,10 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
     let collection = args
         .collection
         .unwrap_or_else(|| settings.query.default_collection.clone());
+    let options = IngestOptions::new(collection.clone())
+        .with_prune(args.prune)
+        .with_tags(args.tags)
+        .with_language(args.language);
     let verity = Verity::open(settings).await?;
     let started = std::time::Instant::now();
     let report = if !args.json && std::io::stderr().is_terminal() {
@@ -223,14 +267,12 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
                 .expect("static template"),
         );
         let report = verity
-            .ingest_paths(&args.paths, &collection, args.prune, &Bar(bar.clone()))
+            .ingest_paths(&args.paths, &options, &Bar(bar.clone()))
             .await;
         bar.finish_and_clear();
         report?
     } else {
-        verity
-            .ingest_paths(&args.paths, &collection, args.prune, &Quiet)
-            .await?
+        verity.ingest_paths(&args.paths, &options, &Quiet).await?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -262,6 +304,8 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
         question: args.question,
         collection: args.collection,
         top_k: args.top_k,
+        mode: args.mode,
+        filter: None,
     };
     let (answer, _) = verity.query(request).await?;
     if args.json {
@@ -331,6 +375,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
         BenchCommand::Query {
             url,
             collection,
+            modes,
             concurrency,
             requests,
             json,
@@ -349,8 +394,14 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     url
                 }
             };
-            let rows = bench::bench_query(&base_url, collection.as_deref(), &concurrency, requests)
-                .await?;
+            let rows = bench::bench_query(
+                &base_url,
+                collection.as_deref(),
+                &modes,
+                &concurrency,
+                requests,
+            )
+            .await?;
             if let Some(handle) = server {
                 handle.stop(true).await;
             }
@@ -358,11 +409,12 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "concurrency  requests  errors  p50 ms  p99 ms  max ms  req/s  | server p50: embed  search  other | server p99 total"
+                    "mode    concurrency  requests  errors  p50 ms  p99 ms  max ms  req/s  | server p50: embed  search  other | server p99 total"
                 );
                 for r in rows {
                     println!(
-                        "{:>11}  {:>8}  {:>6}  {:>6.2}  {:>6.2}  {:>6.2}  {:>5.0}  |             {:>5.2}  {:>6.2}  {:>5.2} | {:>6.2}",
+                        "{:<6}  {:>11}  {:>8}  {:>6}  {:>6.2}  {:>6.2}  {:>6.2}  {:>5.0}  |             {:>5.2}  {:>6.2}  {:>5.2} | {:>6.2}",
+                        r.mode.as_str(),
                         r.concurrency,
                         r.requests,
                         r.errors,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use verity_core::{
-    Chunk, IndexedChunk, ParsedDocument, VerityError, VerityResult, document_id,
-    validate_collection_name,
+    Chunk, IndexedChunk, Language, ParsedDocument, VerityError, VerityResult, detect_language,
+    document_id, validate_collection_name,
 };
 use verity_ingest::{collect_files, content_hash, detect_format, embedding_text, parse_bytes};
 use verity_store::DocumentRecord;
@@ -73,10 +73,69 @@ pub struct SourceDocument {
     pub source: String,
     pub content_hash: String,
     pub parsed: ParsedDocument,
+    /// When the file was last modified, in seconds since the Unix epoch.
+    pub modified: Option<i64>,
+}
+
+/// What `verity ingest` was asked to do besides reading the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOptions {
+    pub collection: String,
+    /// Remove the collection's documents whose files no longer exist.
+    pub prune: bool,
+    /// Tags given to every document of this run (replacing earlier tags).
+    pub tags: Vec<String>,
+    /// The documents' language; detected per document when `None`.
+    pub language: Option<Language>,
+}
+
+impl IngestOptions {
+    pub fn new(collection: impl Into<String>) -> Self {
+        Self {
+            collection: collection.into(),
+            prune: false,
+            tags: Vec::new(),
+            language: None,
+        }
+    }
+
+    pub fn with_prune(mut self, prune: bool) -> Self {
+        self.prune = prune;
+        self
+    }
+
+    pub fn with_tags(mut self, tags: Vec<String>) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    pub fn with_language(mut self, language: Option<Language>) -> Self {
+        self.language = language;
+        self
+    }
+
+    fn validate(&self) -> VerityResult<()> {
+        validate_collection_name(&self.collection)?;
+        for tag in &self.tags {
+            let valid = !tag.is_empty()
+                && tag.len() <= 64
+                && tag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_.:".contains(c));
+            if !valid {
+                return Err(VerityError::invalid(
+                    "tags",
+                    format!("tag {tag:?} is invalid: use 1-64 letters, digits, '-', '_', '.', ':'"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Pending {
     record: DocumentRecord,
+    language: Language,
     chunks: Vec<Chunk>,
     is_update: bool,
 }
@@ -93,11 +152,11 @@ impl Verity {
     pub async fn ingest_paths(
         &self,
         paths: &[PathBuf],
-        collection: &str,
-        prune: bool,
+        options: &IngestOptions,
         progress: &dyn IngestProgress,
     ) -> VerityResult<IngestReport> {
-        validate_collection_name(collection)?;
+        options.validate()?;
+        let collection = options.collection.as_str();
         let mut report = IngestReport::default();
         let (files, unreadable) = collect_files(paths);
         progress.total(files.len() + unreadable.len());
@@ -110,10 +169,10 @@ impl Verity {
         let mut batch = Batch::default();
         for file in &files {
             match self
-                .read_if_changed(collection, &file.path, &file.source)
+                .read_if_changed(options, &file.path, &file.source)
                 .await?
             {
-                Ok(Some(document)) => self.stage(collection, document, &mut batch).await?,
+                Ok(Some(document)) => self.stage(options, document, &mut batch).await?,
                 Ok(None) => {
                     report.documents_unchanged += 1;
                     progress.done(&file.source, FileOutcome::Unchanged);
@@ -131,7 +190,7 @@ impl Verity {
         self.flush(collection, &mut batch, &mut report, progress)
             .await?;
 
-        if prune {
+        if options.prune {
             self.prune(collection, &mut report, progress).await?;
         }
         self.index.optimize().await?;
@@ -141,20 +200,24 @@ impl Verity {
     /// Ingests documents that are already parsed (the SQuAD evaluation uses this).
     pub async fn ingest_documents(
         &self,
-        collection: &str,
+        options: &IngestOptions,
         documents: Vec<SourceDocument>,
     ) -> VerityResult<IngestReport> {
-        validate_collection_name(collection)?;
+        options.validate()?;
+        let collection = options.collection.as_str();
         self.store.ensure_collection(collection).await?;
         let mut report = IngestReport::default();
         let mut batch = Batch::default();
         for document in documents {
             let id = document_id(collection, &document.source);
-            if self.is_unchanged(&id, &document.content_hash).await? {
+            if self
+                .is_unchanged(options, &id, &document.content_hash)
+                .await?
+            {
                 report.documents_unchanged += 1;
                 continue;
             }
-            self.stage(collection, document, &mut batch).await?;
+            self.stage(options, document, &mut batch).await?;
             if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
                 self.flush(collection, &mut batch, &mut report, &Quiet)
                     .await?;
@@ -176,21 +239,36 @@ impl Verity {
         Ok(documents.len())
     }
 
-    async fn is_unchanged(&self, document_id: &str, hash: &str) -> VerityResult<bool> {
+    /// How a document of this run is made: the global pipeline fingerprint plus this run's
+    /// tags and language choice, so that changing either re-indexes the documents.
+    fn document_fingerprint(&self, options: &IngestOptions) -> String {
+        format!(
+            "{};tags={};language={}",
+            self.pipeline_fingerprint(),
+            options.tags.join(","),
+            options.language.map_or("auto", |l| l.code())
+        )
+    }
+
+    async fn is_unchanged(
+        &self,
+        options: &IngestOptions,
+        document_id: &str,
+        hash: &str,
+    ) -> VerityResult<bool> {
+        let fingerprint = self.document_fingerprint(options);
         Ok(self
             .store
             .document_state(document_id)
             .await?
-            .is_some_and(|s| {
-                s.active && s.content_hash == hash && s.pipeline == self.pipeline_fingerprint()
-            }))
+            .is_some_and(|s| s.active && s.content_hash == hash && s.pipeline == fingerprint))
     }
 
     /// Reads a file. `Ok(Ok(None))`: unchanged since the last ingest; `Ok(Err(reason))`: the
     /// file cannot be ingested; `Err`: the store failed.
     async fn read_if_changed(
         &self,
-        collection: &str,
+        options: &IngestOptions,
         path: &Path,
         source: &str,
     ) -> VerityResult<Result<Option<SourceDocument>, String>> {
@@ -204,11 +282,16 @@ impl Verity {
         };
         let hash = content_hash(&bytes);
         if self
-            .is_unchanged(&document_id(collection, source), &hash)
+            .is_unchanged(options, &document_id(&options.collection, source), &hash)
             .await?
         {
             return Ok(Ok(None));
         }
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
         let fallback_title = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -219,6 +302,7 @@ impl Verity {
                     source: source.to_string(),
                     content_hash: hash,
                     parsed,
+                    modified,
                 })
             })
             .map_err(|e| e.to_string()))
@@ -226,11 +310,15 @@ impl Verity {
 
     async fn stage(
         &self,
-        collection: &str,
+        options: &IngestOptions,
         document: SourceDocument,
         batch: &mut Batch,
     ) -> VerityResult<()> {
+        let collection = options.collection.as_str();
         let id = document_id(collection, &document.source);
+        let language = options
+            .language
+            .unwrap_or_else(|| detect_language(&document.parsed.text));
         let is_update = self.store.document_state(&id).await?.is_some();
         let chunks = self.chunker.chunk(&id, &document.parsed);
         batch.chunks += chunks.len();
@@ -242,9 +330,13 @@ impl Verity {
                 title: document.parsed.title,
                 format: document.parsed.format.as_str().to_string(),
                 content_hash: document.content_hash,
-                pipeline: self.pipeline_fingerprint(),
+                pipeline: self.document_fingerprint(options),
                 text: document.parsed.text,
+                language: language.code().to_string(),
+                tags: options.tags.clone(),
+                modified: document.modified,
             },
+            language,
             chunks,
             is_update,
         });
@@ -288,6 +380,7 @@ impl Verity {
         for document in documents {
             let Pending {
                 record,
+                language,
                 chunks,
                 is_update,
             } = document;
@@ -300,6 +393,9 @@ impl Verity {
                     collection: collection.to_string(),
                     title: record.title.clone(),
                     source: record.source.clone(),
+                    language,
+                    tags: record.tags.clone(),
+                    modified: record.modified,
                     chunk,
                     vector,
                 })

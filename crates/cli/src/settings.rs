@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
+use verity_core::RetrievalMode;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -45,6 +46,7 @@ pub struct ChunkingSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct QuerySettings {
     pub default_collection: String,
+    pub mode: RetrievalMode,
     pub top_k: u32,
     pub max_top_k: u32,
     pub max_question_chars: usize,

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::{MetadataFilter, RetrievalMode};
+
 /// A question, as the CLI and `POST /v1/query` take it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,6 +13,12 @@ pub struct QueryRequest {
     /// How many passages to retrieve (and list as citations); the settings' default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<u32>,
+    /// `dense`, `sparse` or `hybrid`; the settings' default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RetrievalMode>,
+    /// Conditions on document metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<MetadataFilter>,
 }
 
 /// A passage an answer rests on, with everything needed to find it again: the document, the
@@ -27,8 +35,11 @@ pub struct Citation {
     pub start: usize,
     pub end: usize,
     pub text: String,
-    /// Retrieval score: cosine similarity of the question and the passage.
+    /// Retrieval score in the request's mode: cosine similarity (dense), BM25 (sparse), or
+    /// reciprocal-rank-fusion score (hybrid).
     pub score: f32,
+    /// Cosine similarity of the question and the passage, whatever the mode.
+    pub similarity: f32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heading_path: Vec<String>,
 }

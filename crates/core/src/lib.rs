@@ -9,12 +9,16 @@ mod answer;
 mod document;
 mod error;
 mod ids;
+mod language;
+mod query;
 mod traits;
 
 pub use answer::{Answer, Citation, Grounding, GroundingStatus, QueryRequest, Timings};
 pub use document::{Chunk, DocumentFormat, Heading, ParsedDocument};
 pub use error::{VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
+pub use language::{Language, detect_language};
+pub use query::{MetadataFilter, RetrievalMode, SearchQuery, parse_day, source_directories};
 pub use traits::{
     AnswerService, Embedder, IndexedChunk, Readiness, RetrievedChunk, SearchFilter, VectorIndex,
 };

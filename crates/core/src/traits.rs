@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 
-use crate::{Answer, Chunk, QueryRequest, Timings, VerityResult};
+use crate::{Answer, Chunk, Language, QueryRequest, SearchQuery, Timings, VerityResult};
 
 /// Turns text into dense vectors. Implementations are CPU- or GPU-bound and synchronous:
 /// callers on an async runtime run them where blocking is acceptable.
@@ -21,6 +21,11 @@ pub struct IndexedChunk {
     pub collection: String,
     pub title: String,
     pub source: String,
+    /// The document's language: selects the BM25 tokenisation of the chunk.
+    pub language: Language,
+    pub tags: Vec<String>,
+    /// When the document's file was last modified, in seconds since the Unix epoch.
+    pub modified: Option<i64>,
     pub chunk: Chunk,
     pub vector: Vec<f32>,
 }
@@ -31,12 +36,22 @@ pub struct IndexedChunk {
 pub struct SearchFilter {
     /// Collections to search; empty means none (a search with no collection finds nothing).
     pub collections: Vec<String>,
+    /// Only documents under this directory.
+    pub source_prefix: Option<String>,
+    /// Only documents with at least one of these tags (none given: no condition).
+    pub tags: Vec<String>,
+    pub language: Option<Language>,
+    /// Only documents modified at or after this time (seconds since the Unix epoch)…
+    pub modified_from: Option<i64>,
+    /// …and before this one.
+    pub modified_until: Option<i64>,
 }
 
 impl SearchFilter {
     pub fn collection(name: impl Into<String>) -> Self {
         Self {
             collections: vec![name.into()],
+            ..Self::default()
         }
     }
 }
@@ -53,7 +68,10 @@ pub struct RetrievedChunk {
     pub end: usize,
     pub text: String,
     pub heading_path: Vec<String>,
+    /// The score in the search's mode (see [`crate::Citation::score`]).
     pub score: f32,
+    /// Cosine similarity of the question and the chunk.
+    pub similarity: f32,
 }
 
 /// The vector index. The metadata store is the source of truth; an index can be rebuilt from it.
@@ -63,10 +81,11 @@ pub trait VectorIndex: Send + Sync {
     async fn upsert(&self, chunks: &[IndexedChunk]) -> VerityResult<()>;
     /// Deletes every chunk of a document except those whose ids are in `keep`.
     async fn delete_document_chunks(&self, document_id: &str, keep: &[String]) -> VerityResult<()>;
-    /// The `limit` nearest chunks to `vector` among those the filter allows, best first.
+    /// The `limit` best chunks for the query among those the filter allows, best first, in
+    /// the query's mode.
     async fn search(
         &self,
-        vector: &[f32],
+        query: &SearchQuery,
         filter: &SearchFilter,
         limit: usize,
     ) -> VerityResult<Vec<RetrievedChunk>>;

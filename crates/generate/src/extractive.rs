@@ -1,14 +1,15 @@
 use std::collections::HashSet;
 
 use unicode_segmentation::UnicodeSegmentation;
-use verity_core::{Answer, Citation, Grounding, GroundingStatus, RetrievedChunk};
+use verity_core::{
+    Answer, Citation, Grounding, GroundingStatus, Language, RetrievedChunk, detect_language,
+};
 
-use crate::language::{Language, detect_language};
 use crate::terms::{content_terms, term_coverage};
 
 /// Below this cosine similarity between the question and the best passage, Verity abstains.
 /// Calibrated on `../shared/data/squad/dev.json` with `verity eval squad` (see the README).
-pub const DEFAULT_ABSTAIN_BELOW: f32 = 0.30;
+pub const DEFAULT_ABSTAIN_BELOW: f32 = 0.35;
 /// Abstain when fewer than this share of the question's content words (stemmed, accents
 /// folded) appear in the retrieved passages. Needed beside the similarity threshold because an
 /// English-only embedding model finds any two texts in the same other language fairly similar.
@@ -59,13 +60,15 @@ impl ExtractiveAnswerer {
     /// Why the evidence is too weak to answer from, if it is: no passage, the best passage's
     /// similarity under the threshold, or too few of the question's words in the passages.
     pub fn abstention_reason(&self, question: &str, passages: &[RetrievedChunk]) -> Option<String> {
-        let Some(best) = passages.first() else {
+        // In sparse and hybrid modes the ranking score is not a similarity; the gate always
+        // looks at the cosine similarity of the closest passage found.
+        let Some(best) = passages.iter().map(|p| p.similarity).reduce(f32::max) else {
             return Some("no passage in this collection".to_string());
         };
-        if best.score < self.config.abstain_below {
+        if best < self.config.abstain_below {
             return Some(format!(
                 "best passage similarity {:.3} is below the threshold {:.3}",
-                best.score, self.config.abstain_below
+                best, self.config.abstain_below
             ));
         }
         let coverage = term_coverage(question, passages);
@@ -195,6 +198,7 @@ fn citation(index: usize, passage: &RetrievedChunk) -> Citation {
         end: passage.end,
         text: passage.text.clone(),
         score: passage.score,
+        similarity: passage.similarity,
         heading_path: passage.heading_path.clone(),
     }
 }
@@ -306,6 +310,7 @@ mod tests {
             text: text.into(),
             heading_path: vec![],
             score,
+            similarity: score,
         }
     }
 

@@ -7,12 +7,10 @@
 //! no support and lists the nearest passages instead of guessing.
 
 mod extractive;
-mod language;
 mod terms;
 
 pub use extractive::{
     DEFAULT_ABSTAIN_BELOW, DEFAULT_MAX_SENTENCES, DEFAULT_MIN_TERM_COVERAGE, ExtractiveAnswerer,
     ExtractiveConfig,
 };
-pub use language::{Language, detect_language};
 pub use terms::term_coverage;

@@ -3,30 +3,54 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::external::serde_json::{Value, json};
 use qdrant_edge::{
-    Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeVectorParams,
-    FieldCondition, FieldIndexOperations, Filter, HasIdCondition, Match, NamedQuery,
-    PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations, PointOperations,
-    PointStruct, QueryEnum, QueryRequest, ScoredPoint, ScoringQuery, UpdateOperation,
-    VectorInternal, Vectors, WithPayloadInterface, WithVector,
+    Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
+    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Fusion, HasIdCondition, Match,
+    Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
+    PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range, ScoredPoint,
+    ScoringQuery, UpdateOperation, Vector, VectorInternal, VectorStructInternal, Vectors,
+    WithPayloadInterface, WithVector,
 };
 use uuid::Uuid;
 use verity_core::{
-    IndexedChunk, RetrievedChunk, SearchFilter, VectorIndex, VerityError, VerityResult,
+    IndexedChunk, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery, VectorIndex,
+    VerityError, VerityResult, source_directories,
 };
 
-/// Name of the dense vector of each point (named, so a sparse vector can sit beside it).
-pub const DENSE_VECTOR: &str = "dense";
+use crate::bm25::Bm25Encoders;
 
-/// Payload fields that filters use; they get keyword indexes.
-const INDEXED_FIELDS: &[&str] = &["collection", "document_id"];
+/// Name of the dense vector of each point.
+pub const DENSE_VECTOR: &str = "dense";
+/// Name of the BM25 sparse vector of each point (IDF applied by Qdrant at query time).
+pub const SPARSE_VECTOR: &str = "bm25";
+/// The constant of reciprocal rank fusion: a passage at rank r of a list scores 1 / (k + r).
+/// 60 is the value of the original RRF paper and of the reference figures; a small k lets the
+/// first ranks of either list dominate.
+pub const RRF_K: usize = 60;
+/// Candidates each prefetch (dense, sparse) contributes to the fusion, at least.
+const PREFETCH_CANDIDATES: usize = 50;
+/// Identifies how points are laid out; part of the ingest fingerprint, so documents are
+/// re-indexed when it changes.
+pub const INDEX_FORMAT: &str = "edge-dense-bm25-v1";
+
+/// Payload fields that filters use, with their index types.
+const INDEXED_FIELDS: &[(&str, PayloadSchemaType)] = &[
+    ("collection", PayloadSchemaType::Keyword),
+    ("document_id", PayloadSchemaType::Keyword),
+    ("language", PayloadSchemaType::Keyword),
+    ("tags", PayloadSchemaType::Keyword),
+    ("source_dirs", PayloadSchemaType::Keyword),
+    ("modified", PayloadSchemaType::Integer),
+];
 
 /// The chunks of every collection in one Qdrant Edge shard on local disk.
 #[derive(Clone)]
 pub struct EdgeIndex {
     shard: Arc<EdgeShard>,
     dimension: usize,
+    bm25: Arc<Bm25Encoders>,
 }
 
 impl std::fmt::Debug for EdgeIndex {
@@ -47,47 +71,31 @@ impl EdgeIndex {
     /// An existing shard built for another dimension is an error: its vectors came from
     /// another model and must be rebuilt.
     pub fn open(path: &Path, dimension: usize) -> VerityResult<Self> {
-        let exists = path.join("edge_config.json").exists();
-        let shard = if exists {
-            EdgeShard::load(path, None).map_err(|e| {
+        let mut shard = if path.join("edge_config.json").exists() {
+            Some(EdgeShard::load(path, None).map_err(|e| {
                 VerityError::unavailable(
                     "vector index",
                     format!("cannot open Qdrant Edge shard {}: {e}", path.display()),
                 )
-            })?
+            })?)
         } else {
-            std::fs::create_dir_all(path).map_err(|e| {
-                VerityError::Config(format!("cannot create {}: {e}", path.display()))
+            None
+        };
+        if shard
+            .as_ref()
+            .is_some_and(|s| !s.config().sparse_vectors.contains_key(SPARSE_VECTOR))
+        {
+            // A shard from before BM25 was indexed. The index is derived data: start a new one;
+            // the next `verity ingest` refills it (the ingest fingerprint changed with it).
+            tracing::warn!(path = %path.display(), "the vector index has an older layout; recreating it empty: run `verity ingest` again to refill it");
+            drop(shard.take());
+            std::fs::remove_dir_all(path).map_err(|e| {
+                VerityError::Config(format!("cannot remove old index {}: {e}", path.display()))
             })?;
-            let config = EdgeConfig {
-                vectors: HashMap::from([(
-                    DENSE_VECTOR.to_string(),
-                    EdgeVectorParams {
-                        size: dimension,
-                        distance: Distance::Cosine,
-                        on_disk: None,
-                        multivector_config: None,
-                        datatype: None,
-                        quantization_config: None,
-                        hnsw_config: None,
-                    },
-                )]),
-                ..EdgeConfig::default()
-            };
-            let shard = EdgeShard::new(path, config).map_err(index_error)?;
-            for field in INDEXED_FIELDS {
-                shard
-                    .update(UpdateOperation::FieldIndexOperation(
-                        FieldIndexOperations::CreateIndex(CreateIndex {
-                            field_name: json_path(field)?,
-                            field_schema: Some(PayloadFieldSchema::FieldType(
-                                PayloadSchemaType::Keyword,
-                            )),
-                        }),
-                    ))
-                    .map_err(index_error)?;
-            }
-            shard
+        }
+        let shard = match shard {
+            Some(shard) => shard,
+            None => create_shard(path, dimension)?,
         };
         let built_for = shard
             .config()
@@ -104,6 +112,7 @@ impl EdgeIndex {
         Ok(Self {
             shard: Arc::new(shard),
             dimension,
+            bm25: Arc::new(Bm25Encoders::new()?),
         })
     }
 
@@ -121,6 +130,47 @@ impl EdgeIndex {
             ))
         }
     }
+}
+
+fn create_shard(path: &Path, dimension: usize) -> VerityResult<EdgeShard> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| VerityError::Config(format!("cannot create {}: {e}", path.display())))?;
+    let config = EdgeConfig {
+        vectors: HashMap::from([(
+            DENSE_VECTOR.to_string(),
+            EdgeVectorParams {
+                size: dimension,
+                distance: Distance::Cosine,
+                on_disk: None,
+                multivector_config: None,
+                datatype: None,
+                quantization_config: None,
+                hnsw_config: None,
+            },
+        )]),
+        sparse_vectors: HashMap::from([(
+            SPARSE_VECTOR.to_string(),
+            EdgeSparseVectorParams {
+                full_scan_threshold: None,
+                on_disk: None,
+                modifier: Some(Modifier::Idf),
+                datatype: None,
+            },
+        )]),
+        ..EdgeConfig::default()
+    };
+    let shard = EdgeShard::new(path, config).map_err(index_error)?;
+    for (field, schema) in INDEXED_FIELDS {
+        shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name: json_path(field)?,
+                    field_schema: Some(PayloadFieldSchema::FieldType(*schema)),
+                }),
+            ))
+            .map_err(index_error)?;
+    }
+    Ok(shard)
 }
 
 fn json_path(field: &str) -> VerityResult<qdrant_edge::JsonPath> {
@@ -145,11 +195,38 @@ fn point_id(chunk_id: &str) -> VerityResult<PointId> {
     })
 }
 
+/// Every condition of the filter; applied inside each prefetch and to the final query.
 fn access_filter(filter: &SearchFilter) -> VerityResult<Filter> {
-    Ok(Filter::new_must(keyword(
-        "collection",
-        filter.collections.clone(),
-    )?))
+    let mut must = vec![keyword("collection", filter.collections.clone())?];
+    if let Some(prefix) = &filter.source_prefix {
+        must.push(keyword(
+            "source_dirs",
+            prefix.trim_end_matches('/').to_string(),
+        )?);
+    }
+    if !filter.tags.is_empty() {
+        must.push(keyword("tags", filter.tags.clone())?);
+    }
+    if let Some(language) = filter.language {
+        must.push(keyword("language", language.code().to_string())?);
+    }
+    if filter.modified_from.is_some() || filter.modified_until.is_some() {
+        must.push(Condition::Field(FieldCondition::new_range(
+            json_path("modified")?,
+            Range {
+                gte: filter.modified_from.map(|t| OrderedFloat(t as f64)),
+                lt: filter.modified_until.map(|t| OrderedFloat(t as f64)),
+                gt: None,
+                lte: None,
+            },
+        )));
+    }
+    Ok(Filter {
+        should: None,
+        min_should: None,
+        must: Some(must),
+        must_not: None,
+    })
 }
 
 fn payload_of(chunk: &IndexedChunk) -> Value {
@@ -163,10 +240,47 @@ fn payload_of(chunk: &IndexedChunk) -> Value {
         "end": chunk.chunk.end,
         "text": chunk.chunk.text,
         "heading_path": chunk.chunk.heading_path,
+        "language": chunk.language.code(),
+        "tags": chunk.tags,
+        "source_dirs": source_directories(&chunk.source),
+        "modified": chunk.modified,
     })
 }
 
-fn retrieved_from(point: ScoredPoint) -> VerityResult<RetrievedChunk> {
+/// What BM25 reads of a chunk: its title and headings (words questions often use) and its text.
+fn bm25_text(chunk: &IndexedChunk) -> String {
+    format!(
+        "{}\n{}\n{}",
+        chunk.title,
+        chunk.chunk.heading_path.join("\n"),
+        chunk.chunk.text
+    )
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator == 0.0 {
+        0.0
+    } else {
+        dot / denominator
+    }
+}
+
+fn dense_vector_of(point: &ScoredPoint) -> Option<&[f32]> {
+    match point.vector.as_ref()? {
+        VectorStructInternal::Named(vectors) => match vectors.get(DENSE_VECTOR)? {
+            VectorInternal::Dense(v) => Some(v.as_slice()),
+            _ => None,
+        },
+        VectorStructInternal::Single(v) => Some(v.as_slice()),
+        VectorStructInternal::MultiDense(_) => None,
+    }
+}
+
+fn retrieved_from(point: ScoredPoint, query_vector: &[f32]) -> VerityResult<RetrievedChunk> {
+    let similarity = dense_vector_of(&point).map_or(0.0, |v| cosine(query_vector, v));
     let payload = point
         .payload
         .ok_or_else(|| VerityError::internal("vector index", "point without payload"))?
@@ -198,6 +312,7 @@ fn retrieved_from(point: ScoredPoint) -> VerityResult<RetrievedChunk> {
             })
             .unwrap_or_default(),
         score: point.score,
+        similarity,
     })
 }
 
@@ -210,7 +325,11 @@ impl VectorIndex for EdgeIndex {
         let mut points = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             self.check_dimension(&chunk.vector)?;
-            let vectors = Vectors::from(vec![(DENSE_VECTOR, chunk.vector.clone())]);
+            let sparse = self.bm25.document(chunk.language, &bm25_text(chunk));
+            let vectors = Vectors::from(vec![
+                (DENSE_VECTOR, Vector::new_dense(chunk.vector.clone())),
+                (SPARSE_VECTOR, Vector(VectorInternal::Sparse(sparse))),
+            ]);
             points.push(
                 PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload_of(chunk)).into(),
             );
@@ -240,33 +359,67 @@ impl VectorIndex for EdgeIndex {
 
     async fn search(
         &self,
-        vector: &[f32],
+        query: &SearchQuery,
         filter: &SearchFilter,
         limit: usize,
     ) -> VerityResult<Vec<RetrievedChunk>> {
-        self.check_dimension(vector)?;
+        self.check_dimension(&query.vector)?;
         if filter.collections.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let filter = access_filter(filter)?;
+        let dense = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+            query: VectorInternal::Dense(query.vector.clone()),
+            using: Some(DENSE_VECTOR.to_string()),
+        }));
+        let terms = self.bm25.query(query.language, &query.text);
+        let sparse = (!terms.indices.is_empty()).then(|| {
+            ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                query: VectorInternal::Sparse(terms),
+                using: Some(SPARSE_VECTOR.to_string()),
+            }))
+        });
+        let (prefetches, scoring) = match (query.mode, sparse) {
+            (RetrievalMode::Dense, _) | (RetrievalMode::Hybrid, None) => (vec![], dense),
+            // A question made only of stop words has no term to match.
+            (RetrievalMode::Sparse, None) => return Ok(Vec::new()),
+            (RetrievalMode::Sparse, Some(sparse)) => (vec![], sparse),
+            (RetrievalMode::Hybrid, Some(sparse)) => {
+                let prefetch = |query: ScoringQuery| Prefetch {
+                    prefetches: vec![],
+                    query: Some(query),
+                    limit: limit.max(PREFETCH_CANDIDATES),
+                    params: None,
+                    filter: Some(filter.clone()),
+                    score_threshold: None,
+                };
+                (
+                    vec![prefetch(dense), prefetch(sparse)],
+                    ScoringQuery::Fusion(Fusion::Rrf {
+                        k: RRF_K,
+                        weights: None,
+                    }),
+                )
+            }
+        };
         let request = QueryRequest {
-            prefetches: vec![],
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                query: VectorInternal::Dense(vector.to_vec()),
-                using: Some(DENSE_VECTOR.to_string()),
-            }))),
-            filter: Some(access_filter(filter)?),
+            prefetches,
+            query: Some(scoring),
+            filter: Some(filter),
             score_threshold: None,
             limit,
             offset: 0,
             params: None,
-            with_vector: WithVector::Bool(false),
+            // Dense vectors come back so that the question's cosine similarity to each passage
+            // is known in every mode: the abstention gate needs it.
+            with_vector: WithVector::Selector(vec![DENSE_VECTOR.to_string()]),
             with_payload: WithPayloadInterface::Bool(true),
         };
         self.shard
             .query(request)
             .map_err(index_error)?
             .into_iter()
-            .map(retrieved_from)
+            .map(|point| retrieved_from(point, &query.vector))
             .collect()
     }
 

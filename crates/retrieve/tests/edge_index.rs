@@ -1,8 +1,19 @@
 //! The Qdrant Edge index: filters inside the query, replacement of a document's chunks,
 //! persistence across reopening.
 
-use verity_core::{Chunk, IndexedChunk, SearchFilter, VectorIndex, chunk_id};
+use verity_core::{
+    Chunk, IndexedChunk, Language, RetrievalMode, SearchFilter, SearchQuery, VectorIndex, chunk_id,
+};
 use verity_retrieve::EdgeIndex;
+
+fn dense(vector: &[f32]) -> SearchQuery {
+    SearchQuery {
+        text: String::new(),
+        vector: vector.to_vec(),
+        language: Language::English,
+        mode: RetrievalMode::Dense,
+    }
+}
 
 fn indexed(collection: &str, document: &str, ordinal: u32, vector: [f32; 4]) -> IndexedChunk {
     let text = format!("{document} chunk {ordinal}");
@@ -10,6 +21,9 @@ fn indexed(collection: &str, document: &str, ordinal: u32, vector: [f32; 4]) -> 
         collection: collection.into(),
         title: format!("{document} title"),
         source: format!("/kb/{document}.md"),
+        language: Language::English,
+        tags: vec![],
+        modified: None,
         chunk: Chunk {
             id: chunk_id(document, ordinal, 0, &text),
             document_id: document.into(),
@@ -37,7 +51,11 @@ async fn search_sees_only_the_collections_in_its_filter() {
         .unwrap();
 
     let found = index
-        .search(&[1.0, 0.0, 0.0, 0.0], &SearchFilter::collection("a"), 10)
+        .search(
+            &dense(&[1.0, 0.0, 0.0, 0.0]),
+            &SearchFilter::collection("a"),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
@@ -52,7 +70,7 @@ async fn search_sees_only_the_collections_in_its_filter() {
 
     assert!(
         index
-            .search(&[1.0, 0.0, 0.0, 0.0], &SearchFilter::default(), 10)
+            .search(&dense(&[1.0, 0.0, 0.0, 0.0]), &SearchFilter::default(), 10)
             .await
             .unwrap()
             .is_empty()
@@ -82,7 +100,11 @@ async fn deleting_a_document_keeps_only_the_chunks_asked_for() {
         .await
         .unwrap();
     let found = index
-        .search(&[1.0, 1.0, 1.0, 0.0], &SearchFilter::collection("a"), 10)
+        .search(
+            &dense(&[1.0, 1.0, 1.0, 0.0]),
+            &SearchFilter::collection("a"),
+            10,
+        )
         .await
         .unwrap();
     let mut ids: Vec<String> = found.iter().map(|c| c.chunk_id.clone()).collect();
@@ -131,7 +153,7 @@ async fn a_vector_of_the_wrong_dimension_is_an_error_not_a_panic() {
     let index = EdgeIndex::open(dir.path(), 4).unwrap();
     assert!(
         index
-            .search(&[1.0, 0.0], &SearchFilter::collection("a"), 3)
+            .search(&dense(&[1.0, 0.0]), &SearchFilter::collection("a"), 3)
             .await
             .is_err()
     );

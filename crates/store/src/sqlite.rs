@@ -23,6 +23,11 @@ pub struct DocumentRecord {
     pub content_hash: String,
     pub pipeline: String,
     pub text: String,
+    /// ISO 639-1 code: `en`, `es`, `pt`.
+    pub language: String,
+    pub tags: Vec<String>,
+    /// When the file was last modified, in seconds since the Unix epoch.
+    pub modified: Option<i64>,
 }
 
 /// What ingest needs to know about a document already stored.
@@ -154,12 +159,13 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         sqlx::query(
-            "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'indexing', ?)
+            "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text, language, tags, modified)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'indexing', ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
                 title = excluded.title, format = excluded.format,
                 content_hash = excluded.content_hash, pipeline = excluded.pipeline,
-                status = 'indexing', text = excluded.text,
+                status = 'indexing', text = excluded.text, language = excluded.language,
+                tags = excluded.tags, modified = excluded.modified,
                 version = documents.version + 1,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
         )
@@ -171,6 +177,9 @@ impl Store {
         .bind(&document.content_hash)
         .bind(&document.pipeline)
         .bind(&document.text)
+        .bind(&document.language)
+        .bind(serde_json::to_string(&document.tags).map_err(db_error)?)
+        .bind(document.modified)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;

@@ -13,6 +13,9 @@ fn record(id: &str, collection: &str, hash: &str) -> DocumentRecord {
         content_hash: hash.into(),
         pipeline: "p1".into(),
         text: "Hello world. Bye.".into(),
+        language: "en".into(),
+        tags: vec!["hr".into()],
+        modified: Some(1_700_000_000),
     }
 }
 

@@ -1,9 +1,32 @@
-/// The languages Verity writes its own messages in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// The languages Verity knows: their BM25 tokenisation (stop words, stemming) and Verity's own
+/// messages. Written as ISO 639-1 codes on the wire and in settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Language {
+    #[serde(rename = "en")]
     English,
+    #[serde(rename = "es")]
     Spanish,
+    #[serde(rename = "pt")]
     Portuguese,
+}
+
+impl Language {
+    pub const ALL: [Language; 3] = [Language::English, Language::Spanish, Language::Portuguese];
+
+    /// The ISO 639-1 code: `en`, `es`, `pt`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::English => "en",
+            Language::Spanish => "es",
+            Language::Portuguese => "pt",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.code() == code)
+    }
 }
 
 const SPANISH: &[&str] = &[
@@ -21,8 +44,8 @@ const ENGLISH: &[&str] = &[
     "who", "which", "do", "does", "can", "my", "i", "many", "much", "with", "on",
 ];
 
-/// A cheap guess at the language of a short text (a question), by counting function words.
-/// English wins ties: it is the fallback when nothing is recognised.
+/// A cheap guess at the language of a text (a question or a whole document), by counting
+/// function words. English wins ties: it is the fallback when nothing is recognised.
 pub fn detect_language(text: &str) -> Language {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
