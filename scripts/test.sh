@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Everything the tests need, then the whole test suite: formatting, lints, and every test of
-# every crate (unit, property, and end-to-end tests against the real model, SQLite and Qdrant
-# Edge). No network is used once setup has run.
+# Everything the tests need, then the whole test suite: formatting, lints, every test of every
+# crate (unit, property, and end-to-end tests against the real model, SQLite, Postgres and
+# Qdrant Edge), and the retrieval-quality gate. No network is used once setup has run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The store's contract tests and the Postgres end-to-end test run against a real server.
+DATABASE_URL="${DATABASE_URL:-$(scripts/postgres.sh)}"
+export DATABASE_URL
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

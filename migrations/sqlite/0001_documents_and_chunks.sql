@@ -1,9 +1,10 @@
 -- The metadata store is the source of truth: every chunk the vector index holds is here, with
 -- the document text its span refers into, so the index can be rebuilt from this database.
+-- Times are seconds since the Unix epoch (the same in SQLite and Postgres).
 
 CREATE TABLE collections (
     name        TEXT PRIMARY KEY NOT NULL,
-    created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    created_at  INTEGER NOT NULL DEFAULT (unixepoch())
 );
 
 CREATE TABLE documents (
@@ -13,14 +14,17 @@ CREATE TABLE documents (
     title         TEXT NOT NULL,
     format        TEXT NOT NULL,               -- markdown | text | html
     content_hash  TEXT NOT NULL,               -- sha256 of the source bytes
-    pipeline      TEXT NOT NULL,               -- model and chunking settings the chunks were made with
-    version       INTEGER NOT NULL DEFAULT 1,  -- bumped on every content change
+    pipeline      TEXT NOT NULL,               -- model, chunking, index format, tags, language choice
+    version       INTEGER NOT NULL DEFAULT 1,  -- bumped on every rewrite
     -- 'indexing' while the vector index is being written, 'active' once it holds every chunk.
     -- A document left 'indexing' by a crash is re-indexed by the next ingest.
     status        TEXT NOT NULL CHECK (status IN ('indexing', 'active')),
     text          TEXT NOT NULL,               -- normalised text; chunk spans point into it
-    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    language      TEXT NOT NULL,               -- en | es | pt
+    tags          TEXT NOT NULL,               -- JSON array
+    modified      INTEGER,                     -- the file's modification time
+    created_at    INTEGER NOT NULL DEFAULT (unixepoch()),
+    updated_at    INTEGER NOT NULL DEFAULT (unixepoch()),
     UNIQUE (collection, source)
 );
 

@@ -7,3 +7,4 @@ mod helpers;
 mod http;
 mod ingest;
 mod knowledge;
+mod postgres;

@@ -60,7 +60,10 @@ impl Verity {
         )
         .map_err(VerityError::Config)?;
         let index = EdgeIndex::open(&settings.index_path(), embedder.dimension())?;
-        let store = Store::open_sqlite(&settings.database_path()).await?;
+        let store = match &settings.database.url {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open_sqlite(&settings.database_path()).await?,
+        };
         let answerer = ExtractiveAnswerer::new(ExtractiveConfig {
             abstain_below: settings.query.abstain_below,
             min_term_coverage: settings.query.min_term_coverage,
@@ -264,8 +267,8 @@ impl AnswerService for Verity {
     }
 
     async fn readiness(&self) -> Readiness {
-        match self.store.list_collections().await {
-            Ok(_) => Readiness::Ready,
+        match self.store.ping().await {
+            Ok(()) => Readiness::Ready,
             Err(e) => Readiness::NotReady(e.to_string()),
         }
     }

@@ -13,10 +13,18 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    pub database: DatabaseSettings,
     pub server: ServerSettings,
     pub embed: EmbedSettings,
     pub chunking: ChunkingSettings,
     pub query: QuerySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; unset: the SQLite file in the data directory.
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +70,13 @@ pub struct Overrides {
     pub bind: Option<String>,
 }
 
+fn empty_string_as_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let value: Option<String> = Option::deserialize(d)?;
+    Ok(value.filter(|s| !s.trim().is_empty()))
+}
+
 fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
     let value: Option<String> = Option::deserialize(d)?;
     Ok(value.filter(|s| !s.trim().is_empty()).map(PathBuf::from))
@@ -89,7 +104,14 @@ impl Settings {
                 "data_dir",
                 overrides.data_dir.as_ref().map(|p| p.display().to_string()),
             )?
-            .set_override_option("server.bind", overrides.bind.clone())?;
+            .set_override_option("server.bind", overrides.bind.clone())?
+            // The documented name of the database URL variable has no section separator.
+            .set_override_option(
+                "database.url",
+                std::env::var("VERITY_DATABASE_URL")
+                    .ok()
+                    .filter(|v| !v.is_empty()),
+            )?;
         let settings: Settings = builder
             .build()
             .context("cannot read settings")?

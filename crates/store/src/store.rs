@@ -1,15 +1,59 @@
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyPool, Executor, Row};
 use verity_core::{Chunk, VerityError, VerityResult};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 fn db_error(err: impl std::fmt::Display) -> VerityError {
     VerityError::internal("metadata store", err)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: `sqlite:…` or `postgres://…` / `postgresql://…`.
+    pub fn of_url(url: &str) -> VerityResult<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(VerityError::Config(format!(
+                "database URL {:?} is neither sqlite:… nor postgres://…",
+                redact(url)
+            )))
+        }
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// A document as ingest writes it.
@@ -48,53 +92,84 @@ pub struct StoredDocument {
     pub version: i64,
 }
 
-/// The SQLite metadata store.
+/// The metadata store, on SQLite (embedded default) or Postgres (production), chosen by the
+/// database URL. One set of queries serves both (sqlx's `Any` driver; `$n` placeholders, which
+/// SQLite also reads); each backend has its own migrations.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite database at `path`.
     pub async fn open_sqlite(path: &Path) -> VerityResult<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 VerityError::Config(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect_with(options).await
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
     }
 
-    /// Connects to a `sqlite:` URL (`sqlite::memory:` for tests).
+    /// Connects to a `sqlite:` or `postgres://` URL and brings the schema up to date. A
+    /// database migrated by a newer Verity is refused.
     pub async fn connect(url: &str) -> VerityResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| VerityError::Config(format!("bad database URL {url:?}: {e}")))?
-            .create_if_missing(true)
-            .foreign_keys(true);
-        Self::connect_with(options).await
+        install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            // Fail fast when the database is down: a request waiting longer is lost anyway.
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers and the writer work at once; NORMAL is durable in WAL
+                        // mode except for the last transactions on power loss (not on a crash).
+                        connection
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(|e| {
+                VerityError::unavailable(
+                    "metadata store",
+                    format!("cannot connect to {}: {e}", redact(url)),
+                )
+            })?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|e| match e {
+            MigrateError::VersionMissing(version) => VerityError::Config(format!(
+                "the database {} was migrated by a newer Verity (migration {version} is unknown to this binary); upgrade verity",
+                redact(url)
+            )),
+            other => VerityError::unavailable("metadata store", format!("migration failed: {other}")),
+        })?;
+        Ok(Self { pool, backend })
     }
 
-    async fn connect_with(options: SqliteConnectOptions) -> VerityResult<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> VerityResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
             .await
             .map_err(|e| VerityError::unavailable("metadata store", e))?;
-        MIGRATOR.run(&pool).await.map_err(|e| {
-            VerityError::unavailable("metadata store", format!("migration failed: {e}"))
-        })?;
-        Ok(Self { pool })
+        Ok(())
     }
 
     pub async fn ensure_collection(&self, name: &str) -> VerityResult<()> {
-        sqlx::query("INSERT INTO collections (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+        sqlx::query("INSERT INTO collections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .execute(&self.pool)
             .await
@@ -103,7 +178,7 @@ impl Store {
     }
 
     pub async fn collection_exists(&self, name: &str) -> VerityResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM collections WHERE name = ?")
+        let row = sqlx::query("SELECT 1 FROM collections WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await
@@ -120,7 +195,7 @@ impl Store {
 
     /// Removes a collection with its documents and chunks.
     pub async fn delete_collection(&self, name: &str) -> VerityResult<()> {
-        sqlx::query("DELETE FROM collections WHERE name = ?")
+        sqlx::query("DELETE FROM collections WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await
@@ -130,7 +205,7 @@ impl Store {
 
     pub async fn document_state(&self, id: &str) -> VerityResult<Option<DocumentState>> {
         let row = sqlx::query(
-            "SELECT content_hash, pipeline, version, status FROM documents WHERE id = ?",
+            "SELECT content_hash, pipeline, version, status FROM documents WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -153,21 +228,21 @@ impl Store {
     ) -> VerityResult<Vec<String>> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let previous: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = ?")
+            sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = $1")
                 .bind(&document.id)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text, language, tags, modified)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'indexing', ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing', $8, $9, $10, $11)
              ON CONFLICT (id) DO UPDATE SET
                 title = excluded.title, format = excluded.format,
                 content_hash = excluded.content_hash, pipeline = excluded.pipeline,
                 status = 'indexing', text = excluded.text, language = excluded.language,
                 tags = excluded.tags, modified = excluded.modified,
                 version = documents.version + 1,
-                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                updated_at = $12",
         )
         .bind(&document.id)
         .bind(&document.collection)
@@ -180,10 +255,11 @@ impl Store {
         .bind(&document.language)
         .bind(serde_json::to_string(&document.tags).map_err(db_error)?)
         .bind(document.modified)
+        .bind(now())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        sqlx::query("DELETE FROM chunks WHERE document_id = ?")
+        sqlx::query("DELETE FROM chunks WHERE document_id = $1")
             .bind(&document.id)
             .execute(&mut *tx)
             .await
@@ -192,7 +268,7 @@ impl Store {
             let heading_path = serde_json::to_string(&chunk.heading_path).map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO chunks (id, document_id, ordinal, start_char, end_char, heading_path, text, token_count)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&chunk.id)
             .bind(&chunk.document_id)
@@ -212,7 +288,7 @@ impl Store {
 
     /// Marks a document `active`: the vector index holds all of its chunks.
     pub async fn mark_active(&self, id: &str) -> VerityResult<()> {
-        sqlx::query("UPDATE documents SET status = 'active' WHERE id = ?")
+        sqlx::query("UPDATE documents SET status = 'active' WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
@@ -225,7 +301,7 @@ impl Store {
         collection: &str,
     ) -> VerityResult<Vec<StoredDocument>> {
         let rows = sqlx::query(
-            "SELECT id, source, title, version FROM documents WHERE collection = ? ORDER BY source",
+            "SELECT id, source, title, version FROM documents WHERE collection = $1 ORDER BY source",
         )
         .bind(collection)
         .fetch_all(&self.pool)
@@ -244,7 +320,7 @@ impl Store {
 
     /// Deletes a document and its chunks.
     pub async fn delete_document(&self, id: &str) -> VerityResult<()> {
-        sqlx::query("DELETE FROM documents WHERE id = ?")
+        sqlx::query("DELETE FROM documents WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
@@ -256,7 +332,7 @@ impl Store {
     pub async fn chunks_of(&self, document_id: &str) -> VerityResult<Vec<Chunk>> {
         let rows = sqlx::query(
             "SELECT id, document_id, ordinal, start_char, end_char, heading_path, text, token_count
-             FROM chunks WHERE document_id = ? ORDER BY ordinal",
+             FROM chunks WHERE document_id = $1 ORDER BY ordinal",
         )
         .bind(document_id)
         .fetch_all(&self.pool)
@@ -281,7 +357,7 @@ impl Store {
 
     /// The normalised text of a document (what chunk and citation spans point into).
     pub async fn document_text(&self, id: &str) -> VerityResult<Option<String>> {
-        sqlx::query_scalar("SELECT text FROM documents WHERE id = ?")
+        sqlx::query_scalar("SELECT text FROM documents WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await
