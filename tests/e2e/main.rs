@@ -3,6 +3,7 @@
 //! `verity` binary itself. One test binary, so everything links once.
 
 mod cli;
+mod crash;
 mod helpers;
 mod http;
 mod ingest;

@@ -6,6 +6,7 @@ pub mod app;
 pub mod bench;
 pub mod eval;
 pub mod pipeline;
+pub mod reconcile;
 pub mod settings;
 
 use std::net::TcpListener;

@@ -39,6 +39,17 @@ enum Command {
     Ask(AskArgs),
     /// Serve the HTTP API.
     Serve(ServeArgs),
+    /// Compare the vector index with the metadata store and repair the difference.
+    Reconcile {
+        /// Only this collection (default: every collection).
+        #[arg(long)]
+        collection: Option<String>,
+        /// Report only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure retrieval and abstention.
     Eval {
         #[command(subcommand)]
@@ -231,6 +242,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { which } => run_bench(settings, which).await,
+        Command::Reconcile {
+            collection,
+            dry_run,
+            json,
+        } => {
+            let verity = Verity::open(settings).await?;
+            let report = verity.reconcile(collection.as_deref(), !dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} chunks missing from the index, {} orphans in it; {} repaired; {} documents left half-written (run `verity ingest` on their files)",
+                    report.missing_in_index,
+                    report.orphans_in_index,
+                    report.repaired,
+                    report.documents_incomplete
+                );
+            }
+            Ok(())
+        }
     }
 }
 

@@ -18,6 +18,25 @@ use crate::app::Verity;
 /// length-sorted batches, small enough that documents become searchable soon.
 const CHUNKS_PER_EMBEDDING_RUN: usize = 256;
 
+/// Points per index write: a document's points reach the index in batches of this size.
+const UPSERT_BATCH: usize = 64;
+
+/// A hook for the crash tests: when `VERITY_FAULT_INJECT` names this point, the process is
+/// killed with SIGKILL right here — no destructor runs, nothing is flushed, as in a real crash.
+fn fault_point(name: &str) {
+    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let fault = FAULT.get_or_init(|| std::env::var("VERITY_FAULT_INJECT").ok());
+    if fault.as_deref() == Some(name) {
+        tracing::warn!(point = name, "VERITY_FAULT_INJECT: killing this process");
+        let pid = std::process::id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        // `kill` may be missing: abort, which is just as abrupt.
+        std::process::abort();
+    }
+}
+
 /// A file that could not be ingested, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -235,6 +254,7 @@ impl Verity {
         for document in &documents {
             self.index.delete_document_chunks(&document.id, &[]).await?;
         }
+        self.index.persist().await?;
         self.store.delete_collection(collection).await?;
         Ok(documents.len())
     }
@@ -343,8 +363,20 @@ impl Verity {
         Ok(())
     }
 
-    /// Embeds the batch's chunks in one run, then writes each document: store first (as
-    /// `indexing`), then the index (new chunks in, stale chunks out), then `active`.
+    /// Embeds the batch's chunks in one run, then writes each document in an order that keeps
+    /// the index consistent with the store through a crash at any step:
+    ///
+    /// 1. index: delete the documents' old points, and make that durable (until step 5 a
+    ///    document is simply not found; were the delete lost in a crash, old points the store no
+    ///    longer holds would come back);
+    /// 2. store: write the document and its chunks as `indexing`;
+    /// 3. index: upsert the new points, hidden;
+    /// 4. store: mark the document `active`;
+    /// 5. index: make its points visible.
+    ///
+    /// A searchable chunk therefore always belongs to an active document. What a crash leaves
+    /// behind — hidden or missing points, an `indexing` document — is repaired by
+    /// `verity reconcile` or redone by the next ingest.
     async fn flush(
         &self,
         collection: &str,
@@ -376,6 +408,13 @@ impl Verity {
             }
         };
 
+        for document in &documents {
+            self.index
+                .delete_document_chunks(&document.record.id, &[])
+                .await?;
+        }
+        self.index.persist().await?;
+
         let mut vectors = vectors.into_iter();
         for document in documents {
             let Pending {
@@ -385,7 +424,7 @@ impl Verity {
                 is_update,
             } = document;
             self.store.write_document(&record, &chunks).await?;
-            let keep: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
+            fault_point("after_store_write");
             let indexed: Vec<IndexedChunk> = chunks
                 .into_iter()
                 .zip(vectors.by_ref())
@@ -400,9 +439,16 @@ impl Verity {
                     vector,
                 })
                 .collect();
-            self.index.upsert(&indexed).await?;
-            self.index.delete_document_chunks(&record.id, &keep).await?;
+            for (n, points) in indexed.chunks(UPSERT_BATCH).enumerate() {
+                if n == 1 {
+                    fault_point("mid_index_batch");
+                }
+                self.index.upsert(points).await?;
+            }
+            fault_point("before_status_update");
             self.store.mark_active(&record.id).await?;
+            fault_point("before_publish");
+            self.index.publish_document(&record.id).await?;
 
             report.chunks_embedded += indexed.len();
             let outcome = if is_update {
@@ -417,19 +463,30 @@ impl Verity {
         Ok(())
     }
 
-    /// Removes the collection's documents whose files no longer exist. Index first: a crash
-    /// in between leaves a document the next prune removes, never a chunk without a document.
+    /// Removes the collection's documents whose files no longer exist. Index first, made
+    /// durable, then the store: a crash in between leaves documents the next prune removes,
+    /// never a searchable chunk without its document.
     async fn prune(
         &self,
         collection: &str,
         report: &mut IngestReport,
         progress: &dyn IngestProgress,
     ) -> VerityResult<()> {
-        for document in self.store.documents_in_collection(collection).await? {
-            if Path::new(&document.source).exists() {
-                continue;
-            }
+        let gone: Vec<_> = self
+            .store
+            .documents_in_collection(collection)
+            .await?
+            .into_iter()
+            .filter(|d| !Path::new(&d.source).exists())
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for document in &gone {
             self.index.delete_document_chunks(&document.id, &[]).await?;
+        }
+        self.index.persist().await?;
+        for document in gone {
             self.store.delete_document(&document.id).await?;
             report.documents_removed += 1;
             progress.done(&document.source, FileOutcome::Removed);

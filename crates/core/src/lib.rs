@@ -20,7 +20,8 @@ pub use ids::{chunk_id, document_id};
 pub use language::{Language, detect_language};
 pub use query::{MetadataFilter, RetrievalMode, SearchQuery, parse_day, source_directories};
 pub use traits::{
-    AnswerService, Embedder, IndexedChunk, Readiness, RetrievedChunk, SearchFilter, VectorIndex,
+    AnswerService, Embedder, IndexedChunk, IndexedPoint, Readiness, RetrievedChunk, SearchFilter,
+    VectorIndex,
 };
 
 /// The collection documents go to, and questions are asked of, when none is named.

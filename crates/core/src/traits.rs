@@ -74,11 +74,30 @@ pub struct RetrievedChunk {
     pub similarity: f32,
 }
 
+/// A point of the index, as reconciliation sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedPoint {
+    pub chunk_id: String,
+    pub document_id: String,
+    /// Whether searches can find it (see [`VectorIndex::publish_document`]).
+    pub visible: bool,
+}
+
 /// The vector index. The metadata store is the source of truth; an index can be rebuilt from it.
+///
+/// Chunks are written hidden and made visible per document once the store holds the document
+/// as active, so that a crash at any point never leaves a searchable chunk the store does not
+/// hold as active.
 #[async_trait]
 pub trait VectorIndex: Send + Sync {
-    /// Inserts or replaces chunks (by chunk id, so retries are idempotent).
+    /// Inserts or replaces chunks (by chunk id, so retries are idempotent), hidden from searches.
     async fn upsert(&self, chunks: &[IndexedChunk]) -> VerityResult<()>;
+    /// Makes every chunk of a document visible to searches.
+    async fn publish_document(&self, document_id: &str) -> VerityResult<()>;
+    /// Every point of a collection, visible or not.
+    async fn list_points(&self, collection: &str) -> VerityResult<Vec<IndexedPoint>>;
+    /// Deletes chunks by id.
+    async fn delete_chunks(&self, chunk_ids: &[String]) -> VerityResult<()>;
     /// Deletes every chunk of a document except those whose ids are in `keep`.
     async fn delete_document_chunks(&self, document_id: &str, keep: &[String]) -> VerityResult<()>;
     /// The `limit` best chunks for the query among those the filter allows, best first, in
@@ -91,6 +110,8 @@ pub trait VectorIndex: Send + Sync {
     ) -> VerityResult<Vec<RetrievedChunk>>;
     /// How many chunks the filter allows.
     async fn count(&self, filter: &SearchFilter) -> VerityResult<usize>;
+    /// Makes every write so far durable: a crash after this loses none of them.
+    async fn persist(&self) -> VerityResult<()>;
     /// Makes written data durable and search-efficient (flush, build indexes).
     async fn optimize(&self) -> VerityResult<()>;
 }

@@ -4,19 +4,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
-use qdrant_edge::external::serde_json::{Value, json};
+use qdrant_edge::external::serde_json::{self as serde_json, Value, json};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Fusion, HasIdCondition, Match,
-    Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointId, PointInsertOperations,
-    PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range, ScoredPoint,
-    ScoringQuery, UpdateOperation, Vector, VectorInternal, VectorStructInternal, Vectors,
-    WithPayloadInterface, WithVector,
+    Modifier, NamedQuery, Payload, PayloadFieldSchema, PayloadOps, PayloadSchemaType, PointId,
+    PointInsertOperations, PointOperations, PointStruct, Prefetch, QueryEnum, QueryRequest, Range,
+    ScoredPoint, ScoringQuery, ScrollRequest, SetPayloadOp, UpdateOperation, Vector,
+    VectorInternal, VectorStructInternal, Vectors, WithPayloadInterface, WithVector,
 };
 use uuid::Uuid;
 use verity_core::{
-    IndexedChunk, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery, VectorIndex,
-    VerityError, VerityResult, source_directories,
+    IndexedChunk, IndexedPoint, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery,
+    VectorIndex, VerityError, VerityResult, source_directories,
 };
 
 use crate::bm25::Bm25Encoders;
@@ -33,7 +33,9 @@ pub const RRF_K: usize = 60;
 const PREFETCH_CANDIDATES: usize = 50;
 /// Identifies how points are laid out; part of the ingest fingerprint, so documents are
 /// re-indexed when it changes.
-pub const INDEX_FORMAT: &str = "edge-dense-bm25-v1";
+pub const INDEX_FORMAT: &str = "edge-dense-bm25-v2";
+/// Points are read in pages of this size when listed for reconciliation.
+const SCROLL_PAGE: usize = 1_000;
 
 /// Payload fields that filters use, with their index types.
 const INDEXED_FIELDS: &[(&str, PayloadSchemaType)] = &[
@@ -43,6 +45,7 @@ const INDEXED_FIELDS: &[(&str, PayloadSchemaType)] = &[
     ("tags", PayloadSchemaType::Keyword),
     ("source_dirs", PayloadSchemaType::Keyword),
     ("modified", PayloadSchemaType::Integer),
+    ("visible", PayloadSchemaType::Bool),
 ];
 
 /// The chunks of every collection in one Qdrant Edge shard on local disk.
@@ -195,9 +198,13 @@ fn point_id(chunk_id: &str) -> VerityResult<PointId> {
     })
 }
 
-/// Every condition of the filter; applied inside each prefetch and to the final query.
+/// Every condition of the filter; applied inside each prefetch and to the final query. Only
+/// published (visible) chunks are ever found.
 fn access_filter(filter: &SearchFilter) -> VerityResult<Filter> {
-    let mut must = vec![keyword("collection", filter.collections.clone())?];
+    let mut must = vec![
+        keyword("collection", filter.collections.clone())?,
+        keyword("visible", true)?,
+    ];
     if let Some(prefix) = &filter.source_prefix {
         must.push(keyword(
             "source_dirs",
@@ -244,6 +251,7 @@ fn payload_of(chunk: &IndexedChunk) -> Value {
         "tags": chunk.tags,
         "source_dirs": source_directories(&chunk.source),
         "modified": chunk.modified,
+        "visible": false,
     })
 }
 
@@ -341,6 +349,81 @@ impl VectorIndex for EdgeIndex {
             .map_err(index_error)
     }
 
+    async fn publish_document(&self, document_id: &str) -> VerityResult<()> {
+        let mut visible = serde_json::Map::new();
+        visible.insert("visible".into(), Value::Bool(true));
+        self.shard
+            .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+                SetPayloadOp {
+                    payload: Payload(visible),
+                    points: None,
+                    filter: Some(Filter::new_must(keyword(
+                        "document_id",
+                        document_id.to_string(),
+                    )?)),
+                    key: None,
+                },
+            )))
+            .map_err(index_error)
+    }
+
+    async fn list_points(&self, collection: &str) -> VerityResult<Vec<IndexedPoint>> {
+        let filter = Filter::new_must(keyword("collection", collection.to_string())?);
+        let mut points = Vec::new();
+        let mut offset = None;
+        loop {
+            let (page, next) = self
+                .shard
+                .scroll(ScrollRequest {
+                    offset,
+                    limit: Some(SCROLL_PAGE),
+                    filter: Some(filter.clone()),
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    with_vector: WithVector::Bool(false),
+                    order_by: None,
+                })
+                .map_err(index_error)?;
+            for record in page {
+                let payload = record.payload.map(|p| p.0).unwrap_or_default();
+                points.push(IndexedPoint {
+                    chunk_id: payload
+                        .get("chunk_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    document_id: payload
+                        .get("document_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    visible: payload
+                        .get("visible")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                });
+            }
+            match next {
+                Some(next) => offset = Some(next),
+                None => return Ok(points),
+            }
+        }
+    }
+
+    async fn delete_chunks(&self, chunk_ids: &[String]) -> VerityResult<()> {
+        if chunk_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = chunk_ids
+            .iter()
+            .map(|id| point_id(id))
+            .collect::<VerityResult<Vec<_>>>()?;
+        self.shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePoints { ids },
+            ))
+            .map_err(index_error)
+    }
+
     async fn delete_document_chunks(&self, document_id: &str, keep: &[String]) -> VerityResult<()> {
         let mut filter = Filter::new_must(keyword("document_id", document_id.to_string())?);
         if !keep.is_empty() {
@@ -433,6 +516,11 @@ impl VectorIndex for EdgeIndex {
                 exact: true,
             })
             .map_err(index_error)
+    }
+
+    async fn persist(&self) -> VerityResult<()> {
+        self.shard.flush();
+        Ok(())
     }
 
     async fn optimize(&self) -> VerityResult<()> {

@@ -38,6 +38,52 @@ fn indexed(collection: &str, document: &str, ordinal: u32, vector: [f32; 4]) -> 
     }
 }
 
+async fn publish(index: &EdgeIndex) {
+    for document in ["d1", "d2"] {
+        index.publish_document(document).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn written_chunks_stay_hidden_until_their_document_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EdgeIndex::open(dir.path(), 4).unwrap();
+    index
+        .upsert(&[
+            indexed("a", "d1", 0, [1.0, 0.0, 0.0, 0.0]),
+            indexed("a", "d2", 0, [0.9, 0.1, 0.0, 0.0]),
+        ])
+        .await
+        .unwrap();
+    let query = dense(&[1.0, 0.0, 0.0, 0.0]);
+    assert!(
+        index
+            .search(&query, &SearchFilter::collection("a"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let points = index.list_points("a").await.unwrap();
+    assert_eq!(points.len(), 2);
+    assert!(points.iter().all(|p| !p.visible));
+
+    index.publish_document("d1").await.unwrap();
+    let found = index
+        .search(&query, &SearchFilter::collection("a"), 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].document_id, "d1");
+
+    index
+        .delete_chunks(&[found[0].chunk_id.clone()])
+        .await
+        .unwrap();
+    let left = index.list_points("a").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].document_id, "d2");
+}
+
 #[tokio::test]
 async fn search_sees_only_the_collections_in_its_filter() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +95,7 @@ async fn search_sees_only_the_collections_in_its_filter() {
         ])
         .await
         .unwrap();
+    publish(&index).await;
 
     let found = index
         .search(
@@ -94,6 +141,7 @@ async fn deleting_a_document_keeps_only_the_chunks_asked_for() {
         ])
         .await
         .unwrap();
+    publish(&index).await;
 
     index
         .delete_document_chunks("d1", std::slice::from_ref(&keep.chunk.id))
@@ -132,6 +180,7 @@ async fn the_index_persists_and_refuses_another_dimension() {
             .upsert(&[indexed("a", "d1", 0, [1.0, 0.0, 0.0, 0.0])])
             .await
             .unwrap();
+        publish(&index).await;
         index.optimize().await.unwrap();
     }
     let reopened = EdgeIndex::open(dir.path(), 4).unwrap();

@@ -83,13 +83,18 @@ pub struct DocumentState {
     pub active: bool,
 }
 
-/// A stored document, as listed for a collection.
+/// A stored document, as listed for a collection (without its text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDocument {
     pub id: String,
     pub source: String,
     pub title: String,
     pub version: i64,
+    /// `false` while the document is being (re)indexed.
+    pub active: bool,
+    pub language: String,
+    pub tags: Vec<String>,
+    pub modified: Option<i64>,
 }
 
 /// The metadata store, on SQLite (embedded default) or Postgres (production), chosen by the
@@ -301,21 +306,26 @@ impl Store {
         collection: &str,
     ) -> VerityResult<Vec<StoredDocument>> {
         let rows = sqlx::query(
-            "SELECT id, source, title, version FROM documents WHERE collection = $1 ORDER BY source",
+            "SELECT id, source, title, version, status, language, tags, modified FROM documents WHERE collection = $1 ORDER BY source",
         )
         .bind(collection)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| StoredDocument {
-                id: row.get("id"),
-                source: row.get("source"),
-                title: row.get("title"),
-                version: row.get("version"),
+        rows.into_iter()
+            .map(|row| {
+                Ok(StoredDocument {
+                    id: row.get("id"),
+                    source: row.get("source"),
+                    title: row.get("title"),
+                    version: row.get("version"),
+                    active: row.get::<String, _>("status") == "active",
+                    language: row.get("language"),
+                    tags: serde_json::from_str(row.get::<&str, _>("tags")).map_err(db_error)?,
+                    modified: row.get("modified"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Deletes a document and its chunks.
