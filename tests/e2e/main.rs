@@ -4,6 +4,7 @@
 
 mod cli;
 mod crash;
+mod deploy;
 mod helpers;
 mod http;
 mod ingest;

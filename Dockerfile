@@ -1,0 +1,36 @@
+# Verity for production: `docker compose up` (see docker-compose.yml), or on its own with a
+# volume on /var/lib/verity. Multi-stage: build with the pinned Rust, fetch ONNX Runtime and the
+# embedding model at image build time (never at run time), run as a non-root user.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin verity
+
+FROM python:3.11-slim-bookworm AS assets
+ARG ORT_VERSION=1.24.4
+ARG MODEL_BASE=https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main
+RUN pip install --no-cache-dir --no-deps --target /opt/ort "onnxruntime==${ORT_VERSION}" \
+ && mkdir -p /opt/lib /opt/models/all-MiniLM-L6-v2-onnx \
+ && cp /opt/ort/onnxruntime/capi/libonnxruntime.so.${ORT_VERSION} /opt/lib/libonnxruntime.so
+ADD ${MODEL_BASE}/onnx/model.onnx ${MODEL_BASE}/tokenizer.json ${MODEL_BASE}/tokenizer_config.json \
+    ${MODEL_BASE}/special_tokens_map.json ${MODEL_BASE}/config.json /opt/models/all-MiniLM-L6-v2-onnx/
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/verity --create-home verity
+COPY --from=build /src/target/release/verity /usr/local/bin/verity
+COPY --from=assets /opt/lib/libonnxruntime.so /opt/verity/lib/libonnxruntime.so
+COPY --from=assets /opt/models /opt/verity/models
+ENV VERITY_DATA_DIR=/var/lib/verity \
+    VERITY_EMBED__ONNXRUNTIME=/opt/verity/lib/libonnxruntime.so \
+    VERITY_EMBED__MODEL_DIR=/opt/verity/models/all-MiniLM-L6-v2-onnx \
+    VERITY_SERVER__BIND=0.0.0.0:8080
+USER verity
+VOLUME /var/lib/verity
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
+ENTRYPOINT ["verity"]
+CMD ["serve"]

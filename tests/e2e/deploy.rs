@@ -1,0 +1,200 @@
+//! The deployment files name only what the binary reads: every service, port, volume and
+//! environment variable of docker-compose.yml (and the Dockerfile's ENV) is checked against the
+//! settings Verity knows. No Docker engine runs here, so the files are checked, not run.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_yaml_ng::Value;
+
+use crate::helpers::repo_root;
+
+/// Every environment variable Verity reads: one per key of config/default.toml
+/// (`VERITY_<KEY>` at the top level, `VERITY_<SECTION>__<KEY>` in a section) and a few more.
+fn known_variables() -> HashSet<String> {
+    let defaults: toml::Table = std::fs::read_to_string(repo_root().join("config/default.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut known: HashSet<String> = [
+        "VERITY_DATABASE_URL",
+        "VERITY_CONFIG",
+        "VERITY_LOG",
+        "ORT_DYLIB_PATH",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for (key, value) in &defaults {
+        match value {
+            toml::Value::Table(section) => {
+                for inner in section.keys() {
+                    known.insert(format!(
+                        "VERITY_{}__{}",
+                        key.to_uppercase(),
+                        inner.to_uppercase()
+                    ));
+                }
+            }
+            _ => {
+                known.insert(format!("VERITY_{}", key.to_uppercase()));
+            }
+        }
+    }
+    known
+}
+
+fn compose() -> Value {
+    serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn environment(service: &Value) -> BTreeMap<String, String> {
+    service["environment"]
+        .as_mapping()
+        .expect("environment as a mapping")
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().unwrap().to_string(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{v:?}")),
+            )
+        })
+        .collect()
+}
+
+/// `ENV A=1 \ B=2` and `ENV A 1` lines of the Dockerfile.
+fn dockerfile_env() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo_root().join("Dockerfile"))
+        .unwrap()
+        .replace("\\\n", " ");
+    let mut env = BTreeMap::new();
+    for line in text.lines().filter_map(|l| l.trim().strip_prefix("ENV ")) {
+        for pair in line.split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    env
+}
+
+fn dockerfile_directive(name: &str) -> Vec<String> {
+    std::fs::read_to_string(repo_root().join("Dockerfile"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{name} "))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn compose_and_dockerfile_set_only_variables_verity_reads() {
+    let known = known_variables();
+    let compose = compose();
+    let verity = &compose["services"]["verity"];
+    for name in environment(verity).keys().chain(dockerfile_env().keys()) {
+        assert!(
+            known.contains(name),
+            "{name} is set for the verity service but Verity does not read it"
+        );
+    }
+}
+
+#[test]
+fn the_verity_service_port_data_volume_and_database_fit_together() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    let verity = &compose["services"]["verity"];
+    let postgres = &compose["services"]["postgres"];
+    let env = environment(verity);
+    let image_env = dockerfile_env();
+
+    // The port the server binds is the one published and exposed.
+    let bind = env
+        .get("VERITY_SERVER__BIND")
+        .or(image_env.get("VERITY_SERVER__BIND"))
+        .unwrap();
+    let port = bind.rsplit(':').next().unwrap();
+    let published: Vec<&str> = verity["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().rsplit(':').next().unwrap())
+        .collect();
+    assert!(
+        published.contains(&port),
+        "bind port {port} is not published: {published:?}"
+    );
+    assert!(
+        dockerfile_directive("EXPOSE").iter().any(|p| p == port),
+        "Dockerfile does not EXPOSE {port}"
+    );
+
+    // The data directory is a volume, in the compose file and the image.
+    let data_dir = env
+        .get("VERITY_DATA_DIR")
+        .or(image_env.get("VERITY_DATA_DIR"))
+        .unwrap();
+    let mounts: Vec<&str> = verity["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.split(':').nth(1) == Some(data_dir.as_str())),
+        "{data_dir} is not a volume: {mounts:?}"
+    );
+    assert!(dockerfile_directive("VOLUME").iter().any(|v| v == data_dir));
+    let declared = compose["volumes"].as_mapping().unwrap();
+    for mount in mounts {
+        let source = mount.split(':').next().unwrap();
+        if !source.starts_with('.') && !source.starts_with('/') {
+            assert!(
+                declared.contains_key(source),
+                "named volume {source} is not declared"
+            );
+        }
+    }
+
+    // The database URL names the postgres service with its user, password and database.
+    let url = &env["VERITY_DATABASE_URL"];
+    let pg = environment(postgres);
+    let expected = format!(
+        "postgres://{}:{}@postgres:5432/{}",
+        pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"]
+    );
+    assert_eq!(url, &expected);
+    assert!(services.contains_key("postgres"));
+    assert!(verity["depends_on"]["postgres"]["condition"].as_str() == Some("service_healthy"));
+
+    // The image runs as a non-root user and has a health check on a route the server has.
+    assert!(dockerfile_directive("USER").iter().any(|u| u != "root"));
+    let health = dockerfile_directive("HEALTHCHECK").join(" ");
+    assert!(
+        health.contains(&format!("127.0.0.1:{port}/readyz")),
+        "{health}"
+    );
+}
+
+#[test]
+fn the_image_points_verity_at_the_model_and_onnx_runtime_it_ships() {
+    let env = dockerfile_env();
+    let copies = dockerfile_directive("COPY").join("\n");
+    let model_dir = &env["VERITY_EMBED__MODEL_DIR"];
+    let runtime = &env["VERITY_EMBED__ONNXRUNTIME"];
+    assert!(model_dir.starts_with("/opt/verity/models") && copies.contains("/opt/verity/models"));
+    assert!(
+        copies.contains(runtime.as_str()),
+        "the image does not copy {runtime}"
+    );
+}
