@@ -9,7 +9,19 @@ use verity_core::{Chunk, VerityError, VerityResult};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-fn db_error(err: impl std::fmt::Display) -> VerityError {
+/// A database error as Verity reports it: the database being unreachable is `Unavailable`
+/// (HTTP 503, retry later); anything else is a bug or a broken database (`Internal`).
+fn db_error(err: sqlx::Error) -> VerityError {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => VerityError::unavailable("metadata store", err),
+        other => VerityError::internal("metadata store", other),
+    }
+}
+
+fn json_error(err: serde_json::Error) -> VerityError {
     VerityError::internal("metadata store", err)
 }
 
@@ -258,7 +270,7 @@ impl Store {
         .bind(&document.pipeline)
         .bind(&document.text)
         .bind(&document.language)
-        .bind(serde_json::to_string(&document.tags).map_err(db_error)?)
+        .bind(serde_json::to_string(&document.tags).map_err(json_error)?)
         .bind(document.modified)
         .bind(now())
         .execute(&mut *tx)
@@ -270,7 +282,7 @@ impl Store {
             .await
             .map_err(db_error)?;
         for chunk in chunks {
-            let heading_path = serde_json::to_string(&chunk.heading_path).map_err(db_error)?;
+            let heading_path = serde_json::to_string(&chunk.heading_path).map_err(json_error)?;
             sqlx::query(
                 "INSERT INTO chunks (id, document_id, ordinal, start_char, end_char, heading_path, text, token_count)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -321,7 +333,7 @@ impl Store {
                     version: row.get("version"),
                     active: row.get::<String, _>("status") == "active",
                     language: row.get("language"),
-                    tags: serde_json::from_str(row.get::<&str, _>("tags")).map_err(db_error)?,
+                    tags: serde_json::from_str(row.get::<&str, _>("tags")).map_err(json_error)?,
                     modified: row.get("modified"),
                 })
             })
@@ -357,7 +369,7 @@ impl Store {
                     start: row.get::<i64, _>("start_char") as usize,
                     end: row.get::<i64, _>("end_char") as usize,
                     heading_path: serde_json::from_str(row.get::<&str, _>("heading_path"))
-                        .map_err(db_error)?,
+                        .map_err(json_error)?,
                     text: row.get("text"),
                     token_count: row.get::<i64, _>("token_count") as u32,
                 })
