@@ -8,11 +8,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sqlx::AssertSqlSafe;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use verity_cli::app::Verity;
 
-use crate::helpers::settings_for;
+use crate::helpers::{TestDatabase, settings_for};
 
 const FAULT_POINTS: &[&str] = &[
     "after_store_write",
@@ -220,28 +218,12 @@ async fn a_killed_ingest_never_exposes_inactive_chunks_and_reconcile_repairs_it_
 
 #[tokio::test]
 async fn a_killed_ingest_never_exposes_inactive_chunks_and_reconcile_repairs_it_on_postgres() {
-    let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-        eprintln!("not run: DATABASE_URL is not set (scripts/test.sh sets it)");
-        return;
-    };
-    install_default_drivers();
-    let admin = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .unwrap();
     for point in FAULT_POINTS {
-        let name = format!("verity_crash_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
-        crash_and_recover(point, Some(&url)).await;
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        let Some(database) = TestDatabase::create("postgres crash test").await else {
+            return;
+        };
+        crash_and_recover(point, Some(&database.url)).await;
+        database.drop_database().await;
     }
 }
 

@@ -148,3 +148,43 @@ pub fn knowledge_app() -> &'static KnowledgeApp {
         }
     })
 }
+
+/// A Postgres database of a test's own, on the server at `DATABASE_URL`; `None` (with a note on
+/// stderr) when `DATABASE_URL` is not set. Dropped by [`TestDatabase::drop_database`].
+pub struct TestDatabase {
+    pub url: String,
+    admin: sqlx::AnyPool,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create(purpose: &str) -> Option<Self> {
+        let Ok(admin_url) = std::env::var("DATABASE_URL") else {
+            eprintln!("{purpose}: not run, DATABASE_URL is not set (scripts/test.sh sets it)");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .unwrap();
+        let name = format!("verity_e2e_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+        Some(Self { url, admin, name })
+    }
+
+    pub async fn drop_database(self) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await
+        .unwrap();
+    }
+}

@@ -4,33 +4,18 @@
 
 use std::fs;
 
-use sqlx::AssertSqlSafe;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::{AnswerService, GroundingStatus, QueryRequest};
 use verity_store::Backend;
 
-use crate::helpers::settings_for;
+use crate::helpers::{TestDatabase, settings_for};
 
 #[tokio::test]
 async fn ingest_and_answer_with_the_metadata_in_postgres() {
-    let Ok(admin_url) = std::env::var("DATABASE_URL") else {
-        eprintln!("not run: DATABASE_URL is not set (scripts/test.sh sets it)");
+    let Some(database) = TestDatabase::create("postgres end-to-end test").await else {
         return;
     };
-    install_default_drivers();
-    let admin = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin_url)
-        .await
-        .unwrap();
-    let name = format!("verity_e2e_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs");
     fs::create_dir_all(&docs).unwrap();
@@ -40,10 +25,7 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
     )
     .unwrap();
     let mut settings = settings_for(&dir.path().join("data"));
-    settings.database.url = Some(format!(
-        "{}/{name}",
-        &admin_url[..admin_url.rfind('/').unwrap()]
-    ));
+    settings.database.url = Some(database.url.clone());
     let verity = Verity::open(settings).await.unwrap();
     assert_eq!(verity.store.backend(), Backend::Postgres);
     assert!(
@@ -51,23 +33,11 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
         "no SQLite file when Postgres is configured"
     );
 
-    let first = verity
-        .ingest_paths(
-            std::slice::from_ref(&docs),
-            &IngestOptions::new("it"),
-            &Quiet,
-        )
-        .await
-        .unwrap();
+    let options = IngestOptions::new("it");
+    let ingest = || verity.ingest_paths(std::slice::from_ref(&docs), &options, &Quiet);
+    let first = ingest().await.unwrap();
     assert_eq!(first.documents_added, 1);
-    let again = verity
-        .ingest_paths(
-            std::slice::from_ref(&docs),
-            &IngestOptions::new("it"),
-            &Quiet,
-        )
-        .await
-        .unwrap();
+    let again = ingest().await.unwrap();
     assert_eq!((again.documents_unchanged, again.chunks_embedded), (1, 0));
 
     let (answer, _) = verity
@@ -85,8 +55,5 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
 
     verity.store.close().await;
     drop(verity);
-    sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    database.drop_database().await;
 }
