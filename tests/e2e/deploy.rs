@@ -17,6 +17,8 @@ fn known_variables() -> HashSet<String> {
         .unwrap();
     let mut known: HashSet<String> = [
         "VERITY_DATABASE_URL",
+        "VERITY_QDRANT_URL",
+        "VERITY_QDRANT_API_KEY",
         "VERITY_CONFIG",
         "VERITY_LOG",
         "ORT_DYLIB_PATH",

@@ -15,7 +15,7 @@ use verity_core::{
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{ExtractiveAnswerer, ExtractiveConfig};
 use verity_ingest::{Chunker, ChunkerConfig};
-use verity_retrieve::{EdgeIndex, INDEX_FORMAT};
+use verity_retrieve::{EdgeIndex, INDEX_FORMAT, QdrantServerIndex};
 use verity_store::Store;
 
 use crate::settings::Settings;
@@ -59,7 +59,23 @@ impl Verity {
             },
         )
         .map_err(VerityError::Config)?;
-        let index = EdgeIndex::open(&settings.index_path(), embedder.dimension())?;
+        let index: Arc<dyn VectorIndex> = match &settings.index.qdrant_url {
+            Some(url) => Arc::new(
+                QdrantServerIndex::connect(
+                    url,
+                    std::env::var("VERITY_QDRANT_API_KEY")
+                        .ok()
+                        .filter(|k| !k.is_empty()),
+                    &settings.index.qdrant_collection,
+                    embedder.dimension(),
+                )
+                .await?,
+            ),
+            None => Arc::new(EdgeIndex::open(
+                &settings.index_path(),
+                embedder.dimension(),
+            )?),
+        };
         let store = match &settings.database.url {
             Some(url) => Store::connect(url).await?,
             None => Store::open_sqlite(&settings.database_path()).await?,
@@ -72,7 +88,7 @@ impl Verity {
         Ok(Self {
             settings,
             store,
-            index: Arc::new(index),
+            index,
             embedder: Arc::new(embedder),
             chunker: Arc::new(chunker),
             answerer,

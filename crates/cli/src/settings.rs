@@ -14,6 +14,7 @@ const DEFAULTS: &str = include_str!("../../../config/default.toml");
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database: DatabaseSettings,
+    pub index: IndexSettings,
     pub server: ServerSettings,
     pub embed: EmbedSettings,
     pub chunking: ChunkingSettings,
@@ -25,6 +26,13 @@ pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; unset: the SQLite file in the data directory.
     #[serde(default, deserialize_with = "empty_string_as_none")]
     pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IndexSettings {
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub qdrant_url: Option<String>,
+    pub qdrant_collection: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,6 +117,12 @@ impl Settings {
             .set_override_option(
                 "database.url",
                 std::env::var("VERITY_DATABASE_URL")
+                    .ok()
+                    .filter(|v| !v.is_empty()),
+            )?
+            .set_override_option(
+                "index.qdrant_url",
+                std::env::var("VERITY_QDRANT_URL")
                     .ok()
                     .filter(|v| !v.is_empty()),
             )?;

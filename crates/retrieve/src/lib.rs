@@ -10,6 +10,8 @@
 
 mod bm25;
 mod edge;
+mod server;
 
 pub use bm25::{Bm25Encoders, bm25_config};
 pub use edge::{DENSE_VECTOR, EdgeIndex, INDEX_FORMAT, RRF_K, SPARSE_VECTOR};
+pub use server::QdrantServerIndex;
