@@ -57,3 +57,65 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
     drop(verity);
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
+    let Ok(qdrant_url) = std::env::var("QDRANT_URL") else {
+        eprintln!("Qdrant server end-to-end test not run: QDRANT_URL is not set");
+        return;
+    };
+    let Some(database) = TestDatabase::create("Qdrant server end-to-end test").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    fs::create_dir_all(&docs).unwrap();
+    fs::write(
+        docs.join("wifi.md"),
+        "# Wifi\n\nThe guest network is QL-Guest; its password changes daily at 06:00.\n",
+    )
+    .unwrap();
+    let mut settings = settings_for(&dir.path().join("data"));
+    settings.database.url = Some(database.url.clone());
+    settings.index.qdrant_url = Some(qdrant_url);
+    settings.index.qdrant_collection = format!("verity_e2e_{}", uuid::Uuid::new_v4().simple());
+    let verity = Verity::open(settings).await.unwrap();
+    assert!(
+        !dir.path().join("data/index").exists(),
+        "no Edge shard when a Qdrant server is configured"
+    );
+
+    let options = IngestOptions::new("it");
+    let report = verity
+        .ingest_paths(std::slice::from_ref(&docs), &options, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(report.documents_added, 1);
+    for mode in verity_core::RetrievalMode::ALL {
+        let (answer, _) = verity
+            .query(QueryRequest {
+                question: "When does the guest wifi password change?".into(),
+                collection: Some("it".into()),
+                top_k: None,
+                mode: Some(mode),
+                filter: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.grounding.status,
+            GroundingStatus::Grounded,
+            "{mode:?}"
+        );
+        assert!(answer.answer.contains("06:00"), "{mode:?}");
+    }
+    let reconcile = verity.reconcile(Some("it"), true).await.unwrap();
+    assert_eq!(
+        (reconcile.missing_in_index, reconcile.orphans_in_index),
+        (0, 0)
+    );
+
+    verity.store.close().await;
+    drop(verity);
+    database.drop_database().await;
+}
