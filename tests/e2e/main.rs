@@ -10,3 +10,4 @@ mod http;
 mod ingest;
 mod knowledge;
 mod postgres;
+mod workers;

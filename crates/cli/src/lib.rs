@@ -8,6 +8,7 @@ pub mod eval;
 pub mod pipeline;
 pub mod reconcile;
 pub mod settings;
+pub mod worker;
 
 use std::net::TcpListener;
 use std::sync::Arc;

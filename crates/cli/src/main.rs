@@ -39,6 +39,26 @@ enum Command {
     Ask(AskArgs),
     /// Serve the HTTP API.
     Serve(ServeArgs),
+    /// Ingest the files of queued jobs (`verity ingest --enqueue`) until the queue is empty.
+    Worker {
+        /// Keep waiting for new jobs.
+        #[arg(long)]
+        follow: bool,
+        /// The name files are claimed under (default: worker-<pid>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Seconds a claimed file stays this worker's before another may take it.
+        #[arg(long, default_value_t = 300)]
+        lease_seconds: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how far an ingest job has got.
+    Job {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare the vector index with the metadata store and repair the difference.
     Reconcile {
         /// Only this collection (default: every collection).
@@ -83,6 +103,9 @@ struct IngestArgs {
     /// Print one JSON object with the counts instead of text.
     #[arg(long)]
     json: bool,
+    /// Record a job for `verity worker` processes instead of ingesting now.
+    #[arg(long, conflicts_with = "prune")]
+    enqueue: bool,
 }
 
 #[derive(Args)]
@@ -242,6 +265,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { which } => run_bench(settings, which).await,
+        Command::Worker {
+            follow,
+            name,
+            lease_seconds,
+            json,
+        } => {
+            let verity = Verity::open(settings).await?;
+            let mut options = verity_cli::worker::WorkerOptions {
+                follow,
+                lease_seconds,
+                ..Default::default()
+            };
+            if let Some(name) = name {
+                options.name = name;
+            }
+            let report = verity.run_worker(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{}: {} files ingested, {} failed",
+                    report.worker, report.files_done, report.files_failed
+                );
+            }
+            Ok(())
+        }
+        Command::Job { id, json } => {
+            let verity = Verity::open(settings).await?;
+            let progress = verity.store.job_progress(id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&progress)?);
+            } else {
+                println!(
+                    "job {id}: {} queued, {} running, {} done, {} failed",
+                    progress.queued, progress.running, progress.done, progress.failed
+                );
+            }
+            Ok(())
+        }
         Command::Reconcile {
             collection,
             dry_run,
@@ -291,6 +353,15 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
         .with_tags(args.tags)
         .with_language(args.language);
     let verity = Verity::open(settings).await?;
+    if args.enqueue {
+        let (job, files) = verity.enqueue(&args.paths, &options).await?;
+        if args.json {
+            println!("{}", serde_json::json!({"job_id": job, "files": files}));
+        } else {
+            println!("job {job}: {files} files queued for `verity worker`");
+        }
+        return Ok(());
+    }
     let started = std::time::Instant::now();
     let report = if !args.json && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0).with_style(

@@ -6,6 +6,8 @@
 //! document is `indexing` until the index holds all of its chunks, then `active`; anything a
 //! crash leaves half-done is visible here and redone by the next ingest.
 
+mod jobs;
 mod store;
 
+pub use jobs::{ClaimedFile, JobProgress};
 pub use store::{Backend, DocumentRecord, DocumentState, Store, StoredDocument, redact};

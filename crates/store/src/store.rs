@@ -11,7 +11,7 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres
 
 /// A database error as Verity reports it: the database being unreachable is `Unavailable`
 /// (HTTP 503, retry later); anything else is a bug or a broken database (`Internal`).
-fn db_error(err: sqlx::Error) -> VerityError {
+pub(crate) fn db_error(err: sqlx::Error) -> VerityError {
     match err {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -25,7 +25,7 @@ fn json_error(err: serde_json::Error) -> VerityError {
     VerityError::internal("metadata store", err)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -174,6 +174,10 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Checks that the database answers.

@@ -294,3 +294,75 @@ async fn a_database_migrated_by_a_newer_verity_is_refused() {
     let err = Store::open_sqlite(&path).await.unwrap_err();
     assert!(err.to_string().contains("newer Verity"), "{err}");
 }
+
+contract!(
+    queued_files_are_claimed_once_and_taken_again_when_a_lease_expires,
+    |store: Store| async move {
+        let job = store
+            .create_job(
+                "kb",
+                "{}",
+                &["/a.md".into(), "/b.md".into(), "/c.md".into()],
+            )
+            .await
+            .unwrap();
+        let mut claimed = Vec::new();
+        for worker in ["w1", "w2", "w3"] {
+            let file = store
+                .claim_file(worker, 60, 3)
+                .await
+                .unwrap()
+                .expect("a file to claim");
+            assert_eq!(
+                (file.job_id, file.collection.as_str(), file.attempts),
+                (job, "kb", 1)
+            );
+            claimed.push(file.path);
+        }
+        claimed.sort();
+        assert_eq!(
+            claimed,
+            ["/a.md", "/b.md", "/c.md"],
+            "each file claimed by exactly one worker"
+        );
+        assert!(store.claim_file("w4", 60, 3).await.unwrap().is_none());
+
+        // An expired lease (lease of -1 s: already over) lets another worker take the file again.
+        let job2 = store
+            .create_job("kb", "{}", &["/d.md".into()])
+            .await
+            .unwrap();
+        let first = store.claim_file("dies", -1, 2).await.unwrap().unwrap();
+        let again = store.claim_file("heir", 60, 2).await.unwrap().unwrap();
+        assert_eq!((again.id, again.attempts), (first.id, 2));
+        store
+            .finish_file(again.id, "heir", false, "added")
+            .await
+            .unwrap();
+        // A late finish by the worker that lost the lease changes nothing.
+        store
+            .finish_file(first.id, "dies", true, "too late")
+            .await
+            .unwrap();
+        let progress = store.job_progress(job2).await.unwrap();
+        assert_eq!((progress.done, progress.failed), (1, 0));
+    }
+);
+
+contract!(
+    a_file_that_keeps_killing_its_workers_ends_failed,
+    |store: Store| async move {
+        let job = store
+            .create_job("kb", "{}", &["/bomb.md".into()])
+            .await
+            .unwrap();
+        store.claim_file("w1", -1, 2).await.unwrap().unwrap();
+        store.claim_file("w2", -1, 2).await.unwrap().unwrap();
+        assert!(
+            store.claim_file("w3", 60, 2).await.unwrap().is_none(),
+            "attempts are used up"
+        );
+        assert_eq!(store.fail_exhausted_files(2).await.unwrap(), 1);
+        assert_eq!(store.job_progress(job).await.unwrap().failed, 1);
+    }
+);
