@@ -46,10 +46,13 @@ fn known_variables() -> HashSet<String> {
 }
 
 fn compose() -> Value {
-    serde_yaml_ng::from_str(
+    let mut compose: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap(),
     )
-    .unwrap()
+    .unwrap();
+    // Resolve `<<: *anchor` merge keys, as Docker Compose does.
+    compose.apply_merge().unwrap();
+    compose
 }
 
 fn environment(service: &Value) -> BTreeMap<String, String> {
@@ -100,13 +103,45 @@ fn dockerfile_directive(name: &str) -> Vec<String> {
 fn compose_and_dockerfile_set_only_variables_verity_reads() {
     let known = known_variables();
     let compose = compose();
-    let verity = &compose["services"]["verity"];
-    for name in environment(verity).keys().chain(dockerfile_env().keys()) {
+    for service in ["verity", "worker"] {
+        for name in environment(&compose["services"][service]).keys() {
+            assert!(
+                known.contains(name),
+                "{name} is set for {service} but Verity does not read it"
+            );
+        }
+    }
+    for name in dockerfile_env().keys() {
         assert!(
             known.contains(name),
-            "{name} is set for the verity service but Verity does not read it"
+            "the Dockerfile sets {name} but Verity does not read it"
         );
     }
+}
+
+#[test]
+fn servers_and_workers_share_the_store_and_the_qdrant_server() {
+    let compose = compose();
+    let verity = environment(&compose["services"]["verity"]);
+    let worker = environment(&compose["services"]["worker"]);
+    for key in ["VERITY_DATABASE_URL", "VERITY_QDRANT_URL"] {
+        assert_eq!(
+            verity.get(key),
+            worker.get(key),
+            "{key} differs between verity and worker"
+        );
+    }
+    // The Qdrant URL names the qdrant service on Qdrant's gRPC port.
+    assert_eq!(verity["VERITY_QDRANT_URL"], "http://qdrant:6334");
+    let qdrant_image = compose["services"]["qdrant"]["image"].as_str().unwrap();
+    assert!(qdrant_image.starts_with("qdrant/qdrant:"), "{qdrant_image}");
+    let command: Vec<&str> = compose["services"]["worker"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(command, ["worker", "--follow"]);
 }
 
 #[test]
