@@ -235,3 +235,24 @@ fn the_image_points_verity_at_the_model_and_onnx_runtime_it_ships() {
         "the image does not copy {runtime}"
     );
 }
+
+#[test]
+fn the_gpu_engine_runs_only_in_the_gpu_profile() {
+    let compose = compose();
+    let engine = &compose["services"]["engine"];
+    let profiles: Vec<&str> = engine["profiles"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(profiles, ["gpu"]);
+    let devices = &engine["deploy"]["resources"]["reservations"]["devices"][0];
+    assert_eq!(devices["driver"].as_str(), Some("nvidia"));
+    for service in ["postgres", "qdrant", "verity", "worker"] {
+        assert!(
+            compose["services"][service].get("profiles").is_none(),
+            "{service} must run without a profile"
+        );
+    }
+}

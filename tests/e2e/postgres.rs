@@ -119,3 +119,19 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
     drop(verity);
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_qdrant_server_at_start_is_a_clear_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(dir.path());
+    settings.index.qdrant_url = Some("http://127.0.0.1:1".into());
+    let err = Verity::open(settings)
+        .await
+        .err()
+        .expect("opening must fail");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("cannot reach the Qdrant server at http://127.0.0.1:1"),
+        "{message}"
+    );
+}

@@ -283,9 +283,18 @@ impl AnswerService for Verity {
     }
 
     async fn readiness(&self) -> Readiness {
-        match self.store.ping().await {
-            Ok(()) => Readiness::Ready,
-            Err(e) => Readiness::NotReady(e.to_string()),
+        // Each error names its dependency ("metadata store is unavailable: …").
+        let store = self.store.ping().await;
+        let index = self.index.check_ready().await;
+        let problems: Vec<String> = [store.err(), index.err()]
+            .into_iter()
+            .flatten()
+            .map(|e| e.to_string())
+            .collect();
+        if problems.is_empty() {
+            Readiness::Ready
+        } else {
+            Readiness::NotReady(problems.join("; "))
         }
     }
 }

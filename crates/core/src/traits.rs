@@ -110,6 +110,10 @@ pub trait VectorIndex: Send + Sync {
     ) -> VerityResult<Vec<RetrievedChunk>>;
     /// How many chunks the filter allows.
     async fn count(&self, filter: &SearchFilter) -> VerityResult<usize>;
+    /// Whether the index can be used now (for `/readyz`); an embedded index always can.
+    async fn check_ready(&self) -> VerityResult<()> {
+        Ok(())
+    }
     /// Makes every write so far durable: a crash after this loses none of them.
     async fn persist(&self) -> VerityResult<()>;
     /// Makes written data durable and search-efficient (flush, build indexes).

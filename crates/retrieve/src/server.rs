@@ -475,6 +475,11 @@ impl VectorIndex for QdrantServerIndex {
         Ok(response.result.map_or(0, |r| r.count as usize))
     }
 
+    async fn check_ready(&self) -> VerityResult<()> {
+        self.client.health_check().await.map_err(server_error)?;
+        Ok(())
+    }
+
     async fn persist(&self) -> VerityResult<()> {
         // Every write above waited for the server to apply it (and its WAL to hold it).
         Ok(())
