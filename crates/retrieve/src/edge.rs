@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use qdrant_edge::external::ordered_float::OrderedFloat;
-use qdrant_edge::external::serde_json::{self as serde_json, Value, json};
+use qdrant_edge::external::serde_json::{self as serde_json, Value};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, Distance, EdgeConfig, EdgeShard, EdgeSparseVectorParams,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, Fusion, HasIdCondition, Match,
@@ -16,10 +16,11 @@ use qdrant_edge::{
 use uuid::Uuid;
 use verity_core::{
     IndexedChunk, IndexedPoint, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery,
-    VectorIndex, VerityError, VerityResult, source_directories,
+    VectorIndex, VerityError, VerityResult,
 };
 
 use crate::bm25::Bm25Encoders;
+use crate::points::{FILTERED_FIELDS, bm25_text, cosine, payload, retrieved_chunk, text_field};
 
 /// Name of the dense vector of each point.
 pub const DENSE_VECTOR: &str = "dense";
@@ -37,16 +38,13 @@ pub const INDEX_FORMAT: &str = "edge-dense-bm25-v2";
 /// Points are read in pages of this size when listed for reconciliation.
 const SCROLL_PAGE: usize = 1_000;
 
-/// Payload fields that filters use, with their index types.
-const INDEXED_FIELDS: &[(&str, PayloadSchemaType)] = &[
-    ("collection", PayloadSchemaType::Keyword),
-    ("document_id", PayloadSchemaType::Keyword),
-    ("language", PayloadSchemaType::Keyword),
-    ("tags", PayloadSchemaType::Keyword),
-    ("source_dirs", PayloadSchemaType::Keyword),
-    ("modified", PayloadSchemaType::Integer),
-    ("visible", PayloadSchemaType::Bool),
-];
+fn schema_of(field: &str) -> PayloadSchemaType {
+    match field {
+        "modified" => PayloadSchemaType::Integer,
+        "visible" => PayloadSchemaType::Bool,
+        _ => PayloadSchemaType::Keyword,
+    }
+}
 
 /// The chunks of every collection in one Qdrant Edge shard on local disk.
 #[derive(Clone)]
@@ -163,12 +161,12 @@ fn create_shard(path: &Path, dimension: usize) -> VerityResult<EdgeShard> {
         ..EdgeConfig::default()
     };
     let shard = EdgeShard::new(path, config).map_err(index_error)?;
-    for (field, schema) in INDEXED_FIELDS {
+    for field in FILTERED_FIELDS {
         shard
             .update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
                     field_name: json_path(field)?,
-                    field_schema: Some(PayloadFieldSchema::FieldType(*schema)),
+                    field_schema: Some(PayloadFieldSchema::FieldType(schema_of(field))),
                 }),
             ))
             .map_err(index_error)?;
@@ -236,46 +234,6 @@ fn access_filter(filter: &SearchFilter) -> VerityResult<Filter> {
     })
 }
 
-fn payload_of(chunk: &IndexedChunk) -> Value {
-    json!({
-        "collection": chunk.collection,
-        "document_id": chunk.chunk.document_id,
-        "chunk_id": chunk.chunk.id,
-        "title": chunk.title,
-        "source": chunk.source,
-        "start": chunk.chunk.start,
-        "end": chunk.chunk.end,
-        "text": chunk.chunk.text,
-        "heading_path": chunk.chunk.heading_path,
-        "language": chunk.language.code(),
-        "tags": chunk.tags,
-        "source_dirs": source_directories(&chunk.source),
-        "modified": chunk.modified,
-        "visible": false,
-    })
-}
-
-/// What BM25 reads of a chunk: its title and headings (words questions often use) and its text.
-fn bm25_text(chunk: &IndexedChunk) -> String {
-    format!(
-        "{}\n{}\n{}",
-        chunk.title,
-        chunk.chunk.heading_path.join("\n"),
-        chunk.chunk.text
-    )
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator == 0.0 {
-        0.0
-    } else {
-        dot / denominator
-    }
-}
-
 fn dense_vector_of(point: &ScoredPoint) -> Option<&[f32]> {
     match point.vector.as_ref()? {
         VectorStructInternal::Named(vectors) => match vectors.get(DENSE_VECTOR)? {
@@ -293,35 +251,7 @@ fn retrieved_from(point: ScoredPoint, query_vector: &[f32]) -> VerityResult<Retr
         .payload
         .ok_or_else(|| VerityError::internal("vector index", "point without payload"))?
         .0;
-    let text = |key: &str| {
-        payload
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let number = |key: &str| payload.get(key).and_then(Value::as_u64).unwrap_or_default() as usize;
-    Ok(RetrievedChunk {
-        chunk_id: text("chunk_id"),
-        document_id: text("document_id"),
-        collection: text("collection"),
-        title: text("title"),
-        source: text("source"),
-        start: number("start"),
-        end: number("end"),
-        text: text("text"),
-        heading_path: payload
-            .get("heading_path")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        score: point.score,
-        similarity,
-    })
+    Ok(retrieved_chunk(&payload, point.score, similarity))
 }
 
 #[async_trait]
@@ -338,9 +268,8 @@ impl VectorIndex for EdgeIndex {
                 (DENSE_VECTOR, Vector::new_dense(chunk.vector.clone())),
                 (SPARSE_VECTOR, Vector(VectorInternal::Sparse(sparse))),
             ]);
-            points.push(
-                PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload_of(chunk)).into(),
-            );
+            points
+                .push(PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload(chunk)).into());
         }
         self.shard
             .update(UpdateOperation::PointOperation(
@@ -386,16 +315,8 @@ impl VectorIndex for EdgeIndex {
             for record in page {
                 let payload = record.payload.map(|p| p.0).unwrap_or_default();
                 points.push(IndexedPoint {
-                    chunk_id: payload
-                        .get("chunk_id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    document_id: payload
-                        .get("document_id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
+                    chunk_id: text_field(&payload, "chunk_id"),
+                    document_id: text_field(&payload, "document_id"),
                     visible: payload
                         .get("visible")
                         .and_then(Value::as_bool)

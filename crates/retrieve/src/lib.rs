@@ -10,6 +10,7 @@
 
 mod bm25;
 mod edge;
+mod points;
 mod server;
 
 pub use bm25::{Bm25Encoders, bm25_config};

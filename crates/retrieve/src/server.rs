@@ -14,32 +14,30 @@ use qdrant_client::qdrant::{
     PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, RrfBuilder, ScoredPoint,
     ScrollPointsBuilder, SetPayloadPointsBuilder, SparseVectorParamsBuilder,
     SparseVectorsConfigBuilder, Value as QdrantValue, VectorInput, VectorParamsBuilder,
-    VectorsConfigBuilder, VectorsSelector, point_id::PointIdOptions,
+    VectorsConfigBuilder, VectorsSelector,
 };
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Value, json};
 use verity_core::{
     IndexedChunk, IndexedPoint, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery,
-    VectorIndex, VerityError, VerityResult, source_directories,
+    VectorIndex, VerityError, VerityResult,
 };
 
 use crate::bm25::Bm25Encoders;
 use crate::edge::{DENSE_VECTOR, RRF_K, SPARSE_VECTOR};
+use crate::points::{FILTERED_FIELDS, bm25_text, cosine, payload, retrieved_chunk, text_field};
 
 /// Candidates each prefetch contributes to the fusion, at least (as on Edge).
 const PREFETCH_CANDIDATES: u64 = 50;
 const SCROLL_PAGE: u32 = 1_000;
 
-/// Payload fields that filters use, with their index types (as on Edge).
-const INDEXED_FIELDS: &[(&str, FieldType)] = &[
-    ("collection", FieldType::Keyword),
-    ("document_id", FieldType::Keyword),
-    ("language", FieldType::Keyword),
-    ("tags", FieldType::Keyword),
-    ("source_dirs", FieldType::Keyword),
-    ("modified", FieldType::Integer),
-    ("visible", FieldType::Bool),
-];
+fn field_type_of(field: &str) -> FieldType {
+    match field {
+        "modified" => FieldType::Integer,
+        "visible" => FieldType::Bool,
+        _ => FieldType::Keyword,
+    }
+}
 
 /// Every Verity collection's chunks in one Qdrant collection on a server.
 #[derive(Clone)]
@@ -101,11 +99,15 @@ impl QdrantServerIndex {
                 )
                 .await
                 .map_err(server_error)?;
-            for (field, kind) in INDEXED_FIELDS {
+            for field in FILTERED_FIELDS {
                 client
                     .create_field_index(
-                        CreateFieldIndexCollectionBuilder::new(collection, *field, *kind)
-                            .wait(true),
+                        CreateFieldIndexCollectionBuilder::new(
+                            collection,
+                            *field,
+                            field_type_of(field),
+                        )
+                        .wait(true),
                     )
                     .await
                     .map_err(server_error)?;
@@ -174,42 +176,11 @@ fn access_filter(filter: &SearchFilter) -> Filter {
     Filter::must(must)
 }
 
-fn payload_of(chunk: &IndexedChunk) -> VerityResult<Payload> {
-    Payload::try_from(json!({
-        "collection": chunk.collection,
-        "document_id": chunk.chunk.document_id,
-        "chunk_id": chunk.chunk.id,
-        "title": chunk.title,
-        "source": chunk.source,
-        "start": chunk.chunk.start,
-        "end": chunk.chunk.end,
-        "text": chunk.chunk.text,
-        "heading_path": chunk.chunk.heading_path,
-        "language": chunk.language.code(),
-        "tags": chunk.tags,
-        "source_dirs": source_directories(&chunk.source),
-        "modified": chunk.modified,
-        "visible": false,
-    }))
-    .map_err(|e| VerityError::internal("vector index", e))
-}
-
 fn json_payload(payload: HashMap<String, QdrantValue>) -> serde_json::Map<String, Value> {
     payload
         .into_iter()
         .map(|(k, v)| (k, v.into_json()))
         .collect()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let denominator = norm(a) * norm(b);
-    if denominator == 0.0 {
-        0.0
-    } else {
-        dot / denominator
-    }
 }
 
 fn retrieved_from(point: ScoredPoint, query_vector: &[f32]) -> RetrievedChunk {
@@ -222,45 +193,12 @@ fn retrieved_from(point: ScoredPoint, query_vector: &[f32]) -> RetrievedChunk {
             _ => None,
         })
         .unwrap_or(0.0);
-    let payload = json_payload(point.payload);
-    let text = |key: &str| {
-        payload
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let number = |key: &str| payload.get(key).and_then(Value::as_u64).unwrap_or_default() as usize;
-    RetrievedChunk {
-        chunk_id: text("chunk_id"),
-        document_id: text("document_id"),
-        collection: text("collection"),
-        title: text("title"),
-        source: text("source"),
-        start: number("start"),
-        end: number("end"),
-        text: text("text"),
-        heading_path: payload
-            .get("heading_path")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        score: point.score,
-        similarity,
-    }
+    retrieved_chunk(&json_payload(point.payload), point.score, similarity)
 }
 
-fn bm25_text(chunk: &IndexedChunk) -> String {
-    format!(
-        "{}\n{}\n{}",
-        chunk.title,
-        chunk.chunk.heading_path.join("\n"),
-        chunk.chunk.text
-    )
+/// A point's payload for the server.
+fn server_payload(chunk: &IndexedChunk) -> VerityResult<Payload> {
+    Payload::try_from(payload(chunk)).map_err(|e| VerityError::internal("vector index", e))
 }
 
 #[async_trait]
@@ -291,7 +229,7 @@ impl VectorIndex for QdrantServerIndex {
             points.push(PointStruct::new(
                 point_id(&chunk.chunk.id),
                 vectors,
-                payload_of(chunk)?,
+                server_payload(chunk)?,
             ));
         }
         self.client
@@ -337,16 +275,9 @@ impl VectorIndex for QdrantServerIndex {
             let page = self.client.scroll(request).await.map_err(server_error)?;
             for record in page.result {
                 let payload = json_payload(record.payload);
-                let text = |key: &str| {
-                    payload
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
                 points.push(IndexedPoint {
-                    chunk_id: text("chunk_id"),
-                    document_id: text("document_id"),
+                    chunk_id: text_field(&payload, "chunk_id"),
+                    document_id: text_field(&payload, "document_id"),
                     visible: payload
                         .get("visible")
                         .and_then(Value::as_bool)
@@ -490,6 +421,3 @@ impl VectorIndex for QdrantServerIndex {
         Ok(())
     }
 }
-
-#[allow(dead_code)]
-fn _uses(_: PointIdOptions) {}

@@ -1,0 +1,98 @@
+//! What a point of the index holds, the same on Edge and on a server: its payload, the text its
+//! BM25 vector is made from, and how a found point becomes a [`RetrievedChunk`].
+
+use serde_json::{Map, Value, json};
+use verity_core::{IndexedChunk, RetrievedChunk, source_directories};
+
+/// Payload fields that filters use. `modified` is an integer and `visible` a boolean; the rest
+/// are keywords.
+pub(crate) const FILTERED_FIELDS: &[&str] = &[
+    "collection",
+    "document_id",
+    "language",
+    "tags",
+    "source_dirs",
+    "modified",
+    "visible",
+];
+
+/// The payload of a chunk's point: everything a citation needs, the filter fields, and
+/// `visible: false` (published later, per document).
+pub(crate) fn payload(chunk: &IndexedChunk) -> Value {
+    json!({
+        "collection": chunk.collection,
+        "document_id": chunk.chunk.document_id,
+        "chunk_id": chunk.chunk.id,
+        "title": chunk.title,
+        "source": chunk.source,
+        "start": chunk.chunk.start,
+        "end": chunk.chunk.end,
+        "text": chunk.chunk.text,
+        "heading_path": chunk.chunk.heading_path,
+        "language": chunk.language.code(),
+        "tags": chunk.tags,
+        "source_dirs": source_directories(&chunk.source),
+        "modified": chunk.modified,
+        "visible": false,
+    })
+}
+
+/// What BM25 reads of a chunk: its title and headings (words questions often use) and its text.
+pub(crate) fn bm25_text(chunk: &IndexedChunk) -> String {
+    format!(
+        "{}\n{}\n{}",
+        chunk.title,
+        chunk.chunk.heading_path.join("\n"),
+        chunk.chunk.text
+    )
+}
+
+pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let denominator = norm(a) * norm(b);
+    if denominator == 0.0 {
+        0.0
+    } else {
+        dot / denominator
+    }
+}
+
+pub(crate) fn text_field(payload: &Map<String, Value>, key: &str) -> String {
+    payload
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A found point as a retrieved chunk: its payload, its score in the search's mode, and the
+/// question's cosine similarity to its dense vector.
+pub(crate) fn retrieved_chunk(
+    payload: &Map<String, Value>,
+    score: f32,
+    similarity: f32,
+) -> RetrievedChunk {
+    let number = |key: &str| payload.get(key).and_then(Value::as_u64).unwrap_or_default() as usize;
+    RetrievedChunk {
+        chunk_id: text_field(payload, "chunk_id"),
+        document_id: text_field(payload, "document_id"),
+        collection: text_field(payload, "collection"),
+        title: text_field(payload, "title"),
+        source: text_field(payload, "source"),
+        start: number("start"),
+        end: number("end"),
+        text: text_field(payload, "text"),
+        heading_path: payload
+            .get("heading_path")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        score,
+        similarity,
+    }
+}
