@@ -1,7 +1,7 @@
 //! The ingest job queue, in the metadata store.
 
 use sqlx::Row;
-use verity_core::VerityResult;
+use verity_core::{VerityError, VerityResult};
 
 use crate::store::{Backend, Store, db_error, now};
 
@@ -140,7 +140,19 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// How far a job has got; `NotFound` for an unknown job.
     pub async fn job_progress(&self, job_id: i64) -> VerityResult<JobProgress> {
+        let exists = sqlx::query("SELECT 1 FROM ingest_jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)?;
+        if exists.is_none() {
+            return Err(VerityError::NotFound {
+                what: "ingest job",
+                name: job_id.to_string(),
+            });
+        }
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n FROM ingest_job_files WHERE job_id = $1 GROUP BY state",
         )
