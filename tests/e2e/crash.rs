@@ -5,12 +5,12 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use verity_cli::app::Verity;
 
-use crate::helpers::{TestDatabase, settings_for};
+use crate::helpers::{TestDatabase, settings_for, verity_command};
 
 const FAULT_POINTS: &[&str] = &[
     "after_store_write",
@@ -37,21 +37,9 @@ fn big_document(version: &str) -> String {
 }
 
 fn verity(data: &Path, database_url: Option<&str>, args: &[&str], fault: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_verity"));
-    command
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("VERITY_DATA_DIR")
-        .env("VERITY_LOG", "error");
-    match database_url {
-        Some(url) => command.env("VERITY_DATABASE_URL", url),
-        None => command.env_remove("VERITY_DATABASE_URL"),
-    };
-    if let Some(point) = fault {
-        command.env("VERITY_FAULT_INJECT", point);
-    }
-    command.output().expect("verity runs")
+    verity_command(data, database_url, args, fault)
+        .output()
+        .expect("verity runs")
 }
 
 /// Visible chunk ids in the index and active chunk ids in the store, for the collection.

@@ -188,3 +188,29 @@ impl TestDatabase {
         .unwrap();
     }
 }
+
+/// The `verity` binary on `data`, with the store at `database_url` (the data directory's SQLite
+/// when `None`), quiet logs, and optionally a crash at the fault point `fault`
+/// (`VERITY_FAULT_INJECT`).
+pub fn verity_command(
+    data: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+    fault: Option<&str>,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_verity"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("VERITY_DATA_DIR")
+        .env("VERITY_LOG", "error");
+    match database_url {
+        Some(url) => command.env("VERITY_DATABASE_URL", url),
+        None => command.env_remove("VERITY_DATABASE_URL"),
+    };
+    if let Some(point) = fault {
+        command.env("VERITY_FAULT_INJECT", point);
+    }
+    command
+}

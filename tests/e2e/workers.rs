@@ -1,29 +1,11 @@
 //! The ingest queue: `verity ingest --enqueue` and `verity worker`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::TestDatabase;
-
-fn verity(data: &Path, database_url: Option<&str>, args: &[&str], fault: Option<&str>) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_verity"));
-    command
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("VERITY_DATA_DIR")
-        .env("VERITY_LOG", "error");
-    match database_url {
-        Some(url) => command.env("VERITY_DATABASE_URL", url),
-        None => command.env_remove("VERITY_DATABASE_URL"),
-    };
-    if let Some(point) = fault {
-        command.env("VERITY_FAULT_INJECT", point);
-    }
-    command
-}
+use crate::helpers::{TestDatabase, verity_command};
 
 fn json(output: &Output) -> Value {
     assert!(
@@ -60,7 +42,7 @@ async fn two_workers_ingest_every_file_of_a_batch_exactly_once() {
     let url = Some(database.url.as_str());
 
     let job = json(
-        &verity(
+        &verity_command(
             &a,
             url,
             &[
@@ -82,7 +64,7 @@ async fn two_workers_ingest_every_file_of_a_batch_exactly_once() {
     // Two workers on the same queue at once (each with its own embedded index; the queue is
     // what is under test).
     let spawn = |data: &Path, name: &str| {
-        verity(data, url, &["worker", "--name", name, "--json"], None)
+        verity_command(data, url, &["worker", "--name", name, "--json"], None)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -101,7 +83,7 @@ async fn two_workers_ingest_every_file_of_a_batch_exactly_once() {
     );
 
     let progress = json(
-        &verity(&a, url, &["job", &job_id.to_string(), "--json"], None)
+        &verity_command(&a, url, &["job", &job_id.to_string(), "--json"], None)
             .output()
             .unwrap(),
     );
@@ -138,7 +120,7 @@ async fn a_killed_workers_file_is_taken_again_when_its_lease_runs_out() {
     let (docs, data) = (dir.path().join("docs"), dir.path().join("data"));
     write_documents(&docs, 2);
     let job = json(
-        &verity(
+        &verity_command(
             &data,
             None,
             &[
@@ -156,7 +138,7 @@ async fn a_killed_workers_file_is_taken_again_when_its_lease_runs_out() {
     );
     let job_id = job["job_id"].as_i64().unwrap();
 
-    let crashed = verity(
+    let crashed = verity_command(
         &data,
         None,
         &["worker", "--name", "doomed", "--lease-seconds", "1"],
@@ -169,7 +151,7 @@ async fn a_killed_workers_file_is_taken_again_when_its_lease_runs_out() {
         "the worker should have been killed"
     );
     let waiting = json(
-        &verity(&data, None, &["job", &job_id.to_string(), "--json"], None)
+        &verity_command(&data, None, &["job", &job_id.to_string(), "--json"], None)
             .output()
             .unwrap(),
     );
@@ -177,19 +159,19 @@ async fn a_killed_workers_file_is_taken_again_when_its_lease_runs_out() {
 
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let report = json(
-        &verity(&data, None, &["worker", "--name", "heir", "--json"], None)
+        &verity_command(&data, None, &["worker", "--name", "heir", "--json"], None)
             .output()
             .unwrap(),
     );
     assert_eq!(report["files_done"], 2);
     let progress = json(
-        &verity(&data, None, &["job", &job_id.to_string(), "--json"], None)
+        &verity_command(&data, None, &["job", &job_id.to_string(), "--json"], None)
             .output()
             .unwrap(),
     );
     assert_eq!(progress["done"], 2, "{progress}");
     let answer = json(
-        &verity(
+        &verity_command(
             &data,
             None,
             &[
