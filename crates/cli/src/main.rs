@@ -428,8 +428,8 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
             .collect::<String>()
             .replace('\n', " ");
         println!(
-            "[{}] {} ({}, chars {}-{}, score {:.3})\n    {excerpt}…",
-            c.id, c.title, c.source, c.start, c.end, c.score
+            "[{}] {} ({}, chars {}-{}, similarity {:.2})\n    {excerpt}…",
+            c.id, c.title, c.source, c.start, c.end, c.similarity
         );
     }
     Ok(())
