@@ -106,6 +106,8 @@ pub struct IngestOptions {
     pub tags: Vec<String>,
     /// The documents' language; detected per document when `None`.
     pub language: Option<Language>,
+    /// Optimise and flush the index at the end (a worker does it once its queue is empty).
+    pub optimize: bool,
 }
 
 impl IngestOptions {
@@ -115,6 +117,7 @@ impl IngestOptions {
             prune: false,
             tags: Vec::new(),
             language: None,
+            optimize: true,
         }
     }
 
@@ -130,6 +133,11 @@ impl IngestOptions {
 
     pub fn with_language(mut self, language: Option<Language>) -> Self {
         self.language = language;
+        self
+    }
+
+    pub fn with_optimize(mut self, optimize: bool) -> Self {
+        self.optimize = optimize;
         self
     }
 
@@ -212,7 +220,9 @@ impl Verity {
         if options.prune {
             self.prune(collection, &mut report, progress).await?;
         }
-        self.index.optimize().await?;
+        if options.optimize {
+            self.index.optimize().await?;
+        }
         Ok(report)
     }
 

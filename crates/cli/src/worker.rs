@@ -99,6 +99,9 @@ impl Verity {
                 Err(other) => return Err(other),
             };
             let Some(file) = claimed else {
+                if report.files_done + report.files_failed > 0 {
+                    self.index.optimize().await?;
+                }
                 if options.follow {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
@@ -108,7 +111,8 @@ impl Verity {
             let job: JobOptions = serde_json::from_str(&file.options).unwrap_or_default();
             let ingest_options = IngestOptions::new(file.collection.clone())
                 .with_tags(job.tags)
-                .with_language(job.language);
+                .with_language(job.language)
+                .with_optimize(false);
             let result = self
                 .ingest_paths(&[PathBuf::from(&file.path)], &ingest_options, &Quiet)
                 .await?;
