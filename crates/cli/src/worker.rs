@@ -84,6 +84,8 @@ impl Verity {
             ..WorkerReport::default()
         };
         let mut backoff = Duration::from_millis(500);
+        // Files ingested since the index was last optimised.
+        let mut unoptimized = false;
         loop {
             let claimed = match self.claim(options).await {
                 Ok(claimed) => {
@@ -99,8 +101,9 @@ impl Verity {
                 Err(other) => return Err(other),
             };
             let Some(file) = claimed else {
-                if report.files_done + report.files_failed > 0 {
+                if unoptimized {
                     self.index.optimize().await?;
+                    unoptimized = false;
                 }
                 if options.follow {
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -125,6 +128,7 @@ impl Verity {
             self.store
                 .finish_file(file.id, &options.name, failed, &outcome)
                 .await?;
+            unoptimized = true;
             if failed {
                 report.files_failed += 1;
             } else {
