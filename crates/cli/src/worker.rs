@@ -116,9 +116,21 @@ impl Verity {
                 .with_tags(job.tags)
                 .with_language(job.language)
                 .with_optimize(false);
-            let result = self
+            let result = match self
                 .ingest_paths(&[PathBuf::from(&file.path)], &ingest_options, &Quiet)
-                .await?;
+                .await
+            {
+                Ok(result) => result,
+                // A backend went away mid-file: leave the file to its lease (it is taken again,
+                // by this worker or another, once the lease runs out) and wait.
+                Err(VerityError::Unavailable { component, message }) => {
+                    tracing::warn!(%component, %message, file = %file.path, "backend unavailable while ingesting; the file will be retried");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
             let (failed, outcome) = match result.failures.first() {
                 Some(failure) => (true, failure.reason.clone()),
                 None if result.documents_added > 0 => (false, "added".to_string()),
