@@ -86,6 +86,14 @@ pub trait IngestProgress: Sync {
 pub struct Quiet;
 impl IngestProgress for Quiet {}
 
+/// How a document stands against the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    New,
+    Changed,
+    Unchanged,
+}
+
 /// A document read and parsed, not yet chunked.
 #[derive(Debug, Clone)]
 pub struct SourceDocument {
@@ -199,7 +207,9 @@ impl Verity {
                 .read_if_changed(options, &file.path, &file.source)
                 .await?
             {
-                Ok(Some(document)) => self.stage(options, document, &mut batch).await?,
+                Ok(Some((document, is_update))) => {
+                    self.stage(options, document, is_update, &mut batch).await?
+                }
                 Ok(None) => {
                     report.documents_unchanged += 1;
                     progress.done(&file.source, FileOutcome::Unchanged);
@@ -239,14 +249,15 @@ impl Verity {
         let mut batch = Batch::default();
         for document in documents {
             let id = document_id(collection, &document.source);
-            if self
-                .is_unchanged(options, &id, &document.content_hash)
-                .await?
-            {
+            let stored = self
+                .compare_with_store(options, &id, &document.content_hash)
+                .await?;
+            if stored == Stored::Unchanged {
                 report.documents_unchanged += 1;
                 continue;
             }
-            self.stage(options, document, &mut batch).await?;
+            self.stage(options, document, stored == Stored::Changed, &mut batch)
+                .await?;
             if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
                 self.flush(collection, &mut batch, &mut report, &Quiet)
                     .await?;
@@ -280,28 +291,32 @@ impl Verity {
         )
     }
 
-    async fn is_unchanged(
+    /// How a document with these bytes stands against what the store holds (one lookup).
+    async fn compare_with_store(
         &self,
         options: &IngestOptions,
         document_id: &str,
         hash: &str,
-    ) -> VerityResult<bool> {
+    ) -> VerityResult<Stored> {
         let fingerprint = self.document_fingerprint(options);
-        Ok(self
-            .store
-            .document_state(document_id)
-            .await?
-            .is_some_and(|s| s.active && s.content_hash == hash && s.pipeline == fingerprint))
+        Ok(match self.store.document_state(document_id).await? {
+            None => Stored::New,
+            Some(s) if s.active && s.content_hash == hash && s.pipeline == fingerprint => {
+                Stored::Unchanged
+            }
+            Some(_) => Stored::Changed,
+        })
     }
 
-    /// Reads a file. `Ok(Ok(None))`: unchanged since the last ingest; `Ok(Err(reason))`: the
-    /// file cannot be ingested; `Err`: the store failed.
+    /// Reads a file. `Ok(Ok(None))`: unchanged since the last ingest; `Ok(Ok(Some((document,
+    /// is_update))))`: to ingest; `Ok(Err(reason))`: the file cannot be ingested; `Err`: the
+    /// store failed.
     async fn read_if_changed(
         &self,
         options: &IngestOptions,
         path: &Path,
         source: &str,
-    ) -> VerityResult<Result<Option<SourceDocument>, String>> {
+    ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
         let format = match detect_format(path) {
             Ok(format) => format,
             Err(e) => return Ok(Err(e.to_string())),
@@ -311,10 +326,10 @@ impl Verity {
             Err(e) => return Ok(Err(format!("cannot read file: {e}"))),
         };
         let hash = content_hash(&bytes);
-        if self
-            .is_unchanged(options, &document_id(&options.collection, source), &hash)
-            .await?
-        {
+        let stored = self
+            .compare_with_store(options, &document_id(&options.collection, source), &hash)
+            .await?;
+        if stored == Stored::Unchanged {
             return Ok(Ok(None));
         }
         let modified = std::fs::metadata(path)
@@ -328,12 +343,15 @@ impl Verity {
             .unwrap_or_else(|| source.to_string());
         Ok(parse_bytes(&bytes, format, &fallback_title)
             .map(|parsed| {
-                Some(SourceDocument {
-                    source: source.to_string(),
-                    content_hash: hash,
-                    parsed,
-                    modified,
-                })
+                Some((
+                    SourceDocument {
+                        source: source.to_string(),
+                        content_hash: hash,
+                        parsed,
+                        modified,
+                    },
+                    stored == Stored::Changed,
+                ))
             })
             .map_err(|e| e.to_string()))
     }
@@ -342,6 +360,7 @@ impl Verity {
         &self,
         options: &IngestOptions,
         document: SourceDocument,
+        is_update: bool,
         batch: &mut Batch,
     ) -> VerityResult<()> {
         let collection = options.collection.as_str();
@@ -349,7 +368,6 @@ impl Verity {
         let language = options
             .language
             .unwrap_or_else(|| detect_language(&document.parsed.text));
-        let is_update = self.store.document_state(&id).await?.is_some();
         let chunks = self.chunker.chunk(&id, &document.parsed);
         batch.chunks += chunks.len();
         batch.documents.push(Pending {

@@ -20,7 +20,10 @@ use verity_core::{
 };
 
 use crate::bm25::Bm25Encoders;
-use crate::points::{FILTERED_FIELDS, bm25_text, cosine, payload, retrieved_chunk, text_field};
+use crate::points::{
+    FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, bm25_text, cosine, payload,
+    retrieved_chunk, text_field,
+};
 
 /// Name of the dense vector of each point.
 pub const DENSE_VECTOR: &str = "dense";
@@ -30,19 +33,14 @@ pub const SPARSE_VECTOR: &str = "bm25";
 /// 60 is the value of the original RRF paper and of the reference figures; a small k lets the
 /// first ranks of either list dominate.
 pub const RRF_K: usize = 60;
-/// Candidates each prefetch (dense, sparse) contributes to the fusion, at least.
-const PREFETCH_CANDIDATES: usize = 50;
 /// Identifies how points are laid out; part of the ingest fingerprint, so documents are
 /// re-indexed when it changes.
 pub const INDEX_FORMAT: &str = "edge-dense-bm25-v2";
-/// Points are read in pages of this size when listed for reconciliation.
-const SCROLL_PAGE: usize = 1_000;
-
-fn schema_of(field: &str) -> PayloadSchemaType {
-    match field {
-        "modified" => PayloadSchemaType::Integer,
-        "visible" => PayloadSchemaType::Bool,
-        _ => PayloadSchemaType::Keyword,
+fn schema_of(kind: FieldKind) -> PayloadSchemaType {
+    match kind {
+        FieldKind::Keyword => PayloadSchemaType::Keyword,
+        FieldKind::Integer => PayloadSchemaType::Integer,
+        FieldKind::Bool => PayloadSchemaType::Bool,
     }
 }
 
@@ -161,12 +159,12 @@ fn create_shard(path: &Path, dimension: usize) -> VerityResult<EdgeShard> {
         ..EdgeConfig::default()
     };
     let shard = EdgeShard::new(path, config).map_err(index_error)?;
-    for field in FILTERED_FIELDS {
+    for (field, kind) in FILTERED_FIELDS {
         shard
             .update(UpdateOperation::FieldIndexOperation(
                 FieldIndexOperations::CreateIndex(CreateIndex {
                     field_name: json_path(field)?,
-                    field_schema: Some(PayloadFieldSchema::FieldType(schema_of(field))),
+                    field_schema: Some(PayloadFieldSchema::FieldType(schema_of(*kind))),
                 }),
             ))
             .map_err(index_error)?;

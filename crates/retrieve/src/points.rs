@@ -4,17 +4,29 @@
 use serde_json::{Map, Value, json};
 use verity_core::{IndexedChunk, RetrievedChunk, source_directories};
 
-/// Payload fields that filters use. `modified` is an integer and `visible` a boolean; the rest
-/// are keywords.
-pub(crate) const FILTERED_FIELDS: &[&str] = &[
-    "collection",
-    "document_id",
-    "language",
-    "tags",
-    "source_dirs",
-    "modified",
-    "visible",
+/// How a filtered payload field is indexed; each backend maps this to its own schema type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldKind {
+    Keyword,
+    Integer,
+    Bool,
+}
+
+/// Payload fields that filters use, with how they are indexed.
+pub(crate) const FILTERED_FIELDS: &[(&str, FieldKind)] = &[
+    ("collection", FieldKind::Keyword),
+    ("document_id", FieldKind::Keyword),
+    ("language", FieldKind::Keyword),
+    ("tags", FieldKind::Keyword),
+    ("source_dirs", FieldKind::Keyword),
+    ("modified", FieldKind::Integer),
+    ("visible", FieldKind::Bool),
 ];
+
+/// Candidates each prefetch (dense, sparse) contributes to a hybrid fusion, at least.
+pub(crate) const PREFETCH_CANDIDATES: usize = 50;
+/// Points are read in pages of this size when listed for reconciliation.
+pub(crate) const SCROLL_PAGE: usize = 1_000;
 
 /// The payload of a chunk's point: everything a citation needs, the filter fields, and
 /// `visible: false` (published later, per document).

@@ -25,17 +25,16 @@ use verity_core::{
 
 use crate::bm25::Bm25Encoders;
 use crate::edge::{DENSE_VECTOR, RRF_K, SPARSE_VECTOR};
-use crate::points::{FILTERED_FIELDS, bm25_text, cosine, payload, retrieved_chunk, text_field};
+use crate::points::{
+    FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, bm25_text, cosine, payload,
+    retrieved_chunk, text_field,
+};
 
-/// Candidates each prefetch contributes to the fusion, at least (as on Edge).
-const PREFETCH_CANDIDATES: u64 = 50;
-const SCROLL_PAGE: u32 = 1_000;
-
-fn field_type_of(field: &str) -> FieldType {
-    match field {
-        "modified" => FieldType::Integer,
-        "visible" => FieldType::Bool,
-        _ => FieldType::Keyword,
+fn field_type_of(kind: FieldKind) -> FieldType {
+    match kind {
+        FieldKind::Keyword => FieldType::Keyword,
+        FieldKind::Integer => FieldType::Integer,
+        FieldKind::Bool => FieldType::Bool,
     }
 }
 
@@ -99,13 +98,13 @@ impl QdrantServerIndex {
                 )
                 .await
                 .map_err(server_error)?;
-            for field in FILTERED_FIELDS {
+            for (field, kind) in FILTERED_FIELDS {
                 client
                     .create_field_index(
                         CreateFieldIndexCollectionBuilder::new(
                             collection,
                             *field,
-                            field_type_of(field),
+                            field_type_of(*kind),
                         )
                         .wait(true),
                     )
@@ -266,7 +265,7 @@ impl VectorIndex for QdrantServerIndex {
         loop {
             let mut request = ScrollPointsBuilder::new(&self.collection)
                 .filter(filter.clone())
-                .limit(SCROLL_PAGE)
+                .limit(SCROLL_PAGE as u32)
                 .with_payload(true)
                 .with_vectors(false);
             if let Some(offset) = offset.take() {
@@ -364,7 +363,7 @@ impl VectorIndex for QdrantServerIndex {
             (RetrievalMode::Sparse, false) => return Ok(Vec::new()),
             (RetrievalMode::Sparse, true) => base.query(sparse()).using(SPARSE_VECTOR),
             (RetrievalMode::Hybrid, true) => {
-                let candidates = (limit as u64).max(PREFETCH_CANDIDATES);
+                let candidates = limit.max(PREFETCH_CANDIDATES) as u64;
                 base.add_prefetch(
                     PrefetchQueryBuilder::default()
                         .query(dense())
