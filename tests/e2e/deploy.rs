@@ -22,6 +22,11 @@ fn known_variables() -> HashSet<String> {
         "VERITY_CONFIG",
         "VERITY_LOG",
         "ORT_DYLIB_PATH",
+        "VERITY_GENERATION_BACKEND",
+        "VERITY_OPENAI_BASE_URL",
+        "VERITY_OPENAI_MODEL",
+        "VERITY_OPENAI_API_KEY",
+        "VERITY_MISTRALRS_MODEL_DIR",
     ]
     .into_iter()
     .map(String::from)
@@ -29,12 +34,16 @@ fn known_variables() -> HashSet<String> {
     for (key, value) in &defaults {
         match value {
             toml::Value::Table(section) => {
-                for inner in section.keys() {
-                    known.insert(format!(
-                        "VERITY_{}__{}",
-                        key.to_uppercase(),
-                        inner.to_uppercase()
-                    ));
+                for (inner, value) in section {
+                    let name = format!("VERITY_{}__{}", key.to_uppercase(), inner.to_uppercase());
+                    // A table in a section ([generation.openai]) has keys one level deeper.
+                    if let toml::Value::Table(nested) = value {
+                        for deeper in nested.keys() {
+                            known.insert(format!("{name}__{}", deeper.to_uppercase()));
+                        }
+                    } else {
+                        known.insert(name);
+                    }
                 }
             }
             _ => {

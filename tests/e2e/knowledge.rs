@@ -16,6 +16,7 @@ fn ask(question: &str) -> Answer {
                 top_k: None,
                 mode: None,
                 filter: None,
+                stream: false,
             })
             .await
             .unwrap()
@@ -228,6 +229,7 @@ fn request(question: &str, mode: RetrievalMode) -> QueryRequest {
         top_k: Some(3),
         mode: Some(mode),
         filter: None,
+        stream: false,
     }
 }
 

@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod deploy;
+mod generation;
 mod helpers;
 mod http;
 mod ingest;

@@ -47,6 +47,7 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
             top_k: None,
             mode: None,
             filter: None,
+            stream: false,
         })
         .await
         .unwrap();
@@ -99,6 +100,7 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
                 top_k: None,
                 mode: Some(mode),
                 filter: None,
+                stream: false,
             })
             .await
             .unwrap();

@@ -3,22 +3,26 @@
 
 use std::fs::File;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
 use verity_core::{
-    Answer, AnswerService, Embedder, MetadataFilter, QueryRequest, Readiness, RetrievalMode,
+    AnswerService, AnswerStream, Embedder, MetadataFilter, QueryRequest, Readiness, RetrievalMode,
     RetrievedChunk, SearchFilter, SearchQuery, Timings, VectorIndex, VerityError, VerityResult,
     detect_language, parse_day, validate_collection_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
-use verity_generate::{ExtractiveAnswerer, ExtractiveConfig};
+use verity_generate::{
+    AnswerConfig, Answerer, ExtractiveAnswerer, ExtractiveConfig, GenerationParams, Generator,
+    OpenAiConfig, OpenAiGenerator,
+};
 use verity_ingest::{Chunker, ChunkerConfig};
+use verity_mistralrs::{MistralRsConfig, MistralRsGenerator};
 use verity_retrieve::{EdgeIndex, INDEX_FORMAT, QdrantServerIndex};
 use verity_store::Store;
 
-use crate::settings::Settings;
+use crate::settings::{GenerationBackend, Settings};
 
 /// Verity on one data directory. Holds an exclusive lock on the directory while open: the
 /// embedded vector index must not be opened by two processes at once.
@@ -28,7 +32,7 @@ pub struct Verity {
     pub index: Arc<dyn VectorIndex>,
     pub embedder: Arc<dyn Embedder>,
     pub chunker: Arc<Chunker>,
-    pub answerer: ExtractiveAnswerer,
+    pub answerer: Arc<Answerer>,
     _lock: File,
 }
 
@@ -80,11 +84,7 @@ impl Verity {
             Some(url) => Store::connect(url).await?,
             None => Store::open_sqlite(&settings.database_path()).await?,
         };
-        let answerer = ExtractiveAnswerer::new(ExtractiveConfig {
-            abstain_below: settings.query.abstain_below,
-            min_term_coverage: settings.query.min_term_coverage,
-            max_sentences: settings.query.max_sentences,
-        });
+        let answerer = Arc::new(answerer(&settings, None));
         Ok(Self {
             settings,
             store,
@@ -94,6 +94,17 @@ impl Verity {
             answerer,
             _lock: lock,
         })
+    }
+
+    /// Connects the language model the settings name (loading a local one can take a while);
+    /// until then, and with the `extractive` backend, answers are extractive.
+    pub async fn enable_generation(&mut self) -> anyhow::Result<()> {
+        let generator = connect_generator(&self.settings).await?;
+        if let Some(generator) = &generator {
+            tracing::info!(generator = %generator.name(), "answers are generated and verified");
+        }
+        self.answerer = Arc::new(answerer(&self.settings, generator));
+        Ok(())
     }
 
     /// Identifies how chunks were made: documents ingested with another model or chunk size
@@ -185,6 +196,7 @@ impl Verity {
             embed_ms: ms(embedded - started),
             search_ms: ms(searched - embedded),
             total_ms: ms(searched - started),
+            ..Timings::default()
         };
         Ok((passages, timings))
     }
@@ -269,17 +281,73 @@ fn lock_data_dir(settings: &Settings) -> anyhow::Result<File> {
     }
 }
 
+fn answerer(settings: &Settings, generator: Option<Arc<dyn Generator>>) -> Answerer {
+    let generation = &settings.generation;
+    Answerer::new(
+        ExtractiveAnswerer::new(ExtractiveConfig {
+            abstain_below: settings.query.abstain_below,
+            min_term_coverage: settings.query.min_term_coverage,
+            max_sentences: settings.query.max_sentences,
+        }),
+        generator,
+        AnswerConfig {
+            params: GenerationParams {
+                max_tokens: generation.max_tokens,
+                temperature: generation.temperature,
+            },
+            min_support: generation.min_support,
+            timeout: Duration::from_secs(generation.timeout_seconds),
+            max_concurrent: generation.max_concurrent,
+            max_queued: generation.max_queued,
+        },
+    )
+}
+
+/// The language model `generation.backend` names, ready to use; `None` for `extractive`.
+pub async fn connect_generator(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Generator>>> {
+    let generation = &settings.generation;
+    Ok(match generation.backend {
+        GenerationBackend::Extractive => None,
+        GenerationBackend::Openai => {
+            let openai = &generation.openai;
+            let mut config = OpenAiConfig::new(
+                openai.base_url.clone().unwrap_or_default(),
+                openai.model.clone().unwrap_or_default(),
+            );
+            config.api_key = std::env::var("VERITY_OPENAI_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty());
+            config.context_window = openai.context_window;
+            config.stream = openai.stream;
+            config.connect_timeout = Duration::from_secs(openai.connect_timeout_seconds);
+            config.read_timeout = Duration::from_secs(openai.read_timeout_seconds);
+            config.max_retries = openai.max_retries;
+            Some(Arc::new(OpenAiGenerator::new(config)?))
+        }
+        GenerationBackend::Mistralrs => {
+            let m = &generation.mistralrs;
+            let mut config = MistralRsConfig::new(m.model_dir.clone().unwrap_or_default());
+            config.quantization = m.quantization;
+            config.paged_attention = m.paged_attention;
+            config.max_batch = m.max_batch;
+            config.force_cpu = m.force_cpu;
+            Some(Arc::new(MistralRsGenerator::load(&config).await?))
+        }
+    })
+}
+
 #[async_trait]
 impl AnswerService for Verity {
-    async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)> {
+    async fn query_stream(&self, request: QueryRequest) -> VerityResult<AnswerStream> {
         let started = Instant::now();
         let (filter, top_k, mode) = self.resolve(&request).await?;
-        let (passages, mut timings) = self
-            .retrieve(request.question.trim(), &filter, top_k, mode)
-            .await?;
-        let answer = self.answerer.answer(request.question.trim(), &passages);
-        timings.total_ms = ms(started.elapsed());
-        Ok((answer, timings))
+        // Before retrieval: a request over capacity is refused in microseconds.
+        let ticket = self.answerer.admit()?;
+        let question = request.question.trim().to_string();
+        let (passages, timings) = self.retrieve(&question, &filter, top_k, mode).await?;
+        Ok(self
+            .answerer
+            .start(ticket, question, passages, timings, started))
     }
 
     async fn readiness(&self) -> Readiness {

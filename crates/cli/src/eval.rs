@@ -227,7 +227,7 @@ async fn eval_mode(
         ndcg += ndcg_at_10(&relevant, relevant_in_collection);
     }
 
-    let config = verity.answerer.config();
+    let config = verity.answerer.extractive().config();
     let rate = |signals: &[(f32, f32)], below: f32, coverage: f32| {
         if signals.is_empty() {
             0.0

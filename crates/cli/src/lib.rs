@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_generate;
 pub mod eval;
 pub mod pipeline;
 pub mod reconcile;

@@ -9,8 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
-use verity_cli::{bench, build_server, eval};
-use verity_core::{AnswerService, GroundingStatus, Language, QueryRequest, RetrievalMode};
+use verity_cli::{bench, bench_generate, build_server, eval};
+use verity_core::{
+    AnswerEvent, AnswerService, GroundingStatus, Language, QueryRequest, RetrievalMode,
+};
 
 fn parse_language(code: &str) -> Result<Language, String> {
     Language::from_code(code).ok_or_else(|| format!("unknown language {code:?}: use en, es or pt"))
@@ -175,6 +177,41 @@ enum BenchCommand {
         concurrency: Vec<usize>,
         #[arg(long, default_value_t = 400)]
         requests: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Language-model speed through mistral.rs: time to first token, decode tokens/s, the
+    /// memory bandwidth that implies, and Verity's overhead around the engine.
+    Generate {
+        /// A local model directory (safetensors or GGUF).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Write a random Llama first: `tiny` (2 layers, 64 wide) or `small` (~0.4 B
+        /// parameters), into --model if given, else a temporary directory.
+        #[arg(long, value_parser = ["tiny", "small"])]
+        random_model: Option<String>,
+        #[arg(long, default_value_t = 512)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Generations in all (run `concurrency` at a time).
+        #[arg(long, default_value_t = 8)]
+        requests: usize,
+        /// In-situ quantisation: none, q8 or q4.
+        #[arg(long, default_value = "none", value_parser = ["none", "q8", "q4"])]
+        quantization: String,
+        /// Run on the CPU even in a CUDA build.
+        #[arg(long)]
+        cpu: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prompt building and verification of a 300-word answer against 5 sources (no model).
+    Verify {
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
         #[arg(long)]
         json: bool,
     },
@@ -401,25 +438,60 @@ fn print_ingest(report: &IngestReport, collection: &str, elapsed: std::time::Dur
 }
 
 async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
-    let verity = Verity::open(settings).await?;
+    let mut verity = Verity::open(settings).await?;
+    verity.enable_generation().await?;
     let request = QueryRequest {
         question: args.question,
         collection: args.collection,
         top_k: args.top_k,
         mode: args.mode,
         filter: None,
+        stream: !args.json,
     };
-    let (answer, _) = verity.query(request).await?;
     if args.json {
+        let (answer, _) = verity.query(request).await?;
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
-    println!("{}\n", answer.answer);
+    // Text as it is generated, then the verified answer if verification changed it.
+    let mut events = verity.query_stream(request).await?;
+    let mut streamed = String::new();
+    let mut answer = None;
+    while let Some(event) = events.recv().await {
+        match event {
+            AnswerEvent::Delta(text) => {
+                print!("{text}");
+                std::io::Write::flush(&mut std::io::stdout())?;
+                streamed.push_str(&text);
+            }
+            AnswerEvent::Grounding(a) => answer = Some(a),
+            AnswerEvent::Error(message) => anyhow::bail!("answering failed: {message}"),
+            AnswerEvent::Sources(_) | AnswerEvent::Done(_) => {}
+        }
+    }
+    let answer = answer.context("the answer ended without its verification")?;
+    println!();
+    if streamed.trim() != answer.answer.trim() {
+        println!("\nVerified answer:\n{}", answer.answer);
+    }
+    println!(
+        "\nGrounding: {}{}",
+        answer.grounding.status.as_str(),
+        answer
+            .grounding
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    for removed in &answer.grounding.unsupported {
+        println!("  removed: {:?}: {}", removed.sentence, removed.reason);
+    }
     let heading = match answer.grounding.status {
-        GroundingStatus::Grounded => "Sources:",
         GroundingStatus::Abstained => "Nearest passages (none supports an answer):",
+        _ => "Sources:",
     };
-    println!("{heading}");
+    println!("\n{heading}");
     for c in &answer.citations {
         let excerpt: String = c
             .text
@@ -437,7 +509,9 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
-    let verity = Arc::new(Verity::open(settings).await?);
+    let mut verity = Verity::open(settings).await?;
+    verity.enable_generation().await?;
+    let verity = Arc::new(verity);
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let app = build_server(verity, listener)?;
@@ -471,6 +545,76 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     result.pipeline.chunks_per_s,
                     result.pipeline.tokens_per_s,
                     result.overhead_percent
+                );
+            }
+        }
+        BenchCommand::Generate {
+            model,
+            random_model,
+            prompt_tokens,
+            max_tokens,
+            concurrency,
+            requests,
+            quantization,
+            cpu,
+            json,
+        } => {
+            let options = bench_generate::GenerateBenchOptions {
+                model_dir: model,
+                random: random_model.map(|r| {
+                    if r == "small" {
+                        verity_mistralrs::LlamaShape::SMALL
+                    } else {
+                        verity_mistralrs::LlamaShape::TINY
+                    }
+                }),
+                prompt_tokens,
+                max_tokens,
+                concurrency,
+                requests,
+                quantization: match quantization.as_str() {
+                    "q8" => verity_mistralrs::Quantization::Q8,
+                    "q4" => verity_mistralrs::Quantization::Q4,
+                    _ => verity_mistralrs::Quantization::None,
+                },
+                force_cpu: cpu,
+            };
+            let r = bench_generate::bench_generate(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} ({:.1} MB of weights), prompt {} tokens, up to {} new tokens, concurrency {}, {} requests\n  time to first token  p50 {:>8.1} ms   p95 {:>8.1} ms\n  decode per stream    p50 {:>8.1} tokens/s\n  all streams          {:>8.1} tokens/s\n  implied bandwidth    {:>8.2} GB/s (weights read once per decoded token)\n  engine alone {:.1} ms, through Verity's pipeline {:.1} ms: overhead {:.2} ms per request",
+                    r.model,
+                    r.weights_bytes as f64 / 1e6,
+                    r.prompt_tokens,
+                    r.max_tokens,
+                    r.concurrency,
+                    r.requests,
+                    r.first_token_p50_ms,
+                    r.first_token_p95_ms,
+                    r.decode_tokens_per_s_p50,
+                    r.aggregate_tokens_per_s,
+                    r.implied_bandwidth_gb_per_s,
+                    r.engine_only_ms_p50,
+                    r.pipeline_ms_p50,
+                    r.pipeline_overhead_ms
+                );
+            }
+        }
+        BenchCommand::Verify { iterations, json } => {
+            let r = bench_generate::bench_verify(iterations.max(1));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{}-word answer, {} sources, {} iterations\n  prompt building p50 {:.1} µs\n  sanitize + verify p50 {:.1} µs, p99 {:.1} µs",
+                    r.answer_words,
+                    r.sources,
+                    r.iterations,
+                    r.prompt_build_us_p50,
+                    r.verify_us_p50,
+                    r.verify_us_p99
                 );
             }
         }

@@ -19,6 +19,51 @@ pub struct Settings {
     pub embed: EmbedSettings,
     pub chunking: ChunkingSettings,
     pub query: QuerySettings,
+    pub generation: GenerationSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GenerationBackend {
+    Extractive,
+    Mistralrs,
+    Openai,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerationSettings {
+    pub backend: GenerationBackend,
+    pub max_tokens: usize,
+    pub temperature: f32,
+    pub min_support: f32,
+    pub timeout_seconds: u64,
+    pub max_concurrent: usize,
+    pub max_queued: usize,
+    pub openai: OpenAiSettings,
+    pub mistralrs: MistralRsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OpenAiSettings {
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub model: Option<String>,
+    pub context_window: usize,
+    pub stream: bool,
+    pub connect_timeout_seconds: u64,
+    pub read_timeout_seconds: u64,
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MistralRsSettings {
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub model_dir: Option<PathBuf>,
+    pub quantization: verity_mistralrs::Quantization,
+    pub paged_attention: bool,
+    pub max_batch: usize,
+    pub force_cpu: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +171,23 @@ impl Settings {
                     .ok()
                     .filter(|v| !v.is_empty()),
             )?;
+        // The generation contract's variables, documented without section separators.
+        for (key, variable) in [
+            ("generation.backend", "VERITY_GENERATION_BACKEND"),
+            ("generation.openai.base_url", "VERITY_OPENAI_BASE_URL"),
+            ("generation.openai.model", "VERITY_OPENAI_MODEL"),
+            (
+                "generation.mistralrs.model_dir",
+                "VERITY_MISTRALRS_MODEL_DIR",
+            ),
+        ] {
+            builder = builder.set_override_option(
+                key,
+                std::env::var(variable)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty()),
+            )?;
+        }
         let settings: Settings = builder
             .build()
             .context("cannot read settings")?
@@ -161,6 +223,32 @@ impl Settings {
             self.query.max_question_chars > 0,
             "query.max_question_chars must be positive"
         );
+        let generation = &self.generation;
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&generation.min_support),
+            "generation.min_support must be between 0 and 1"
+        );
+        anyhow::ensure!(
+            generation.max_tokens > 0 && generation.max_concurrent > 0,
+            "generation.max_tokens and generation.max_concurrent must be positive"
+        );
+        anyhow::ensure!(
+            generation.timeout_seconds > 0,
+            "generation.timeout_seconds must be positive"
+        );
+        match generation.backend {
+            GenerationBackend::Openai => anyhow::ensure!(
+                generation.openai.base_url.is_some() && generation.openai.model.is_some(),
+                "generation.backend is \"openai\" but the engine is not named: set \
+                 VERITY_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1) and VERITY_OPENAI_MODEL"
+            ),
+            GenerationBackend::Mistralrs => anyhow::ensure!(
+                generation.mistralrs.model_dir.is_some(),
+                "generation.backend is \"mistralrs\" but no model is named: set \
+                 VERITY_MISTRALRS_MODEL_DIR to a local model directory"
+            ),
+            GenerationBackend::Extractive => {}
+        }
         Ok(())
     }
 

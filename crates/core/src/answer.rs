@@ -19,6 +19,10 @@ pub struct QueryRequest {
     /// Conditions on document metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<MetadataFilter>,
+    /// Answer with Server-Sent Events (`sources`, `delta`…, `grounding`, `done`) instead of one
+    /// JSON object. `Accept: text/event-stream` asks for the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 /// A passage an answer rests on, with everything needed to find it again: the document, the
@@ -44,21 +48,61 @@ pub struct Citation {
     pub heading_path: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroundingStatus {
-    /// Every sentence of the answer is quoted from a cited passage.
+    /// Every sentence of the answer is supported by the passage it cites.
     Grounded,
-    /// The evidence was too weak; no answer is given, only the nearest passages.
+    /// Some sentences of the generated answer were not supported by their cited passages and
+    /// were removed; they are listed in `unsupported`.
+    Partial,
+    /// No answer is given: the evidence was too weak to ask a model, or nothing the model wrote
+    /// was supported. `citations` lists the nearest passages.
     Abstained,
+    /// The language model failed or timed out; the answer quotes the passages directly.
+    Fallback,
+}
+
+impl GroundingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroundingStatus::Grounded => "grounded",
+            GroundingStatus::Partial => "partial",
+            GroundingStatus::Abstained => "abstained",
+            GroundingStatus::Fallback => "fallback",
+        }
+    }
+}
+
+/// A sentence of a generated answer that verification removed, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnsupportedSentence {
+    pub sentence: String,
+    /// The `[n]` markers it carried (an empty list: it cited nothing).
+    pub citations: Vec<u32>,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grounding {
     pub status: GroundingStatus,
+    /// Sentences removed from a generated answer because their cited passages do not support
+    /// them.
+    #[serde(default)]
+    pub unsupported: Vec<UnsupportedSentence>,
     /// Why the status was chosen, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl Grounding {
+    pub fn new(status: GroundingStatus, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            unsupported: Vec::new(),
+            reason: Some(reason.into()),
+        }
+    }
 }
 
 /// The answer object shared by `verity ask --json` and `POST /v1/query`.
@@ -69,6 +113,37 @@ pub struct Answer {
     /// nearest passages found (none of them cited by the text).
     pub citations: Vec<Citation>,
     pub grounding: Grounding,
+    /// What wrote the answer: `extractive`, or the language model (`mistralrs:NAME`,
+    /// `openai:MODEL`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generator: String,
+}
+
+/// One event of a streamed answer, in the order they come: `Sources` once, `Delta` any number
+/// of times, then `Grounding` and `Done` (or `Error`, after which nothing follows).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerEvent {
+    /// The numbered passages given to the generator, before any text.
+    Sources(Vec<Citation>),
+    /// Generated text as it comes, before verification.
+    Delta(String),
+    /// The verified answer: its text replaces what the deltas built.
+    Grounding(Answer),
+    Done(Timings),
+    Error(String),
+}
+
+impl AnswerEvent {
+    /// The SSE event name (`event:` line).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnswerEvent::Sources(_) => "sources",
+            AnswerEvent::Delta(_) => "delta",
+            AnswerEvent::Grounding(_) => "grounding",
+            AnswerEvent::Done(_) => "done",
+            AnswerEvent::Error(_) => "error",
+        }
+    }
 }
 
 /// Where the time of one query went, in milliseconds (reported as `Server-Timing` over HTTP).
@@ -76,5 +151,9 @@ pub struct Answer {
 pub struct Timings {
     pub embed_ms: f64,
     pub search_ms: f64,
+    /// From the start of generation to its last token (0 when no model was asked).
+    pub generate_ms: f64,
+    /// From the start of generation to its first token.
+    pub first_token_ms: f64,
     pub total_ms: f64,
 }

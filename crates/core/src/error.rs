@@ -19,6 +19,12 @@ pub enum VerityError {
         component: &'static str,
         message: String,
     },
+    /// Too many requests are being served; the caller should retry after `retry_after_secs`.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Settings are wrong or something required is missing on this machine.
     #[error("configuration problem: {0}")]
     Config(String),

@@ -13,15 +13,18 @@ mod language;
 mod query;
 mod traits;
 
-pub use answer::{Answer, Citation, Grounding, GroundingStatus, QueryRequest, Timings};
+pub use answer::{
+    Answer, AnswerEvent, Citation, Grounding, GroundingStatus, QueryRequest, Timings,
+    UnsupportedSentence,
+};
 pub use document::{Chunk, DocumentFormat, Heading, ParsedDocument};
 pub use error::{VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
 pub use language::{Language, detect_language};
 pub use query::{MetadataFilter, RetrievalMode, SearchQuery, parse_day, source_directories};
 pub use traits::{
-    AnswerService, Embedder, IndexedChunk, IndexedPoint, Readiness, RetrievedChunk, SearchFilter,
-    VectorIndex,
+    AnswerService, AnswerStream, Embedder, IndexedChunk, IndexedPoint, Readiness, RetrievedChunk,
+    SearchFilter, VectorIndex,
 };
 
 /// The collection documents go to, and questions are asked of, when none is named.

@@ -1,6 +1,9 @@
 use async_trait::async_trait;
 
-use crate::{Answer, Chunk, Language, QueryRequest, SearchQuery, Timings, VerityResult};
+use crate::{
+    Answer, AnswerEvent, Chunk, Language, QueryRequest, SearchQuery, Timings, VerityError,
+    VerityResult,
+};
 
 /// Turns text into dense vectors. Implementations are CPU- or GPU-bound and synchronous:
 /// callers on an async runtime run them where blocking is acceptable.
@@ -127,9 +130,40 @@ pub enum Readiness {
     NotReady(String),
 }
 
+/// A streamed answer: events in the order [`AnswerEvent`] describes. Dropping the receiver
+/// cancels the generation behind it.
+pub type AnswerStream = tokio::sync::mpsc::Receiver<AnswerEvent>;
+
 /// Answers questions. The gateway speaks HTTP to clients and this trait to the rest of Verity.
 #[async_trait]
 pub trait AnswerService: Send + Sync {
-    async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)>;
+    /// Starts answering. Errors that concern the whole request (a bad field, an unknown
+    /// collection, too many requests) come back here, before any event.
+    async fn query_stream(&self, request: QueryRequest) -> VerityResult<AnswerStream>;
+
+    /// The whole answer at once: the streamed answer's `Grounding` event and its timings.
+    async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)> {
+        let mut events = self.query_stream(request).await?;
+        let mut answer = None;
+        while let Some(event) = events.recv().await {
+            match event {
+                AnswerEvent::Grounding(a) => answer = Some(a),
+                AnswerEvent::Done(timings) => {
+                    return answer.map(|a| (a, timings)).ok_or_else(|| {
+                        VerityError::internal("answering", "the answer ended without grounding")
+                    });
+                }
+                AnswerEvent::Error(message) => {
+                    return Err(VerityError::internal("answering", message));
+                }
+                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => {}
+            }
+        }
+        Err(VerityError::internal(
+            "answering",
+            "the answer stream ended before it was done",
+        ))
+    }
+
     async fn readiness(&self) -> Readiness;
 }

@@ -10,6 +10,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Value,
+    /// Sent as `Retry-After` (seconds) with 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            retry_after: None,
         }
     }
 
@@ -40,7 +43,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(json!({
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.to_string()));
+        }
+        response.json(json!({
             "error": {"code": self.code, "message": self.message, "details": self.details}
         }))
     }
@@ -67,6 +74,16 @@ impl From<VerityError> for ApiError {
                 "unavailable",
                 err.to_string(),
             ),
+            VerityError::Busy {
+                message,
+                retry_after_secs,
+            } => {
+                let mut error =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", message.clone())
+                        .with_details(json!({"retry_after_seconds": retry_after_secs}));
+                error.retry_after = Some(*retry_after_secs);
+                error
+            }
             VerityError::Config(_) => {
                 tracing::error!(error = %err, "configuration problem while serving a request");
                 ApiError::new(

@@ -7,15 +7,30 @@
 
 mod error;
 mod routes;
+mod sse;
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpServer, middleware, web};
 use verity_core::AnswerService;
 
 pub use error::ApiError;
+
+/// Time to the response head (for a streamed answer, to its first byte), by route pattern and
+/// status.
+static HTTP_SECONDS: LazyLock<prometheus::HistogramVec> = LazyLock::new(|| {
+    prometheus::register_histogram_vec!(
+        "verity_http_request_seconds",
+        "HTTP request latency to the response head, by route and status",
+        &["route", "status"],
+        vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
+        ]
+    )
+    .expect("metric registers once")
+});
 
 /// Request bodies over this size are refused with 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -53,6 +68,21 @@ impl Application {
         let max_body = config.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(|request, service| {
+                    let started = std::time::Instant::now();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        let route = response
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".to_string());
+                        HTTP_SECONDS
+                            .with_label_values(&[route.as_str(), response.status().as_str()])
+                            .observe(started.elapsed().as_secs_f64());
+                        Ok(response)
+                    }
+                })
                 .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("verity::http"))
                 .app_data(service.clone())
                 .app_data(routes::json_config(max_body))

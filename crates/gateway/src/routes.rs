@@ -1,10 +1,11 @@
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 use verity_core::{AnswerService, QueryRequest, Readiness, Timings};
 
 use crate::error::ApiError;
+use crate::sse;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -20,6 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/readyz")
             .route(web::get().to(readyz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
             .default_service(web::to(method_not_allowed)),
     )
     .default_service(web::to(not_found));
@@ -67,21 +73,55 @@ pub fn json_config(max_body: usize) -> web::JsonConfig {
 }
 
 async fn query(
+    http: HttpRequest,
     service: web::Data<dyn AnswerService>,
     request: web::Json<QueryRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (answer, timings) = service.query(request.into_inner()).await?;
+    let request = request.into_inner();
+    if request.stream || accepts_event_stream(&http) {
+        let events = service.query_stream(request).await?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header(("Cache-Control", "no-cache"))
+            // Proxies such as nginx must pass events on as they come.
+            .insert_header(("X-Accel-Buffering", "no"))
+            .streaming(sse::body(events)));
+    }
+    let (answer, timings) = service.query(request).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Server-Timing", server_timing(&timings)))
         .json(answer))
 }
 
+/// Whether the client asked for Server-Sent Events with its `Accept` header.
+fn accepts_event_stream(http: &HttpRequest) -> bool {
+    http.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"))
+}
+
+async fn metrics() -> HttpResponse {
+    let mut text = String::new();
+    match prometheus::TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(text),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot encode metrics: {e}"),
+        )
+        .error_response(),
+    }
+}
+
 /// `Server-Timing` lets a client (and the benchmark) see where a query's time went.
 fn server_timing(t: &Timings) -> String {
-    let other = (t.total_ms - t.embed_ms - t.search_ms).max(0.0);
+    let other = (t.total_ms - t.embed_ms - t.search_ms - t.generate_ms).max(0.0);
     format!(
-        "embed;dur={:.3}, search;dur={:.3}, other;dur={:.3}, total;dur={:.3}",
-        t.embed_ms, t.search_ms, other, t.total_ms
+        "embed;dur={:.3}, search;dur={:.3}, generate;dur={:.3}, other;dur={:.3}, total;dur={:.3}",
+        t.embed_ms, t.search_ms, t.generate_ms, other, t.total_ms
     )
 }
 

@@ -95,10 +95,8 @@ impl ExtractiveAnswerer {
             return Answer {
                 answer: abstention_message(language, !passages.is_empty()).to_string(),
                 citations,
-                grounding: Grounding {
-                    status: GroundingStatus::Abstained,
-                    reason: Some(reason),
-                },
+                grounding: Grounding::new(GroundingStatus::Abstained, reason),
+                generator: String::new(),
             };
         }
 
@@ -116,13 +114,11 @@ impl ExtractiveAnswerer {
         Answer {
             answer,
             citations,
-            grounding: Grounding {
-                status: GroundingStatus::Grounded,
-                reason: Some(format!(
-                    "every sentence is quoted from passage {}",
-                    cited.join(", ")
-                )),
-            },
+            grounding: Grounding::new(
+                GroundingStatus::Grounded,
+                format!("every sentence is quoted from passage {}", cited.join(", ")),
+            ),
+            generator: String::new(),
         }
     }
 
@@ -187,7 +183,7 @@ impl ExtractiveAnswerer {
     }
 }
 
-fn citation(index: usize, passage: &RetrievedChunk) -> Citation {
+pub(crate) fn citation(index: usize, passage: &RetrievedChunk) -> Citation {
     Citation {
         id: index as u32 + 1,
         document_id: passage.document_id.clone(),
@@ -203,7 +199,7 @@ fn citation(index: usize, passage: &RetrievedChunk) -> Citation {
     }
 }
 
-fn abstention_message(language: Language, has_passages: bool) -> &'static str {
+pub(crate) fn abstention_message(language: Language, has_passages: bool) -> &'static str {
     match (language, has_passages) {
         (Language::English, true) => {
             "No supporting passage was found in the documents for this question. The nearest passages are listed, but none of them answers it."

@@ -1,16 +1,40 @@
-//! Answers from retrieved passages. The spine's answerer is extractive: it quotes the sentences
-//! of the retrieved passages that best match the question, each with its `[n]` citation, so
-//! every sentence of an answer is grounded by construction.
+//! Answers from retrieved passages: an LLM writes from numbered sources and Verity checks what
+//! it wrote before anyone sees it, or, without an LLM, the spine's extractive answerer quotes
+//! the passages.
 //!
-//! Key decision: the abstention gate runs before any answer is composed. When the best passage
-//! is not similar enough to the question (a threshold calibrated on SQuAD), Verity says it found
-//! no support and lists the nearest passages instead of guessing.
+//! Key decisions:
+//! - The abstention gate runs before any model is asked: when the best passage is not similar
+//!   enough to the question (a threshold calibrated on SQuAD), Verity says it found no support
+//!   and lists the nearest passages instead of asking a model to answer from nothing.
+//! - Model output is untrusted: it is sanitized to plain text ([`sanitize`]) and each sentence
+//!   is verified against the source it cites ([`verify`]); unsupported sentences are removed
+//!   and reported in `grounding.unsupported`.
+//! - The model is behind the [`Generator`] trait: the OpenAI-compatible HTTP backend lives
+//!   here, the in-process mistral.rs backend in `verity-mistralrs` (it is a heavy build).
+//! - When the model fails or times out, the answer falls back to the extractive one and says
+//!   so (`grounding.status = "fallback"`).
 
 mod extractive;
+mod generator;
+mod grounded;
+mod metrics;
+mod openai;
+mod prompt;
+mod sanitize;
 mod terms;
+mod verify;
 
 pub use extractive::{
     DEFAULT_ABSTAIN_BELOW, DEFAULT_MAX_SENTENCES, DEFAULT_MIN_TERM_COVERAGE, ExtractiveAnswerer,
     ExtractiveConfig,
 };
+pub use generator::{
+    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role,
+};
+pub use grounded::{AnswerConfig, Answerer, Ticket};
+pub use metrics::{GenerationMetrics, METRICS};
+pub use openai::{OpenAiConfig, OpenAiGenerator};
+pub use prompt::{GroundedPrompt, build_prompt};
+pub use sanitize::{StreamSanitizer, sanitize};
 pub use terms::term_coverage;
+pub use verify::{DEFAULT_MIN_SUPPORT, SourceEvidence, Verification, verify};

@@ -1,0 +1,273 @@
+//! The in-process language model: a local model directory run by mistral.rs, on CPU, or on a
+//! GPU when built with `--features cuda`.
+//!
+//! Key decisions:
+//! - Local files only: the token source is `None` and the model id is a directory, so loading
+//!   never touches the network (an air-gapped server works, and a typo fails loudly instead of
+//!   downloading something else).
+//! - Its own crate: mistral.rs is the heaviest dependency of the workspace, and the crates
+//!   that do not need it build without it.
+
+mod random_model;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use mistralrs::{
+    ChatCompletionChunkResponse, GgufModelBuilder, IsqBits, Model, PagedAttentionMetaBuilder,
+    RequestBuilder, Response, TextMessageRole, TextModelBuilder, TokenSource,
+};
+use tokio::sync::mpsc;
+use verity_generate::{
+    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role,
+};
+
+pub use random_model::{LlamaShape, write_random_llama};
+
+/// In-situ quantisation of the weights as they load: 8-bit weights take a quarter of the
+/// memory of 32-bit ones (half of 16-bit), 4-bit an eighth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    None,
+    Q8,
+    Q4,
+}
+
+#[derive(Debug, Clone)]
+pub struct MistralRsConfig {
+    /// A directory with `config.json`, `tokenizer.json`, `tokenizer_config.json` and
+    /// safetensors weights, or with one `.gguf` file (plus `tokenizer_config.json` for its chat
+    /// template, if the GGUF file lacks one).
+    pub model_dir: PathBuf,
+    pub quantization: Quantization,
+    /// Paged attention (a CUDA feature of mistral.rs); ignored in CPU builds.
+    pub paged_attention: bool,
+    /// Sequences decoded together in one batch.
+    pub max_batch: usize,
+    /// Run on CPU even in a CUDA build.
+    pub force_cpu: bool,
+}
+
+impl MistralRsConfig {
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model_dir: model_dir.into(),
+            quantization: Quantization::None,
+            paged_attention: true,
+            max_batch: 16,
+            force_cpu: false,
+        }
+    }
+}
+
+pub struct MistralRsGenerator {
+    model: Model,
+    name: String,
+    context_window: usize,
+    tokenizer: Option<tokenizers::Tokenizer>,
+}
+
+impl MistralRsGenerator {
+    /// Loads the model. Slow (seconds to minutes, with the weights' size): call once at start.
+    pub async fn load(config: &MistralRsConfig) -> Result<Self, GenerationError> {
+        let dir = &config.model_dir;
+        if !dir.is_dir() {
+            return Err(GenerationError::engine(format!(
+                "model directory {} does not exist; set generation.mistralrs.model_dir \
+                 (VERITY_MISTRALRS_MODEL_DIR) to a local model directory",
+                dir.display()
+            )));
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        let gguf = gguf_files(dir)?;
+        let model = if gguf.is_empty() {
+            load_safetensors(config).await
+        } else {
+            load_gguf(config, gguf).await
+        }
+        .map_err(|e| {
+            GenerationError::engine(format!("cannot load the model in {}: {e:#}", dir.display()))
+        })?;
+        let context_window = model
+            .max_sequence_length()
+            .ok()
+            .flatten()
+            .or_else(|| config_context(dir))
+            .unwrap_or(4096);
+        let tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).ok();
+        Ok(Self {
+            model,
+            name: format!("mistralrs:{name}"),
+            context_window,
+            tokenizer,
+        })
+    }
+}
+
+fn gguf_files(dir: &Path) -> Result<Vec<String>, GenerationError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        GenerationError::engine(format!(
+            "cannot read model directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut files: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".gguf"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// `max_position_embeddings` from `config.json`.
+fn config_context(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value
+        .get("max_position_embeddings")?
+        .as_u64()
+        .map(|n| n as usize)
+}
+
+fn isq_bits(quantization: Quantization) -> Option<IsqBits> {
+    match quantization {
+        Quantization::None => None,
+        Quantization::Q8 => Some(IsqBits::Eight),
+        Quantization::Q4 => Some(IsqBits::Four),
+    }
+}
+
+fn use_paged_attention(config: &MistralRsConfig) -> bool {
+    config.paged_attention && cfg!(feature = "cuda") && !config.force_cpu
+}
+
+async fn load_safetensors(config: &MistralRsConfig) -> anyhow::Result<Model> {
+    let mut builder = TextModelBuilder::new(config.model_dir.display().to_string())
+        .with_token_source(TokenSource::None)
+        .with_max_num_seqs(config.max_batch.max(1));
+    if let Some(bits) = isq_bits(config.quantization) {
+        builder = builder.with_auto_isq(bits);
+    }
+    if config.force_cpu {
+        builder = builder.with_force_cpu();
+    }
+    if use_paged_attention(config) {
+        builder = builder.with_paged_attn(PagedAttentionMetaBuilder::default().build()?);
+    }
+    builder.build().await
+}
+
+async fn load_gguf(config: &MistralRsConfig, files: Vec<String>) -> anyhow::Result<Model> {
+    let mut builder = GgufModelBuilder::new(config.model_dir.display().to_string(), files)
+        .with_token_source(TokenSource::None)
+        .with_max_num_seqs(config.max_batch.max(1));
+    let template = config.model_dir.join("tokenizer_config.json");
+    if template.is_file() {
+        builder = builder.with_chat_template(template.display().to_string());
+    }
+    if config.force_cpu {
+        builder = builder.with_force_cpu();
+    }
+    if use_paged_attention(config) {
+        builder = builder.with_paged_attn(PagedAttentionMetaBuilder::default().build()?);
+    }
+    builder.build().await
+}
+
+#[async_trait]
+impl Generator for MistralRsGenerator {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn context_window(&self) -> usize {
+        self.context_window
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        match &self.tokenizer {
+            Some(t) => t
+                .encode_fast(text, false)
+                .map(|e| e.len())
+                .unwrap_or_else(|_| text.chars().count().div_ceil(3)),
+            None => text.chars().count().div_ceil(3),
+        }
+    }
+
+    async fn generate(
+        &self,
+        messages: &[ChatMessage],
+        params: GenerationParams,
+        output: mpsc::Sender<String>,
+    ) -> Result<GenerationStats, GenerationError> {
+        let started = Instant::now();
+        let mut request = RequestBuilder::new().set_sampler_max_len(params.max_tokens);
+        if params.temperature > 0.0 {
+            request = request.set_sampler_temperature(f64::from(params.temperature));
+        }
+        for message in messages {
+            let role = match message.role {
+                Role::System => TextMessageRole::System,
+                Role::User => TextMessageRole::User,
+            };
+            request = request.add_message(role, &message.content);
+        }
+        let mut stream =
+            self.model.stream_chat_request(request).await.map_err(|e| {
+                GenerationError::engine(format!("mistral.rs refused the request: {e}"))
+            })?;
+        let mut stats = GenerationStats::default();
+        let mut pieces = 0;
+        while let Some(response) = stream.next().await {
+            match response {
+                Response::Chunk(ChatCompletionChunkResponse { choices, usage, .. }) => {
+                    if let Some(usage) = usage {
+                        stats.prompt_tokens = usage.prompt_tokens;
+                        stats.completion_tokens = usage.completion_tokens;
+                    }
+                    let Some(choice) = choices.first() else {
+                        continue;
+                    };
+                    if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                        stats.first_token.get_or_insert_with(|| started.elapsed());
+                        pieces += 1;
+                        // A failed send means the reader is gone; returning drops `stream`,
+                        // which makes mistral.rs cancel the sequence.
+                        output
+                            .send(text.to_string())
+                            .await
+                            .map_err(|_| GenerationError::Cancelled)?;
+                    }
+                    if choice.finish_reason.is_some() {
+                        break;
+                    }
+                }
+                Response::Done(done) => {
+                    stats.prompt_tokens = done.usage.prompt_tokens;
+                    stats.completion_tokens = done.usage.completion_tokens;
+                    break;
+                }
+                Response::ModelError(message, _) => {
+                    return Err(GenerationError::engine(format!(
+                        "mistral.rs failed while generating: {message}"
+                    )));
+                }
+                Response::InternalError(e) | Response::ValidationError(e) => {
+                    return Err(GenerationError::engine(format!("mistral.rs: {e}")));
+                }
+                _ => {}
+            }
+        }
+        if stats.completion_tokens == 0 {
+            stats.completion_tokens = pieces;
+        }
+        stats.total = started.elapsed();
+        Ok(stats)
+    }
+}
