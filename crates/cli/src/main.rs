@@ -190,6 +190,7 @@ enum BenchCommand {
         /// parameters), into --model if given, else a temporary directory.
         #[arg(long, value_parser = ["tiny", "small"])]
         random_model: Option<String>,
+        /// Tokens of sources in the prompt (the rules and the question come on top).
         #[arg(long, default_value_t = 512)]
         prompt_tokens: usize,
         #[arg(long, default_value_t = 128)]
@@ -584,7 +585,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
-                    "{} ({:.1} MB of weights), prompt {} tokens, up to {} new tokens, concurrency {}, {} requests\n  time to first token  p50 {:>8.1} ms   p95 {:>8.1} ms\n  decode per stream    p50 {:>8.1} tokens/s\n  all streams          {:>8.1} tokens/s\n  implied bandwidth    {:>8.2} GB/s (weights read once per decoded token)\n  engine alone {:.1} ms, through Verity's pipeline {:.1} ms: overhead {:.2} ms per request",
+                    "{} ({:.1} MB of weights), prompt {} tokens, up to {} new tokens, concurrency {}, {} requests\n  time to first token  p50 {:>8.1} ms   p95 {:>8.1} ms\n  decode per stream    p50 {:>8.1} tokens/s\n  all streams          {:>8.1} tokens/s\n  implied bandwidth    {:>8.2} GB/s (weights read once per decoded token)\n  engine alone {:.1} ms, through Verity's pipeline {:.1} ms; time outside the engine {:.2} ms per request",
                     r.model,
                     r.weights_bytes as f64 / 1e6,
                     r.prompt_tokens,
