@@ -1,7 +1,8 @@
 //! Questions about the sample knowledge base in `knowledge/`.
 
 use verity_core::{
-    Answer, AnswerService, GroundingStatus, Language, MetadataFilter, QueryRequest, RetrievalMode,
+    Answer, AnswerService, Caller, GroundingStatus, Language, MetadataFilter, QueryRequest,
+    RetrievalMode,
 };
 
 use crate::helpers::knowledge_app;
@@ -10,14 +11,17 @@ fn ask(question: &str) -> Answer {
     let app = knowledge_app();
     app.runtime.block_on(async {
         app.verity
-            .query(QueryRequest {
-                question: question.into(),
-                collection: None,
-                top_k: None,
-                mode: None,
-                filter: None,
-                stream: false,
-            })
+            .query(
+                &Caller::local(),
+                QueryRequest {
+                    question: question.into(),
+                    collection: None,
+                    top_k: None,
+                    mode: None,
+                    filter: None,
+                    stream: false,
+                },
+            )
             .await
             .unwrap()
             .0
@@ -219,7 +223,10 @@ fn questions_embedded_together_get_the_vectors_they_get_alone() {
 
 fn ask_with(request: QueryRequest) -> Answer {
     let app = knowledge_app();
-    app.runtime.block_on(app.verity.query(request)).unwrap().0
+    app.runtime
+        .block_on(app.verity.query(&Caller::local(), request))
+        .unwrap()
+        .0
 }
 
 fn request(question: &str, mode: RetrievalMode) -> QueryRequest {

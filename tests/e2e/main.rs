@@ -2,6 +2,7 @@
 //! SQLite through sqlx, a Qdrant Edge shard on disk, the HTTP server on a random port, and the
 //! `verity` binary itself. One test binary, so everything links once.
 
+mod access;
 mod cli;
 mod crash;
 mod deploy;

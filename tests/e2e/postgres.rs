@@ -6,7 +6,7 @@ use std::fs;
 
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
-use verity_core::{AnswerService, GroundingStatus, QueryRequest};
+use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
 use verity_store::Backend;
 
 use crate::helpers::{TestDatabase, settings_for};
@@ -41,14 +41,17 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
     assert_eq!((again.documents_unchanged, again.chunks_embedded), (1, 0));
 
     let (answer, _) = verity
-        .query(QueryRequest {
-            question: "When does the guest wifi password change?".into(),
-            collection: Some("it".into()),
-            top_k: None,
-            mode: None,
-            filter: None,
-            stream: false,
-        })
+        .query(
+            &Caller::local(),
+            QueryRequest {
+                question: "When does the guest wifi password change?".into(),
+                collection: Some("it".into()),
+                top_k: None,
+                mode: None,
+                filter: None,
+                stream: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(answer.grounding.status, GroundingStatus::Grounded);
@@ -94,14 +97,17 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
     assert_eq!(report.documents_added, 1);
     for mode in verity_core::RetrievalMode::ALL {
         let (answer, _) = verity
-            .query(QueryRequest {
-                question: "When does the guest wifi password change?".into(),
-                collection: Some("it".into()),
-                top_k: None,
-                mode: Some(mode),
-                filter: None,
-                stream: false,
-            })
+            .query(
+                &Caller::local(),
+                QueryRequest {
+                    question: "When does the guest wifi password change?".into(),
+                    collection: Some("it".into()),
+                    top_k: None,
+                    mode: Some(mode),
+                    filter: None,
+                    stream: false,
+                },
+            )
             .await
             .unwrap();
         assert_eq!(

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_trait::async_trait;
 use verity_core::{
-    AnswerService, AnswerStream, Embedder, MetadataFilter, QueryRequest, Readiness, RetrievalMode,
-    RetrievedChunk, SearchFilter, SearchQuery, Timings, VectorIndex, VerityError, VerityResult,
-    detect_language, parse_day, validate_collection_name,
+    AnswerService, AnswerStream, Caller, Embedder, MetadataFilter, QueryRequest, Readiness,
+    RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery, Timings, VectorIndex, VerityError,
+    VerityResult, detect_language, parse_day, validate_collection_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{
@@ -124,6 +124,7 @@ impl Verity {
     /// passages, and in which mode.
     async fn resolve(
         &self,
+        caller: &Caller,
         request: &QueryRequest,
     ) -> VerityResult<(SearchFilter, usize, RetrievalMode)> {
         let question = request.question.trim();
@@ -154,13 +155,17 @@ impl Verity {
             .clone()
             .unwrap_or_else(|| self.settings.query.default_collection.clone());
         validate_collection_name(&collection)?;
-        if !self.store.collection_exists(&collection).await? {
+        // A collection the caller may not use answers exactly like one that does not exist.
+        if !caller.may_use_collection(&collection)
+            || !self.store.collection_exists(&collection).await?
+        {
             return Err(VerityError::NotFound {
                 what: "collection",
                 name: collection,
             });
         }
         let mut filter = SearchFilter::collection(collection);
+        filter.groups = caller.groups.clone();
         if let Some(metadata) = &request.filter {
             apply_metadata_filter(&mut filter, metadata)?;
         }
@@ -338,9 +343,13 @@ pub async fn connect_generator(settings: &Settings) -> anyhow::Result<Option<Arc
 
 #[async_trait]
 impl AnswerService for Verity {
-    async fn query_stream(&self, request: QueryRequest) -> VerityResult<AnswerStream> {
+    async fn query_stream(
+        &self,
+        caller: &Caller,
+        request: QueryRequest,
+    ) -> VerityResult<AnswerStream> {
         let started = Instant::now();
-        let (filter, top_k, mode) = self.resolve(&request).await?;
+        let (filter, top_k, mode) = self.resolve(caller, &request).await?;
         // Before retrieval: a request over capacity is refused in microseconds.
         let ticket = self.answerer.admit()?;
         let question = request.question.trim().to_string();

@@ -15,15 +15,26 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
-use verity_gateway::{Application, GatewayConfig};
+use verity_auth::KeyAuthenticator;
+use verity_gateway::{Application, GatewayConfig, RateLimit};
 
 use crate::app::Verity;
 
 /// Builds the HTTP application for `verity` on an already bound listener.
 pub fn build_server(verity: Arc<Verity>, listener: TcpListener) -> anyhow::Result<Application> {
+    let settings = &verity.settings;
     let config = GatewayConfig {
-        max_body_bytes: verity.settings.server.max_body_bytes,
-        workers: verity.settings.server.workers,
+        max_body_bytes: settings.server.max_body_bytes,
+        workers: settings.server.workers,
+        rate_limit: Some(RateLimit {
+            per_minute: settings.auth.rate_limit_per_minute,
+            burst: settings.auth.rate_limit_burst,
+        }),
     };
-    Application::build(listener, verity, config).context("cannot start the HTTP server")
+    let authenticator = Arc::new(KeyAuthenticator::new(
+        verity.store.clone(),
+        settings.auth.mode,
+    ));
+    Application::build(listener, verity, authenticator, config)
+        .context("cannot start the HTTP server")
 }

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use verity_auth::AuthMode;
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
 use verity_cli::{bench, bench_generate, build_server, eval};
 use verity_core::{
-    AnswerEvent, AnswerService, GroundingStatus, Language, QueryRequest, RetrievalMode,
+    AnswerEvent, AnswerService, Caller, GroundingStatus, Language, QueryRequest, RetrievalMode,
+    Scope,
 };
+use verity_store::Store;
 
 fn parse_language(code: &str) -> Result<Language, String> {
     Language::from_code(code).ok_or_else(|| format!("unknown language {code:?}: use en, es or pt"))
@@ -54,6 +57,11 @@ enum Command {
         lease_seconds: i64,
         #[arg(long)]
         json: bool,
+    },
+    /// Create, list and revoke API keys (auth.mode = "keys"). Works while `verity serve` runs.
+    Keys {
+        #[command(subcommand)]
+        which: KeysCommand,
     },
     /// Show how far an ingest job has got.
     Job {
@@ -98,6 +106,11 @@ struct IngestArgs {
     /// Tags for every document of this run, comma-separated (filterable with "filter": {"tags"}).
     #[arg(long, value_delimiter = ',')]
     tags: Vec<String>,
+    /// Access groups that may read every document of this run, comma-separated; callers see
+    /// a document only if they belong to one of its groups. None: anyone who may read the
+    /// collection.
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<String>,
     /// The documents' language (en, es, pt) for BM25 stop words and stemming; detected per
     /// document when not given.
     #[arg(long, value_parser = parse_language)]
@@ -150,6 +163,35 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once and only its hash is stored.
+    Create {
+        /// Who or what uses the key.
+        #[arg(long)]
+        name: String,
+        /// What it may do, comma-separated: query, ingest, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<Scope>,
+        /// The collections it may use, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        collections: Option<Vec<String>>,
+        /// Its access groups: it reads documents of these groups and documents without groups.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Print {"id", "key"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves), with their last use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id; the next request with it is refused.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys { which } => keys(settings, which).await,
         Command::Job { id, json } => {
             let verity = Verity::open(settings).await?;
             let progress = verity.store.job_progress(id).await?;
@@ -389,6 +432,7 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
     let options = IngestOptions::new(collection.clone())
         .with_prune(args.prune)
         .with_tags(args.tags)
+        .with_groups(args.groups)
         .with_language(args.language);
     let verity = Verity::open(settings).await?;
     if args.enqueue {
@@ -450,12 +494,12 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
         stream: !args.json,
     };
     if args.json {
-        let (answer, _) = verity.query(request).await?;
+        let (answer, _) = verity.query(&Caller::local(), request).await?;
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(());
     }
     // Text as it is generated, then the verified answer if verification changed it.
-    let mut events = verity.query_stream(request).await?;
+    let mut events = verity.query_stream(&Caller::local(), request).await?;
     let mut streamed = String::new();
     let mut answer = None;
     while let Some(event) = events.recv().await {
@@ -508,15 +552,94 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn keys(settings: Settings, which: KeysCommand) -> anyhow::Result<()> {
+    // Only the store: no data-directory lock, so keys can be managed while a server runs.
+    let store = match &settings.database.url {
+        Some(url) => Store::connect(url).await?,
+        None => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            Store::open_sqlite(&settings.database_path()).await?
+        }
+    };
+    match which {
+        KeysCommand::Create {
+            name,
+            scopes,
+            collections,
+            groups,
+            json,
+        } => {
+            let created =
+                verity_auth::create_key(&store, &name, &scopes, collections.as_deref(), &groups)
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                println!(
+                    "created key {} ({name}). It is shown only now; store it safely:\n{}",
+                    created.id, created.key
+                );
+            }
+        }
+        KeysCommand::List { json } => {
+            let keys = store.list_api_keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                println!(
+                    "id            name                  scopes              collections   groups        last used   revoked"
+                );
+                for k in keys {
+                    println!(
+                        "{:<13} {:<21} {:<19} {:<13} {:<13} {:<11} {}",
+                        k.id,
+                        k.name,
+                        k.scopes.join(","),
+                        k.collections.map_or("all".to_string(), |c| c.join(",")),
+                        k.groups.join(","),
+                        k.last_used_at
+                            .map_or("never".to_string(), |t| t.to_string()),
+                        k.revoked_at
+                            .map_or("no".to_string(), |t| format!("yes ({t})"))
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            store.revoke_api_key(&id).await?;
+            println!("revoked key {id}: requests with it are refused from now on");
+        }
+    }
+    Ok(())
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
+    let auth = settings.auth.mode;
+    if auth == AuthMode::Off {
+        let addresses: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&bind)
+            .with_context(|| format!("cannot resolve the bind address {bind}"))?
+            .collect();
+        anyhow::ensure!(
+            !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback()),
+            "refusing to serve on {bind} with authentication off (auth.mode = \"off\"): anyone \
+             who can reach it could read every document. Set VERITY_AUTH_MODE=keys and create \
+             keys with `verity keys create`, or bind to 127.0.0.1"
+        );
+        eprintln!(
+            "authentication is off (auth.mode = \"off\"): serving on loopback only, every request acts as the operator"
+        );
+    }
     let mut verity = Verity::open(settings).await?;
     verity.enable_generation().await?;
     let verity = Arc::new(verity);
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let app = build_server(verity, listener)?;
-    eprintln!("verity listening on http://{address} (POST /v1/query, GET /healthz, GET /readyz)");
+    eprintln!(
+        "verity listening on http://{address} (POST /v1/query, GET /healthz, GET /readyz, GET /metrics); authentication: {}",
+        auth.as_str()
+    );
     app.run_until_stopped().await.context("HTTP server failed")
 }
 

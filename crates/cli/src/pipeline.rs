@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use verity_core::{
     Chunk, IndexedChunk, Language, ParsedDocument, VerityError, VerityResult, detect_language,
-    document_id, validate_collection_name,
+    document_id, validate_collection_name, validate_group_name,
 };
 use verity_ingest::{collect_files, content_hash, detect_format, embedding_text, parse_bytes};
 use verity_store::DocumentRecord;
@@ -114,6 +114,9 @@ pub struct IngestOptions {
     pub tags: Vec<String>,
     /// The documents' language; detected per document when `None`.
     pub language: Option<Language>,
+    /// Access groups that may read every document of this run (replacing earlier groups);
+    /// empty: anyone who may read the collection.
+    pub groups: Vec<String>,
     /// Optimise and flush the index at the end (a worker does it once its queue is empty).
     pub optimize: bool,
 }
@@ -125,6 +128,7 @@ impl IngestOptions {
             prune: false,
             tags: Vec::new(),
             language: None,
+            groups: Vec::new(),
             optimize: true,
         }
     }
@@ -136,6 +140,11 @@ impl IngestOptions {
 
     pub fn with_tags(mut self, tags: Vec<String>) -> Self {
         self.tags = tags;
+        self
+    }
+
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
         self
     }
 
@@ -151,6 +160,9 @@ impl IngestOptions {
 
     fn validate(&self) -> VerityResult<()> {
         validate_collection_name(&self.collection)?;
+        for group in &self.groups {
+            validate_group_name(group)?;
+        }
         for tag in &self.tags {
             let valid = !tag.is_empty()
                 && tag.len() <= 64
@@ -281,12 +293,13 @@ impl Verity {
     }
 
     /// How a document of this run is made: the global pipeline fingerprint plus this run's
-    /// tags and language choice, so that changing either re-indexes the documents.
+    /// tags, groups and language choice, so that changing any re-indexes the documents.
     fn document_fingerprint(&self, options: &IngestOptions) -> String {
         format!(
-            "{};tags={};language={}",
+            "{};tags={};groups={};language={}",
             self.pipeline_fingerprint(),
             options.tags.join(","),
+            options.groups.join(","),
             options.language.map_or("auto", |l| l.code())
         )
     }
@@ -382,6 +395,7 @@ impl Verity {
                 text: document.parsed.text,
                 language: language.code().to_string(),
                 tags: options.tags.clone(),
+                groups: options.groups.clone(),
                 modified: document.modified,
             },
             language,
@@ -462,6 +476,7 @@ impl Verity {
                     source: record.source.clone(),
                     language,
                     tags: record.tags.clone(),
+                    groups: record.groups.clone(),
                     modified: record.modified,
                     chunk,
                     vector,

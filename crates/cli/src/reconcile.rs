@@ -125,6 +125,7 @@ impl Verity {
                     source: document.source.clone(),
                     language,
                     tags: document.tags.clone(),
+                    groups: document.groups.clone(),
                     modified: document.modified,
                     chunk,
                     vector,

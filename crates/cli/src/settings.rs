@@ -20,6 +20,14 @@ pub struct Settings {
     pub chunking: ChunkingSettings,
     pub query: QuerySettings,
     pub generation: GenerationSettings,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub mode: verity_auth::AuthMode,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -174,6 +182,7 @@ impl Settings {
         // The generation contract's variables, documented without section separators.
         for (key, variable) in [
             ("generation.backend", "VERITY_GENERATION_BACKEND"),
+            ("auth.mode", "VERITY_AUTH_MODE"),
             ("generation.openai.base_url", "VERITY_OPENAI_BASE_URL"),
             ("generation.openai.model", "VERITY_OPENAI_MODEL"),
             (

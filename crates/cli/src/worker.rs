@@ -17,6 +17,8 @@ use crate::pipeline::{IngestOptions, Quiet};
 struct JobOptions {
     tags: Vec<String>,
     language: Option<Language>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,7 @@ impl Verity {
         let job_options = serde_json::to_string(&JobOptions {
             tags: options.tags.clone(),
             language: options.language,
+            groups: options.groups.clone(),
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
         let id = self
@@ -114,6 +117,7 @@ impl Verity {
             let job: JobOptions = serde_json::from_str(&file.options).unwrap_or_default();
             let ingest_options = IngestOptions::new(file.collection.clone())
                 .with_tags(job.tags)
+                .with_groups(job.groups)
                 .with_language(job.language)
                 .with_optimize(false);
             let result = match self

@@ -19,6 +19,12 @@ pub enum VerityError {
         component: &'static str,
         message: String,
     },
+    /// The request carries no valid credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this (a missing scope).
+    #[error("{0}")]
+    Forbidden(String),
     /// Too many requests are being served; the caller should retry after `retry_after_secs`.
     #[error("{message}")]
     Busy {

@@ -5,6 +5,7 @@
 //! HTTP. Every other crate depends on it, and it depends on none of them, so each backend can be
 //! swapped (SQLite for Postgres, Qdrant Edge for a Qdrant server) behind the same types.
 
+mod access;
 mod answer;
 mod document;
 mod error;
@@ -13,6 +14,7 @@ mod language;
 mod query;
 mod traits;
 
+pub use access::{Authenticator, Caller, Scope};
 pub use answer::{
     Answer, AnswerEvent, Citation, Grounding, GroundingStatus, QueryRequest, Timings,
     UnsupportedSentence,
@@ -26,6 +28,27 @@ pub use traits::{
     AnswerService, AnswerStream, Embedder, IndexedChunk, IndexedPoint, Readiness, RetrievedChunk,
     SearchFilter, VectorIndex,
 };
+
+/// The access group a document without groups carries in the index: readable by anyone who
+/// may read its collection. Not a valid group name, so no caller can be given it.
+pub const PUBLIC_GROUP: &str = "*";
+
+/// Checks an access group name: 1–64 characters of letters, digits, `-`, `_`, `.`, `:`, `@`.
+pub fn validate_group_name(name: &str) -> VerityResult<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.:@".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(VerityError::invalid(
+            "groups",
+            format!("group {name:?} is invalid: use 1-64 letters, digits, '-', '_', '.', ':', '@'"),
+        ))
+    }
+}
 
 /// The collection documents go to, and questions are asked of, when none is named.
 pub const DEFAULT_COLLECTION: &str = "default";

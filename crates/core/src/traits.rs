@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 
 use crate::{
-    Answer, AnswerEvent, Chunk, Language, QueryRequest, SearchQuery, Timings, VerityError,
+    Answer, AnswerEvent, Caller, Chunk, Language, QueryRequest, SearchQuery, Timings, VerityError,
     VerityResult,
 };
 
@@ -27,6 +27,9 @@ pub struct IndexedChunk {
     /// The document's language: selects the BM25 tokenisation of the chunk.
     pub language: Language,
     pub tags: Vec<String>,
+    /// The access groups that may read the document; empty: anyone who may read the
+    /// collection.
+    pub groups: Vec<String>,
     /// When the document's file was last modified, in seconds since the Unix epoch.
     pub modified: Option<i64>,
     pub chunk: Chunk,
@@ -48,6 +51,9 @@ pub struct SearchFilter {
     pub modified_from: Option<i64>,
     /// …and before this one.
     pub modified_until: Option<i64>,
+    /// The caller's access groups: only documents readable by one of them, or by everyone,
+    /// are found. `None`: no access condition (authentication off, or the CLI on its own data).
+    pub groups: Option<Vec<String>>,
 }
 
 impl SearchFilter {
@@ -139,11 +145,19 @@ pub type AnswerStream = tokio::sync::mpsc::Receiver<AnswerEvent>;
 pub trait AnswerService: Send + Sync {
     /// Starts answering. Errors that concern the whole request (a bad field, an unknown
     /// collection, too many requests) come back here, before any event.
-    async fn query_stream(&self, request: QueryRequest) -> VerityResult<AnswerStream>;
+    async fn query_stream(
+        &self,
+        caller: &Caller,
+        request: QueryRequest,
+    ) -> VerityResult<AnswerStream>;
 
     /// The whole answer at once: the streamed answer's `Grounding` event and its timings.
-    async fn query(&self, request: QueryRequest) -> VerityResult<(Answer, Timings)> {
-        let mut events = self.query_stream(request).await?;
+    async fn query(
+        &self,
+        caller: &Caller,
+        request: QueryRequest,
+    ) -> VerityResult<(Answer, Timings)> {
+        let mut events = self.query_stream(caller, request).await?;
         let mut answer = None;
         while let Some(event) = events.recv().await {
             match event {

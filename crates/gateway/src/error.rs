@@ -47,6 +47,9 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header(("Retry-After", seconds.to_string()));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
         response.json(json!({
             "error": {"code": self.code, "message": self.message, "details": self.details}
         }))
@@ -74,6 +77,12 @@ impl From<VerityError> for ApiError {
                 "unavailable",
                 err.to_string(),
             ),
+            VerityError::Unauthenticated(message) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message.clone())
+            }
+            VerityError::Forbidden(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message.clone())
+            }
             VerityError::Busy {
                 message,
                 retry_after_secs,

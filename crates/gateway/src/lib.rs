@@ -5,6 +5,7 @@
 //! failure, and every input a client can send (bad JSON, wrong content type, oversize bodies,
 //! unknown routes or methods) answered with a 4xx naming the problem, never a 500.
 
+mod auth;
 mod error;
 mod routes;
 mod sse;
@@ -14,8 +15,9 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpServer, middleware, web};
-use verity_core::AnswerService;
+use verity_core::{AnswerService, Authenticator};
 
+pub use auth::RateLimit;
 pub use error::ApiError;
 
 /// Time to the response head (for a streamed answer, to its first byte), by route pattern and
@@ -40,6 +42,8 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// HTTP worker threads; 0 lets actix choose (one per core).
     pub workers: usize,
+    /// Per-caller request rate; `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for GatewayConfig {
@@ -47,6 +51,7 @@ impl Default for GatewayConfig {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             workers: 0,
+            rate_limit: None,
         }
     }
 }
@@ -61,10 +66,14 @@ impl Application {
     pub fn build(
         listener: TcpListener,
         service: Arc<dyn AnswerService>,
+        authenticator: Arc<dyn Authenticator>,
         config: GatewayConfig,
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let service = web::Data::from(service);
+        let authenticator = web::Data::from(authenticator);
+        // One limiter for all workers, so a caller's budget is per server, not per thread.
+        let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
         let max_body = config.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -85,6 +94,8 @@ impl Application {
                 })
                 .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("verity::http"))
                 .app_data(service.clone())
+                .app_data(authenticator.clone())
+                .app_data(limiter.clone())
                 .app_data(routes::json_config(max_body))
                 .configure(routes::configure)
         })

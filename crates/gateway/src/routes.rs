@@ -2,8 +2,9 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
-use verity_core::{AnswerService, QueryRequest, Readiness, Timings};
+use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings};
 
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::sse;
 
@@ -74,12 +75,14 @@ pub fn json_config(max_body: usize) -> web::JsonConfig {
 
 async fn query(
     http: HttpRequest,
+    caller: Authenticated,
     service: web::Data<dyn AnswerService>,
     request: web::Json<QueryRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Query)?;
     let request = request.into_inner();
     if request.stream || accepts_event_stream(&http) {
-        let events = service.query_stream(request).await?;
+        let events = service.query_stream(&caller, request).await?;
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header(("Cache-Control", "no-cache"))
@@ -87,7 +90,7 @@ async fn query(
             .insert_header(("X-Accel-Buffering", "no"))
             .streaming(sse::body(events)));
     }
-    let (answer, timings) = service.query(request).await?;
+    let (answer, timings) = service.query(&caller, request).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Server-Timing", server_timing(&timings)))
         .json(answer))

@@ -22,7 +22,7 @@ use verity_core::{
 use crate::bm25::Bm25Encoders;
 use crate::points::{
     FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, bm25_text, cosine, payload,
-    retrieved_chunk, text_field,
+    readable_groups, retrieved_chunk, text_field,
 };
 
 /// Name of the dense vector of each point.
@@ -35,7 +35,7 @@ pub const SPARSE_VECTOR: &str = "bm25";
 pub const RRF_K: usize = 60;
 /// Identifies how points are laid out; part of the ingest fingerprint, so documents are
 /// re-indexed when it changes.
-pub const INDEX_FORMAT: &str = "edge-dense-bm25-v2";
+pub const INDEX_FORMAT: &str = "edge-dense-bm25-groups-v3";
 fn schema_of(kind: FieldKind) -> PayloadSchemaType {
     match kind {
         FieldKind::Keyword => PayloadSchemaType::Keyword,
@@ -93,7 +93,11 @@ impl EdgeIndex {
             })?;
         }
         let shard = match shard {
-            Some(shard) => shard,
+            // A shard from before a filtered field existed gets its index now.
+            Some(shard) => {
+                create_field_indexes(&shard)?;
+                shard
+            }
             None => create_shard(path, dimension)?,
         };
         let built_for = shard
@@ -159,6 +163,12 @@ fn create_shard(path: &Path, dimension: usize) -> VerityResult<EdgeShard> {
         ..EdgeConfig::default()
     };
     let shard = EdgeShard::new(path, config).map_err(index_error)?;
+    create_field_indexes(&shard)?;
+    Ok(shard)
+}
+
+/// Indexes every filtered payload field (creating an index that exists is a no-op).
+fn create_field_indexes(shard: &EdgeShard) -> VerityResult<()> {
     for (field, kind) in FILTERED_FIELDS {
         shard
             .update(UpdateOperation::FieldIndexOperation(
@@ -169,7 +179,7 @@ fn create_shard(path: &Path, dimension: usize) -> VerityResult<EdgeShard> {
             ))
             .map_err(index_error)?;
     }
-    Ok(shard)
+    Ok(())
 }
 
 fn json_path(field: &str) -> VerityResult<qdrant_edge::JsonPath> {
@@ -209,6 +219,9 @@ fn access_filter(filter: &SearchFilter) -> VerityResult<Filter> {
     }
     if !filter.tags.is_empty() {
         must.push(keyword("tags", filter.tags.clone())?);
+    }
+    if let Some(groups) = &filter.groups {
+        must.push(keyword("groups", readable_groups(groups))?);
     }
     if let Some(language) = filter.language {
         must.push(keyword("language", language.code().to_string())?);

@@ -2,7 +2,7 @@
 //! BM25 vector is made from, and how a found point becomes a [`RetrievedChunk`].
 
 use serde_json::{Map, Value, json};
-use verity_core::{IndexedChunk, RetrievedChunk, source_directories};
+use verity_core::{IndexedChunk, PUBLIC_GROUP, RetrievedChunk, source_directories};
 
 /// How a filtered payload field is indexed; each backend maps this to its own schema type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,7 @@ pub(crate) const FILTERED_FIELDS: &[(&str, FieldKind)] = &[
     ("document_id", FieldKind::Keyword),
     ("language", FieldKind::Keyword),
     ("tags", FieldKind::Keyword),
+    ("groups", FieldKind::Keyword),
     ("source_dirs", FieldKind::Keyword),
     ("modified", FieldKind::Integer),
     ("visible", FieldKind::Bool),
@@ -43,10 +44,30 @@ pub(crate) fn payload(chunk: &IndexedChunk) -> Value {
         "heading_path": chunk.chunk.heading_path,
         "language": chunk.language.code(),
         "tags": chunk.tags,
+        "groups": index_groups(&chunk.groups),
         "source_dirs": source_directories(&chunk.source),
         "modified": chunk.modified,
         "visible": false,
     })
+}
+
+/// The groups a point carries: the document's, or [`PUBLIC_GROUP`] when it has none, so that
+/// "readable by one of the caller's groups or by everyone" is one match-any condition.
+pub(crate) fn index_groups(groups: &[String]) -> Vec<String> {
+    if groups.is_empty() {
+        vec![PUBLIC_GROUP.to_string()]
+    } else {
+        groups.to_vec()
+    }
+}
+
+/// The values a caller's search matches in `groups`: its groups and [`PUBLIC_GROUP`].
+pub(crate) fn readable_groups(caller_groups: &[String]) -> Vec<String> {
+    caller_groups
+        .iter()
+        .cloned()
+        .chain(std::iter::once(PUBLIC_GROUP.to_string()))
+        .collect()
 }
 
 /// What BM25 reads of a chunk: its title and headings (words questions often use) and its text.

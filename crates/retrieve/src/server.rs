@@ -27,7 +27,7 @@ use crate::bm25::Bm25Encoders;
 use crate::edge::{DENSE_VECTOR, RRF_K, SPARSE_VECTOR};
 use crate::points::{
     FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, bm25_text, cosine, payload,
-    retrieved_chunk, text_field,
+    readable_groups, retrieved_chunk, text_field,
 };
 
 fn field_type_of(kind: FieldKind) -> FieldType {
@@ -98,19 +98,21 @@ impl QdrantServerIndex {
                 )
                 .await
                 .map_err(server_error)?;
-            for (field, kind) in FILTERED_FIELDS {
-                client
-                    .create_field_index(
-                        CreateFieldIndexCollectionBuilder::new(
-                            collection,
-                            *field,
-                            field_type_of(*kind),
-                        )
-                        .wait(true),
+        }
+        // Always: a collection from before a filtered field existed gets its index now
+        // (creating an index that exists is a no-op).
+        for (field, kind) in FILTERED_FIELDS {
+            client
+                .create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(
+                        collection,
+                        *field,
+                        field_type_of(*kind),
                     )
-                    .await
-                    .map_err(server_error)?;
-            }
+                    .wait(true),
+                )
+                .await
+                .map_err(server_error)?;
         }
         let info = client
             .collection_info(collection)
@@ -158,6 +160,9 @@ fn access_filter(filter: &SearchFilter) -> Filter {
     }
     if !filter.tags.is_empty() {
         must.push(Condition::matches("tags", filter.tags.clone()));
+    }
+    if let Some(groups) = &filter.groups {
+        must.push(Condition::matches("groups", readable_groups(groups)));
     }
     if let Some(language) = filter.language {
         must.push(Condition::matches("language", language.code().to_string()));

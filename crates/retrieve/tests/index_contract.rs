@@ -46,6 +46,7 @@ fn with_text(
         source: format!("/kb/{document}.md"),
         language: Language::English,
         tags: vec![],
+        groups: vec![],
         modified: None,
         chunk: Chunk {
             id: chunk_id(document, ordinal, 0, text),
@@ -148,6 +149,56 @@ contract!(
         let left = index.list_points("a").await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].document_id, "d2");
+    }
+);
+
+contract!(
+    search_sees_only_documents_readable_by_the_callers_groups,
+    |index: Arc<dyn VectorIndex>| async move {
+        let mut hr = indexed("a", "hr", 0, [1.0, 0.0, 0.0, 0.0]);
+        hr.groups = vec!["hr".into()];
+        let mut finance = indexed("a", "finance", 0, [1.0, 0.0, 0.0, 0.0]);
+        finance.groups = vec!["finance".into(), "board".into()];
+        let public = indexed("a", "public", 0, [1.0, 0.0, 0.0, 0.0]);
+        index.upsert(&[hr, finance, public]).await.unwrap();
+        publish(index.as_ref(), &["hr", "finance", "public"]).await;
+
+        for mode in RetrievalMode::ALL {
+            let probe = query("finance hr public chunk", &[1.0, 0.0, 0.0, 0.0], mode);
+            let found = |groups: Option<Vec<String>>| {
+                let index = index.clone();
+                let probe = probe.clone();
+                async move {
+                    let filter = SearchFilter {
+                        groups,
+                        ..SearchFilter::collection("a")
+                    };
+                    let mut ids: Vec<String> = index
+                        .search(&probe, &filter, 10)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|c| c.document_id)
+                        .collect();
+                    ids.sort();
+                    let count = index.count(&filter).await.unwrap();
+                    assert_eq!(count, ids.len(), "count agrees with search ({mode})");
+                    ids
+                }
+            };
+            assert_eq!(found(None).await, ["finance", "hr", "public"], "{mode}");
+            assert_eq!(found(Some(vec![])).await, ["public"], "{mode}");
+            assert_eq!(
+                found(Some(vec!["hr".into()])).await,
+                ["hr", "public"],
+                "{mode}"
+            );
+            assert_eq!(
+                found(Some(vec!["board".into(), "sales".into()])).await,
+                ["finance", "public"],
+                "{mode}"
+            );
+        }
     }
 );
 

@@ -7,7 +7,9 @@
 //! crash leaves half-done is visible here and redone by the next ingest.
 
 mod jobs;
+mod keys;
 mod store;
 
 pub use jobs::{ClaimedFile, JobProgress};
+pub use keys::{ApiKeyRecord, NewApiKey};
 pub use store::{Backend, DocumentRecord, DocumentState, Store, StoredDocument, redact};

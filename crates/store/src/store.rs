@@ -21,7 +21,7 @@ pub(crate) fn db_error(err: sqlx::Error) -> VerityError {
     }
 }
 
-fn json_error(err: serde_json::Error) -> VerityError {
+pub(crate) fn json_error(err: serde_json::Error) -> VerityError {
     VerityError::internal("metadata store", err)
 }
 
@@ -82,6 +82,8 @@ pub struct DocumentRecord {
     /// ISO 639-1 code: `en`, `es`, `pt`.
     pub language: String,
     pub tags: Vec<String>,
+    /// Access groups that may read the document; empty: anyone who may read the collection.
+    pub groups: Vec<String>,
     /// When the file was last modified, in seconds since the Unix epoch.
     pub modified: Option<i64>,
 }
@@ -106,6 +108,7 @@ pub struct StoredDocument {
     pub active: bool,
     pub language: String,
     pub tags: Vec<String>,
+    pub groups: Vec<String>,
     pub modified: Option<i64>,
 }
 
@@ -255,13 +258,14 @@ impl Store {
                 .await
                 .map_err(db_error)?;
         sqlx::query(
-            "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text, language, tags, modified)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing', $8, $9, $10, $11)
+            "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text, language, tags, modified, access_groups)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing', $8, $9, $10, $11, $13)
              ON CONFLICT (id) DO UPDATE SET
                 title = excluded.title, format = excluded.format,
                 content_hash = excluded.content_hash, pipeline = excluded.pipeline,
                 status = 'indexing', text = excluded.text, language = excluded.language,
                 tags = excluded.tags, modified = excluded.modified,
+                access_groups = excluded.access_groups,
                 version = documents.version + 1,
                 updated_at = $12",
         )
@@ -277,6 +281,7 @@ impl Store {
         .bind(serde_json::to_string(&document.tags).map_err(json_error)?)
         .bind(document.modified)
         .bind(now())
+        .bind(serde_json::to_string(&document.groups).map_err(json_error)?)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -322,7 +327,7 @@ impl Store {
         collection: &str,
     ) -> VerityResult<Vec<StoredDocument>> {
         let rows = sqlx::query(
-            "SELECT id, source, title, version, status, language, tags, modified FROM documents WHERE collection = $1 ORDER BY source",
+            "SELECT id, source, title, version, status, language, tags, modified, access_groups FROM documents WHERE collection = $1 ORDER BY source",
         )
         .bind(collection)
         .fetch_all(&self.pool)
@@ -338,6 +343,8 @@ impl Store {
                     active: row.get::<String, _>("status") == "active",
                     language: row.get("language"),
                     tags: serde_json::from_str(row.get::<&str, _>("tags")).map_err(json_error)?,
+                    groups: serde_json::from_str(row.get::<&str, _>("access_groups"))
+                        .map_err(json_error)?,
                     modified: row.get("modified"),
                 })
             })

@@ -21,6 +21,7 @@ fn record(id: &str, collection: &str, hash: &str) -> DocumentRecord {
         text: "Hello world. Bye.".into(),
         language: "es".into(),
         tags: vec!["hr".into(), "chile".into()],
+        groups: vec!["hr-team".into()],
         modified: Some(1_700_000_000),
     }
 }
@@ -210,6 +211,8 @@ contract!(
             (remaining[0].id.as_str(), remaining[0].source.as_str()),
             ("d2", "/kb/d2.md")
         );
+        assert_eq!(remaining[0].tags, ["hr", "chile"]);
+        assert_eq!(remaining[0].groups, ["hr-team"]);
         assert_eq!(store.list_collections().await.unwrap(), ["b"]);
     }
 );

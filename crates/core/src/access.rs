@@ -1,0 +1,84 @@
+//! Who is asking, and what they may see: the identity every request carries from
+//! authentication to the vector query.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::VerityResult;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Ask questions.
+    Query,
+    /// Add and remove documents.
+    Ingest,
+    /// Manage collections and keys.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Query, Scope::Ingest, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Query => "query",
+            Scope::Ingest => "ingest",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| format!("unknown scope {s:?}: use query, ingest or admin"))
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// `key:<id>`, `oidc:<subject>`, or `local` (authentication off, or the CLI).
+    pub subject: String,
+    pub scopes: Vec<Scope>,
+    /// The collections it may use; `None`: all of them.
+    pub collections: Option<Vec<String>>,
+    /// Its access groups: it sees documents of these groups and documents without groups.
+    /// `None`: no document-level condition (authentication off, or the CLI).
+    pub groups: Option<Vec<String>>,
+}
+
+impl Caller {
+    /// Whoever runs Verity on its own data: every scope, every collection, every document.
+    pub fn local() -> Self {
+        Self {
+            subject: "local".to_string(),
+            scopes: Scope::ALL.to_vec(),
+            collections: None,
+            groups: None,
+        }
+    }
+
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    pub fn may_use_collection(&self, name: &str) -> bool {
+        self.collections
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|c| c == name))
+    }
+}
+
+/// Turns a request's bearer token into a caller, or refuses it
+/// ([`crate::VerityError::Unauthenticated`]).
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    async fn authenticate(&self, bearer: Option<&str>) -> VerityResult<Caller>;
+}

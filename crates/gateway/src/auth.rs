@@ -1,0 +1,125 @@
+//! The caller of a request: its bearer token authenticated, then its rate limit applied.
+
+// Errors here end the request; their size does not matter next to an HTTP round trip.
+#![allow(clippy::result_large_err)]
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use verity_core::{Authenticator, Caller, Scope, VerityError};
+
+use crate::error::ApiError;
+
+/// Requests per minute, and how many may come at once above that pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+/// One token bucket per caller (per key; per client address when authentication is off).
+pub struct RateLimiter(DefaultKeyedRateLimiter<String>);
+
+impl RateLimiter {
+    pub fn new(limit: RateLimit) -> Option<Self> {
+        let per_minute = NonZeroU32::new(limit.per_minute)?;
+        let burst = NonZeroU32::new(limit.burst.max(1))?;
+        Some(Self(DefaultKeyedRateLimiter::keyed(
+            Quota::per_minute(per_minute).allow_burst(burst),
+        )))
+    }
+
+    fn check(&self, key: String) -> Result<(), ApiError> {
+        self.0.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests from this caller; retry in {seconds} s"),
+            );
+            error.retry_after = Some(seconds.max(1));
+            error
+        })
+    }
+}
+
+/// The authenticated caller of a request, as a handler argument.
+pub struct Authenticated(pub Caller);
+
+impl Authenticated {
+    /// The caller, if it holds `scope`.
+    pub fn require(self, scope: Scope) -> Result<Caller, ApiError> {
+        if self.0.may(scope) {
+            Ok(self.0)
+        } else {
+            Err(VerityError::Forbidden(format!(
+                "this key does not have the {} scope",
+                scope.as_str()
+            ))
+            .into())
+        }
+    }
+}
+
+fn bearer(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim().to_string()))
+        }
+        _ => Err(VerityError::Unauthenticated(
+            "the Authorization header must be \"Bearer <token>\"".to_string(),
+        )
+        .into()),
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let authenticator = request.app_data::<web::Data<dyn Authenticator>>().cloned();
+        let limiter = request
+            .app_data::<web::Data<Option<RateLimiter>>>()
+            .cloned();
+        let token = bearer(request);
+        let address = request
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        Box::pin(async move {
+            let authenticator: Arc<dyn Authenticator> = authenticator
+                .ok_or_else(|| {
+                    ApiError::from(VerityError::internal(
+                        "gateway",
+                        "no authenticator configured",
+                    ))
+                })?
+                .into_inner();
+            let caller = authenticator.authenticate(token?.as_deref()).await?;
+            if let Some(limiter) = limiter.as_ref().and_then(|l| l.get_ref().as_ref()) {
+                let key = if caller.subject == "local" {
+                    format!("address:{address}")
+                } else {
+                    caller.subject.clone()
+                };
+                limiter.check(key)?;
+            }
+            Ok(Authenticated(caller))
+        })
+    }
+}

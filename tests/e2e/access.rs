@@ -1,0 +1,384 @@
+//! Authentication and document-level access over HTTP, with API keys (`auth.mode = "keys"`):
+//! two tenants with near-identical documents never see each other's, whatever the mode,
+//! streamed or not, even when one quotes the other's text; keys are scoped to collections and
+//! actions; a revoked key stops at once; bursts over the rate limit get 429.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use verity_auth::{AuthMode, create_key};
+use verity_cli::app::Verity;
+use verity_cli::pipeline::{IngestOptions, Quiet};
+use verity_core::Scope;
+
+use crate::helpers::{settings_for, verity_command};
+
+const ACME: &str = "# Project codes\n\nEmployees of Acme receive 25 days of vacation per year. The secret project code name at Acme is BLUEBIRD, and its budget is 4 million.\n";
+const GLOBEX: &str = "# Project codes\n\nEmployees of Globex receive 31 days of vacation per year. The secret project code name at Globex is REDWOLF, and its budget is 9 million.\n";
+
+struct SecuredApp {
+    runtime: tokio::runtime::Runtime,
+    base_url: String,
+    verity: Arc<Verity>,
+    /// Reads collection `shared` (group `team-a`) and `tenant-a`.
+    key_a: String,
+    key_a_id: String,
+    /// Ingest scope only.
+    key_ingest_only: String,
+    _dir: TempDir,
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(rate_limit_burst: u32) -> SecuredApp {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    let (verity, base_url, keys) = runtime.block_on(async {
+        let mut settings = settings_for(&dir.path().join("data"));
+        settings.auth.mode = AuthMode::Keys;
+        settings.auth.rate_limit_per_minute = 60;
+        settings.auth.rate_limit_burst = rate_limit_burst;
+        let verity = Verity::open(settings).await.unwrap();
+        // The same two documents twice: in one collection told apart by access groups, and in
+        // a collection per tenant.
+        for (file, text, group, own_collection) in [
+            ("acme.md", ACME, "team-a", "tenant-a"),
+            ("globex.md", GLOBEX, "team-b", "tenant-b"),
+        ] {
+            let path = write(&docs.join("shared"), file, text);
+            verity
+                .ingest_paths(
+                    &[path],
+                    &IngestOptions::new("shared").with_groups(vec![group.to_string()]),
+                    &Quiet,
+                )
+                .await
+                .unwrap();
+            let path = write(&docs.join(own_collection), file, text);
+            verity
+                .ingest_paths(&[path], &IngestOptions::new(own_collection), &Quiet)
+                .await
+                .unwrap();
+        }
+        let key_a = create_key(
+            &verity.store,
+            "tenant A's support tool",
+            &[Scope::Query],
+            Some(&["shared".to_string(), "tenant-a".to_string()]),
+            &["team-a".to_string()],
+        )
+        .await
+        .unwrap();
+        let ingest_only = create_key(&verity.store, "uploader", &[Scope::Ingest], None, &[])
+            .await
+            .unwrap();
+        let verity = Arc::new(verity);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let app = verity_cli::build_server(Arc::clone(&verity), listener).unwrap();
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        (verity, base_url, (key_a, ingest_only))
+    });
+    SecuredApp {
+        runtime,
+        base_url,
+        verity,
+        key_a: keys.0.key,
+        key_a_id: keys.0.id,
+        key_ingest_only: keys.1.key,
+        _dir: dir,
+    }
+}
+
+fn app() -> &'static SecuredApp {
+    static APP: OnceLock<SecuredApp> = OnceLock::new();
+    APP.get_or_init(|| start(1000))
+}
+
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<String>,
+    www_authenticate: Option<String>,
+    text: String,
+}
+
+async fn ask(base_url: &str, key: Option<&str>, body: Value) -> Reply {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base_url}/v1/query"))
+        .json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    Reply {
+        status: response.status(),
+        retry_after: header("retry-after"),
+        www_authenticate: header("www-authenticate"),
+        text: {
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(!text.is_empty(), "{status}: empty body");
+            text
+        },
+    }
+}
+
+fn error_code(reply: &Reply) -> String {
+    let body: Value = serde_json::from_str(&reply.text).unwrap();
+    body["error"]["code"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_tenant_never_sees_another_tenants_documents_in_any_mode_streamed_or_not() {
+    let app = app();
+    app.runtime.block_on(async {
+        let questions = [
+            "What is the secret project code name?",
+            // Quoting the other tenant's text word for word.
+            "The secret project code name at Globex is REDWOLF, and its budget is 9 million.",
+            "How many days of vacation do employees of Globex receive?",
+        ];
+        for collection in ["shared", "tenant-a"] {
+            for mode in ["dense", "sparse", "hybrid"] {
+                for stream in [false, true] {
+                    for question in questions {
+                        let reply = ask(
+                            &app.base_url,
+                            Some(&app.key_a),
+                            json!({"question": question, "collection": collection,
+                                   "mode": mode, "stream": stream}),
+                        )
+                        .await;
+                        let context = format!("{collection}/{mode}/stream={stream}: {question}");
+                        assert_eq!(reply.status, StatusCode::OK, "{context}: {}", reply.text);
+                        for secret in ["REDWOLF", "Globex", "globex.md", "31 days", "9 million"] {
+                            assert!(
+                                !reply.text.contains(secret),
+                                "{context}: tenant B's {secret:?} leaked: {}",
+                                reply.text
+                            );
+                        }
+                        assert!(reply.text.contains("acme.md"), "{context}: {}", reply.text);
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn another_tenants_collection_answers_like_one_that_does_not_exist() {
+    let app = app();
+    app.runtime.block_on(async {
+        let other = ask(
+            &app.base_url,
+            Some(&app.key_a),
+            json!({"question": "code name?", "collection": "tenant-b"}),
+        )
+        .await;
+        let missing = ask(
+            &app.base_url,
+            Some(&app.key_a),
+            json!({"question": "code name?", "collection": "tenant-c"}),
+        )
+        .await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND);
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            other.text.replace("tenant-b", "X"),
+            missing.text.replace("tenant-c", "X")
+        );
+    });
+}
+
+#[test]
+fn requests_without_a_valid_key_get_401() {
+    let app = app();
+    app.runtime.block_on(async {
+        let body = json!({"question": "code name?", "collection": "shared"});
+        let none = ask(&app.base_url, None, body.clone()).await;
+        assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(none.www_authenticate.as_deref(), Some("Bearer"));
+        assert_eq!(error_code(&none), "unauthenticated");
+        assert!(none.text.contains("verity keys create"), "{}", none.text);
+
+        let tampered = format!("{}0", &app.key_a[..app.key_a.len() - 1]);
+        for key in ["nonsense", "vk_000000000000_abc", tampered.as_str()] {
+            let reply = ask(&app.base_url, Some(key), body.clone()).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{key}");
+        }
+
+        let basic = reqwest::Client::new()
+            .post(format!("{}/v1/query", app.base_url))
+            .header("authorization", "Basic dXNlcjpwYXNz")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    });
+}
+
+#[test]
+fn a_key_without_the_query_scope_gets_403() {
+    let app = app();
+    app.runtime.block_on(async {
+        let reply = ask(
+            &app.base_url,
+            Some(&app.key_ingest_only),
+            json!({"question": "code name?", "collection": "shared"}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert_eq!(error_code(&reply), "forbidden");
+    });
+}
+
+#[test]
+fn a_revoked_key_stops_working_at_once() {
+    let app = app();
+    app.runtime.block_on(async {
+        let key = create_key(&app.verity.store, "temporary", &[Scope::Query], None, &[])
+            .await
+            .unwrap();
+        let body = json!({"question": "code name?", "collection": "tenant-a"});
+        assert_eq!(
+            ask(&app.base_url, Some(&key.key), body.clone())
+                .await
+                .status,
+            StatusCode::OK
+        );
+        app.verity.store.revoke_api_key(&key.id).await.unwrap();
+        assert_eq!(
+            ask(&app.base_url, Some(&key.key), body).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        // The other keys are untouched, and listing shows the revocation, never a key.
+        let keys = app.verity.store.list_api_keys().await.unwrap();
+        let revoked = keys.iter().find(|k| k.id == key.id).unwrap();
+        assert!(revoked.revoked_at.is_some());
+        let a = keys.iter().find(|k| k.id == app.key_a_id).unwrap();
+        assert!(a.revoked_at.is_none());
+    });
+}
+
+#[test]
+fn a_burst_over_the_rate_limit_gets_429_with_retry_after() {
+    let app = start(3);
+    app.runtime.block_on(async {
+        let body = json!({"question": "code name?", "collection": "tenant-a"});
+        let mut statuses = Vec::new();
+        let mut limited = None;
+        for _ in 0..5 {
+            let reply = ask(&app.base_url, Some(&app.key_a), body.clone()).await;
+            statuses.push(reply.status);
+            if reply.status == StatusCode::TOO_MANY_REQUESTS {
+                limited = Some(reply);
+            }
+        }
+        assert_eq!(&statuses[..3], [StatusCode::OK; 3], "{statuses:?}");
+        let limited = limited.expect("a request over the burst is refused");
+        assert_eq!(error_code(&limited), "rate_limited");
+        let retry: u64 = limited.retry_after.unwrap().parse().unwrap();
+        assert!((1..=2).contains(&retry), "{retry}");
+        // Another caller has its own budget.
+        let other = ask(&app.base_url, Some(&app.key_ingest_only), body).await;
+        assert_eq!(other.status, StatusCode::FORBIDDEN, "not rate limited");
+    });
+}
+
+#[test]
+fn serving_beyond_loopback_without_authentication_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = verity_command(dir.path(), None, &["serve", "--bind", "0.0.0.0:0"], None)
+        .env_remove("VERITY_AUTH_MODE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to serve on 0.0.0.0:0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("VERITY_AUTH_MODE=keys"), "{stderr}");
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = verity_command(dir.path(), None, args, None)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let created: Value = serde_json::from_str(&run(&[
+        "keys",
+        "create",
+        "--name",
+        "support bot",
+        "--scopes",
+        "query,ingest",
+        "--collections",
+        "handbook",
+        "--groups",
+        "hr,it",
+        "--json",
+    ]))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with(&format!("vk_{id}_")));
+
+    let listed: Value = serde_json::from_str(&run(&["keys", "list", "--json"])).unwrap();
+    let listed_text = listed.to_string();
+    assert!(!listed_text.contains(key), "a key is never shown again");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["scopes"], json!(["query", "ingest"]));
+    assert_eq!(listed[0]["collections"], json!(["handbook"]));
+    assert_eq!(listed[0]["groups"], json!(["hr", "it"]));
+
+    run(&["keys", "revoke", id]);
+    let listed: Value = serde_json::from_str(&run(&["keys", "list", "--json"])).unwrap();
+    assert!(listed[0]["revoked_at"].is_i64());
+
+    let unknown = verity_command(dir.path(), None, &["keys", "revoke", "nope"], None)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    let bad_scope = verity_command(
+        dir.path(),
+        None,
+        &["keys", "create", "--name", "x", "--scopes", "root"],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert!(!bad_scope.status.success());
+    assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("query, ingest or admin"));
+}
