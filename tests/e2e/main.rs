@@ -4,6 +4,7 @@
 
 mod access;
 mod cli;
+mod compat;
 mod crash;
 mod deploy;
 mod generation;

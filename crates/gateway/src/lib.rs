@@ -6,6 +6,7 @@
 //! unknown routes or methods) answered with a 4xx naming the problem, never a 500.
 
 mod auth;
+mod compat;
 mod error;
 mod routes;
 mod sse;

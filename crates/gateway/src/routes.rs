@@ -5,6 +5,7 @@ use serde_json::json;
 use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings};
 
 use crate::auth::Authenticated;
+use crate::compat;
 use crate::error::ApiError;
 use crate::sse;
 
@@ -12,6 +13,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/query")
             .route(web::post().to(query))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/chat/completions")
+            .route(web::post().to(compat::chat_completions))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/generate")
+            .route(web::post().to(compat::generate))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

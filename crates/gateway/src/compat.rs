@@ -1,0 +1,276 @@
+//! Endpoints for clients that speak other protocols: `POST /v1/chat/completions`
+//! (OpenAI-compatible, so support-agent tools that speak it plug in unchanged) and the seed's
+//! `POST /generate {"prompt"}`.
+//!
+//! Key decision: an OpenAI client shows whatever text it receives, and knows nothing of
+//! Verity's `grounding` event that replaces unverified text. So a streamed chat completion
+//! sends only verified text: the role at once, then the verified answer, then a last chunk
+//! with `finish_reason` and the `verity` extension (citations, grounding). `/v1/query` with
+//! `"stream": true` is the endpoint that streams text as it is generated.
+
+use std::convert::Infallible;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use verity_core::{
+    Answer, AnswerEvent, AnswerService, MetadataFilter, QueryRequest, RetrievalMode, Scope,
+    VerityError,
+};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+
+/// An OpenAI chat-completions request. OpenAI's sampling fields (`temperature`, `max_tokens`,
+/// `n`, …) are accepted and ignored: the server's settings decide how answers are generated.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    #[serde(default)]
+    model: Option<String>,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    stream: bool,
+    /// Verity's extensions.
+    #[serde(default)]
+    collection: Option<String>,
+    #[serde(default)]
+    top_k: Option<u32>,
+    #[serde(default)]
+    mode: Option<RetrievalMode>,
+    #[serde(default)]
+    filter: Option<MetadataFilter>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    role: String,
+    #[serde(default)]
+    content: Content,
+}
+
+/// A message's content: a string, or a list of parts of which the `text` ones count.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+    #[default]
+    Missing,
+}
+
+impl Content {
+    fn text(&self) -> String {
+        match self {
+            Content::Text(text) => text.clone(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter(|p| p["type"] == "text")
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Content::Missing => String::new(),
+        }
+    }
+}
+
+impl ChatRequest {
+    /// The question (the last message, which must be the user's) and the requested model name.
+    fn into_query(self) -> Result<(QueryRequest, Option<String>), VerityError> {
+        let Some(last) = self.messages.last() else {
+            return Err(VerityError::invalid(
+                "messages",
+                "messages is empty: send at least one user message",
+            ));
+        };
+        for message in &self.messages {
+            if !["system", "user", "assistant", "developer", "tool"]
+                .contains(&message.role.as_str())
+            {
+                return Err(VerityError::invalid(
+                    "messages",
+                    format!("unknown message role {:?}", message.role),
+                ));
+            }
+        }
+        if last.role != "user" {
+            return Err(VerityError::invalid(
+                "messages",
+                format!(
+                    "the last message must be the user's question, not a {:?} message",
+                    last.role
+                ),
+            ));
+        }
+        // A follow-up ("And in Chile?") is asked together with the user's previous turn, so
+        // that retrieval and the model see what it follows up on.
+        let previous = self.messages[..self.messages.len() - 1]
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.content.text())
+            .filter(|t| !t.trim().is_empty());
+        let question = match previous {
+            Some(previous) => format!("{}\n{}", previous.trim(), last.content.text().trim()),
+            None => last.content.text(),
+        };
+        Ok((
+            QueryRequest {
+                question,
+                collection: self.collection,
+                top_k: self.top_k,
+                mode: self.mode,
+                filter: self.filter,
+                stream: false,
+            },
+            self.model,
+        ))
+    }
+}
+
+fn completion_id() -> String {
+    format!("chatcmpl-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn created() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn verity_extension(answer: &Answer) -> Value {
+    json!({
+        "citations": answer.citations,
+        "grounding": answer.grounding,
+        "generator": answer.generator,
+    })
+}
+
+pub async fn chat_completions(
+    caller: Authenticated,
+    service: web::Data<dyn AnswerService>,
+    request: web::Json<ChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Query)?;
+    let request = request.into_inner();
+    let stream = request.stream;
+    let (query, model) = request.into_query()?;
+    let model = model.unwrap_or_else(|| "verity".to_string());
+    let id = completion_id();
+    let created = created();
+
+    if !stream {
+        let (answer, _) = service.query(&caller, query).await?;
+        return Ok(HttpResponse::Ok().json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": answer.answer},
+                "finish_reason": "stop"
+            }],
+            "verity": verity_extension(&answer),
+        })));
+    }
+
+    let mut events = service.query_stream(&caller, query).await?;
+    let chunk = move |delta: Value, finish: Option<&str>, extension: Option<Value>| {
+        let mut value = json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        if let Some(extension) = extension {
+            value["verity"] = extension;
+        }
+        Bytes::from(format!("data: {value}\n\n"))
+    };
+    let body = async_stream(move |sender| async move {
+        let _ = sender
+            .send(chunk(json!({"role": "assistant"}), None, None))
+            .await;
+        while let Some(event) = events.recv().await {
+            match event {
+                AnswerEvent::Grounding(answer) => {
+                    let _ = sender
+                        .send(chunk(json!({"content": answer.answer}), None, None))
+                        .await;
+                    let _ = sender
+                        .send(chunk(
+                            json!({}),
+                            Some("stop"),
+                            Some(verity_extension(&answer)),
+                        ))
+                        .await;
+                }
+                AnswerEvent::Error(message) => {
+                    let error =
+                        json!({"error": {"code": "internal", "message": message, "details": null}});
+                    let _ = sender.send(Bytes::from(format!("data: {error}\n\n"))).await;
+                }
+                AnswerEvent::Done(_) => break,
+                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => {}
+            }
+        }
+        let _ = sender.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// A body fed by a task through a channel; the task stops when the client goes away.
+fn async_stream<F, Fut>(produce: F) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(produce(sender));
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|bytes| (Ok(bytes), receiver))
+    })
+}
+
+/// `POST /generate {"prompt"}`: the seed's simple API, answered like `/v1/query`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateRequest {
+    prompt: String,
+    #[serde(default)]
+    collection: Option<String>,
+    #[serde(default)]
+    top_k: Option<u32>,
+    #[serde(default)]
+    mode: Option<RetrievalMode>,
+}
+
+pub async fn generate(
+    caller: Authenticated,
+    service: web::Data<dyn AnswerService>,
+    request: web::Json<GenerateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Query)?;
+    let request = request.into_inner();
+    let (answer, _) = service
+        .query(
+            &caller,
+            QueryRequest {
+                question: request.prompt,
+                collection: request.collection,
+                top_k: request.top_k,
+                mode: request.mode,
+                filter: None,
+                stream: false,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
