@@ -27,7 +27,8 @@ COPY --from=assets /opt/models /opt/verity/models
 ENV VERITY_DATA_DIR=/var/lib/verity \
     VERITY_EMBED__ONNXRUNTIME=/opt/verity/lib/libonnxruntime.so \
     VERITY_EMBED__MODEL_DIR=/opt/verity/models/all-MiniLM-L6-v2-onnx \
-    VERITY_SERVER__BIND=0.0.0.0:8080
+    VERITY_SERVER__BIND=0.0.0.0:8080 \
+    VERITY_AUTH_MODE=keys
 USER verity
 VOLUME /var/lib/verity
 EXPOSE 8080

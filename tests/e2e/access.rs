@@ -88,7 +88,9 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
             .unwrap();
         let verity = Arc::new(verity);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let app = verity_cli::build_server(Arc::clone(&verity), listener).unwrap();
+        let app = verity_cli::build_server(Arc::clone(&verity), listener)
+            .await
+            .unwrap();
         let base_url = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         (verity, base_url, (key_a, ingest_only))

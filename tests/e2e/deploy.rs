@@ -23,6 +23,7 @@ fn known_variables() -> HashSet<String> {
         "VERITY_LOG",
         "ORT_DYLIB_PATH",
         "VERITY_GENERATION_BACKEND",
+        "VERITY_AUTH_MODE",
         "VERITY_OPENAI_BASE_URL",
         "VERITY_OPENAI_MODEL",
         "VERITY_OPENAI_API_KEY",

@@ -55,7 +55,9 @@ fn start(model: &str, max_concurrent: usize, max_queued: usize) -> GeneratingApp
             .unwrap();
         verity.enable_generation().await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let app = verity_cli::build_server(Arc::new(verity), listener).unwrap();
+        let app = verity_cli::build_server(Arc::new(verity), listener)
+            .await
+            .unwrap();
         let base_url = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         (engine, base_url)

@@ -135,7 +135,9 @@ pub fn knowledge_app() -> &'static KnowledgeApp {
             assert_eq!(report.documents_failed, 0, "{:?}", report.failures);
             let verity = Arc::new(verity);
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let app = verity_cli::build_server(Arc::clone(&verity), listener).unwrap();
+            let app = verity_cli::build_server(Arc::clone(&verity), listener)
+                .await
+                .unwrap();
             let base_url = format!("http://127.0.0.1:{}", app.port());
             tokio::spawn(app.run_until_stopped());
             (verity, base_url)

@@ -12,5 +12,6 @@ mod helpers;
 mod http;
 mod ingest;
 mod knowledge;
+mod oidc;
 mod postgres;
 mod workers;

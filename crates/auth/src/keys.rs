@@ -12,7 +12,7 @@ use verity_core::{
 };
 use verity_store::{NewApiKey, Store};
 
-use crate::AuthMode;
+use crate::{AuthMode, OidcValidator};
 
 const PREFIX: &str = "vk_";
 /// Hex characters of a key's public id.
@@ -100,21 +100,31 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Authenticates requests by API key against the store (or lets everything through as the
-/// local operator with `auth.mode = off`).
-pub struct KeyAuthenticator {
+/// Authenticates requests by API key against the store and/or by OIDC token, as `auth.mode`
+/// says (or lets everything through as the local operator with `auth.mode = off`).
+pub struct BearerAuthenticator {
     store: Store,
     mode: AuthMode,
+    oidc: Option<OidcValidator>,
     last_touched: Mutex<HashMap<String, Instant>>,
 }
 
-impl KeyAuthenticator {
-    pub fn new(store: Store, mode: AuthMode) -> Self {
-        Self {
+impl BearerAuthenticator {
+    /// `oidc` must be given when the mode accepts OIDC tokens.
+    pub fn new(store: Store, mode: AuthMode, oidc: Option<OidcValidator>) -> VerityResult<Self> {
+        if mode.accepts_oidc() && oidc.is_none() {
+            return Err(VerityError::Config(format!(
+                "auth.mode is {:?} but no OIDC issuer is configured: set auth.oidc.issuer, \
+                 auth.oidc.audience and auth.oidc.jwks_url or auth.oidc.jwks_file",
+                mode.as_str()
+            )));
+        }
+        Ok(Self {
             store,
             mode,
+            oidc,
             last_touched: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// Updates `last_used_at` in the background, at most every [`TOUCH_EVERY`] per key.
@@ -147,17 +157,35 @@ fn unauthenticated(message: &str) -> VerityError {
 }
 
 #[async_trait]
-impl Authenticator for KeyAuthenticator {
+impl Authenticator for BearerAuthenticator {
     async fn authenticate(&self, bearer: Option<&str>) -> VerityResult<Caller> {
         if self.mode == AuthMode::Off {
             return Ok(Caller::local());
         }
-        let Some(key) = bearer else {
-            return Err(unauthenticated(
-                "this request needs an API key: send Authorization: Bearer <key> \
-                 (an administrator creates keys with `verity keys create`)",
-            ));
+        let Some(token) = bearer else {
+            return Err(unauthenticated(match self.mode {
+                AuthMode::Oidc => {
+                    "this request needs a token: send Authorization: Bearer <token from your identity provider>"
+                }
+                _ => {
+                    "this request needs an API key: send Authorization: Bearer <key> \
+                     (an administrator creates keys with `verity keys create`)"
+                }
+            }));
         };
+        let looks_like_key = token.starts_with(PREFIX);
+        match (&self.oidc, looks_like_key && self.mode.accepts_keys()) {
+            (_, true) => self.authenticate_key(token).await,
+            (Some(oidc), false) if self.mode.accepts_oidc() => oidc.validate(token).await,
+            _ => Err(unauthenticated(
+                "the API key is not valid (unknown, mistyped or revoked)",
+            )),
+        }
+    }
+}
+
+impl BearerAuthenticator {
+    async fn authenticate_key(&self, key: &str) -> VerityResult<Caller> {
         let invalid = || unauthenticated("the API key is not valid (unknown, mistyped or revoked)");
         let id = key_id(key).ok_or_else(invalid)?;
         let (record, stored_hash) = self.store.api_key(id).await?.ok_or_else(invalid)?;

@@ -15,13 +15,60 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use anyhow::Context;
-use verity_auth::KeyAuthenticator;
+use verity_auth::{BearerAuthenticator, JwksSource, OidcConfig, OidcValidator, parse_algorithm};
 use verity_gateway::{Application, GatewayConfig, RateLimit};
 
 use crate::app::Verity;
 
+/// The authenticator `auth.mode` asks for (fetching the OIDC issuer's keys if needed).
+pub async fn authenticator(verity: &Verity) -> anyhow::Result<BearerAuthenticator> {
+    let auth = &verity.settings.auth;
+    let oidc = if auth.mode.accepts_oidc() {
+        let o = &auth.oidc;
+        let jwks = match (&o.jwks_url, &o.jwks_file) {
+            (Some(url), _) => JwksSource::Url(url.clone()),
+            (None, Some(file)) => JwksSource::File(file.clone()),
+            (None, None) => anyhow::bail!(
+                "auth.mode is {:?} but auth.oidc.jwks_url and auth.oidc.jwks_file are both empty: name the issuer's key set",
+                auth.mode.as_str()
+            ),
+        };
+        let (Some(issuer), Some(audience)) = (&o.issuer, &o.audience) else {
+            anyhow::bail!(
+                "auth.mode is {:?}: set auth.oidc.issuer and auth.oidc.audience (the iss and aud every token must carry)",
+                auth.mode.as_str()
+            );
+        };
+        let algorithms = o
+            .algorithms
+            .iter()
+            .map(|a| parse_algorithm(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(
+            OidcValidator::new(OidcConfig {
+                issuer: issuer.clone(),
+                audience: audience.clone(),
+                jwks,
+                groups_claim: o.groups_claim.clone(),
+                algorithms,
+            })
+            .await?,
+        )
+    } else {
+        None
+    };
+    Ok(BearerAuthenticator::new(
+        verity.store.clone(),
+        auth.mode,
+        oidc,
+    )?)
+}
+
 /// Builds the HTTP application for `verity` on an already bound listener.
-pub fn build_server(verity: Arc<Verity>, listener: TcpListener) -> anyhow::Result<Application> {
+pub async fn build_server(
+    verity: Arc<Verity>,
+    listener: TcpListener,
+) -> anyhow::Result<Application> {
     let settings = &verity.settings;
     let config = GatewayConfig {
         max_body_bytes: settings.server.max_body_bytes,
@@ -31,10 +78,7 @@ pub fn build_server(verity: Arc<Verity>, listener: TcpListener) -> anyhow::Resul
             burst: settings.auth.rate_limit_burst,
         }),
     };
-    let authenticator = Arc::new(KeyAuthenticator::new(
-        verity.store.clone(),
-        settings.auth.mode,
-    ));
+    let authenticator = Arc::new(authenticator(&verity).await?);
     Application::build(listener, verity, authenticator, config)
         .context("cannot start the HTTP server")
 }

@@ -635,7 +635,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let verity = Arc::new(verity);
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
-    let app = build_server(verity, listener)?;
+    let app = build_server(verity, listener).await?;
     eprintln!(
         "verity listening on http://{address} (POST /v1/query, GET /healthz, GET /readyz, GET /metrics); authentication: {}",
         auth.as_str()
@@ -756,7 +756,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 None => {
                     let verity = Arc::new(Verity::open(settings).await?);
                     let listener = TcpListener::bind("127.0.0.1:0")?;
-                    let app = build_server(verity, listener)?;
+                    let app = build_server(verity, listener).await?;
                     let url = format!("http://127.0.0.1:{}", app.port());
                     let handle = app.handle();
                     tokio::spawn(app.run_until_stopped());

@@ -28,6 +28,21 @@ pub struct AuthSettings {
     pub mode: verity_auth::AuthMode,
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
+    pub oidc: OidcSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcSettings {
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub issuer: Option<String>,
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub audience: Option<String>,
+    #[serde(default, deserialize_with = "empty_string_as_none")]
+    pub jwks_url: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub jwks_file: Option<PathBuf>,
+    pub groups_claim: String,
+    pub algorithms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
