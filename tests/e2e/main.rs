@@ -14,4 +14,5 @@ mod ingest;
 mod knowledge;
 mod oidc;
 mod postgres;
+mod tls;
 mod workers;

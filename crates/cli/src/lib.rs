@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use verity_auth::{BearerAuthenticator, JwksSource, OidcConfig, OidcValidator, parse_algorithm};
-use verity_gateway::{Application, GatewayConfig, RateLimit};
+use verity_gateway::{Application, GatewayConfig, RateLimit, TlsFiles};
 
 use crate::app::Verity;
 
@@ -77,6 +77,14 @@ pub async fn build_server(
             per_minute: settings.auth.rate_limit_per_minute,
             burst: settings.auth.rate_limit_burst,
         }),
+        tls: match (&settings.server.tls_cert, &settings.server.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                allow_tls12: settings.server.tls_allow_tls12,
+            }),
+            _ => None,
+        },
     };
     let authenticator = Arc::new(authenticator(&verity).await?);
     Application::build(listener, verity, authenticator, config)

@@ -144,6 +144,12 @@ struct ServeArgs {
     /// Address to listen on (default: server.bind, 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR:PORT")]
     bind: Option<String>,
+    /// Serve HTTPS (TLS 1.3) with this PEM certificate chain (default: server.tls_cert).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (default: server.tls_key).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -305,7 +311,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => ingest(settings, args).await,
         Command::Ask(args) => ask(settings, args).await,
-        Command::Serve(_) => serve(settings).await,
+        Command::Serve(args) => {
+            let mut settings = settings;
+            if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+                settings.server.tls_cert = Some(cert);
+                settings.server.tls_key = Some(key);
+            }
+            serve(settings).await
+        }
         Command::Eval {
             which:
                 EvalCommand::Squad {
@@ -616,6 +629,7 @@ async fn keys(settings: Settings, which: KeysCommand) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bind = settings.server.bind.clone();
     let auth = settings.auth.mode;
+    let tls = settings.server.tls_cert.is_some();
     if auth == AuthMode::Off {
         let addresses: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&bind)
             .with_context(|| format!("cannot resolve the bind address {bind}"))?
@@ -635,9 +649,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let verity = Arc::new(verity);
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
+    let scheme = if tls { "https" } else { "http" };
     let app = build_server(verity, listener).await?;
     eprintln!(
-        "verity listening on http://{address} (POST /v1/query, GET /healthz, GET /readyz, GET /metrics); authentication: {}",
+        "verity listening on {scheme}://{address} (POST /v1/query, GET /healthz, GET /readyz, GET /metrics); authentication: {}",
         auth.as_str()
     );
     app.run_until_stopped().await.context("HTTP server failed")

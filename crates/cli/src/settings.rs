@@ -108,6 +108,11 @@ pub struct ServerSettings {
     pub bind: String,
     pub workers: usize,
     pub max_body_bytes: usize,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub tls_key: Option<PathBuf>,
+    pub tls_allow_tls12: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +251,10 @@ impl Settings {
         anyhow::ensure!(
             self.query.max_question_chars > 0,
             "query.max_question_chars must be positive"
+        );
+        anyhow::ensure!(
+            self.server.tls_cert.is_some() == self.server.tls_key.is_some(),
+            "server.tls_cert and server.tls_key go together: set both (HTTPS) or neither"
         );
         let generation = &self.generation;
         anyhow::ensure!(

@@ -45,6 +45,55 @@ pub struct GatewayConfig {
     pub workers: usize,
     /// Per-caller request rate; `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// Serve HTTPS with this certificate; `None`: plain HTTP (behind a TLS proxy, or loopback).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// Also accept TLS 1.2 clients (TLS 1.3 only otherwise).
+    pub allow_tls12: bool,
+}
+
+/// The rustls configuration for `files`: TLS 1.3 (and 1.2 if allowed), no client certificates.
+pub fn tls_config(files: &TlsFiles) -> std::io::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("cannot read the TLS {what} {}: {e}", path.display()),
+        )
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| invalid("certificate", &files.cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid("certificate", &files.cert, &e))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            "certificate",
+            &files.cert,
+            &"no PEM certificate in it",
+        ));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&files.key).map_err(|e| invalid("key", &files.key, &e))?;
+    let versions: &[&rustls::SupportedProtocolVersion] = if files.allow_tls12 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .map_err(|e| std::io::Error::other(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| invalid("certificate and key", &files.cert, &e))
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +102,7 @@ impl Default for GatewayConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             workers: 0,
             rate_limit: None,
+            tls: None,
         }
     }
 }
@@ -99,8 +149,11 @@ impl Application {
                 .app_data(limiter.clone())
                 .app_data(routes::json_config(max_body))
                 .configure(routes::configure)
-        })
-        .listen(listener)?;
+        });
+        server = match &config.tls {
+            Some(files) => server.listen_rustls_0_23(listener, tls_config(files)?)?,
+            None => server.listen(listener)?,
+        };
         if config.workers > 0 {
             server = server.workers(config.workers);
         }

@@ -1,0 +1,68 @@
+//! HTTPS straight from `verity serve`: TLS 1.3 with a certificate the test generates; a TLS 1.2
+//! client and a plain-HTTP client are refused.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use verity_cli::app::Verity;
+
+use crate::helpers::settings_for;
+
+#[test]
+fn the_api_is_served_over_tls_13_only() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+
+    runtime.block_on(async {
+        let mut settings = settings_for(&dir.path().join("data"));
+        settings.server.tls_cert = Some(cert);
+        settings.server.tls_key = Some(key);
+        let verity = Verity::open(settings).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let app = verity_cli::build_server(Arc::new(verity), listener)
+            .await
+            .unwrap();
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+
+        let root = reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
+        let client = |max: Option<reqwest::tls::Version>| {
+            let mut builder = reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(root.clone());
+            if let Some(max) = max {
+                builder = builder.max_tls_version(max);
+            }
+            builder.build().unwrap()
+        };
+        let url = format!("https://127.0.0.1:{port}/healthz");
+
+        let ok = client(None).get(&url).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.text().await.unwrap(), r#"{"status":"ok"}"#);
+
+        let tls12 = client(Some(reqwest::tls::Version::TLS_1_2))
+            .get(&url)
+            .send()
+            .await;
+        assert!(tls12.is_err(), "a TLS 1.2 client was served");
+
+        let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+        assert!(
+            plain.is_err() || plain.unwrap().status() != 200,
+            "plain HTTP was served on the TLS port"
+        );
+    });
+}
