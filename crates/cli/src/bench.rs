@@ -189,10 +189,19 @@ pub async fn bench_query(
     modes: &[RetrievalMode],
     concurrency_levels: &[usize],
     requests: usize,
+    bearer: Option<&str>,
 ) -> anyhow::Result<Vec<QueryBench>> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = bearer {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(64)
+        .default_headers(headers)
         .build()?;
     let url = format!("{}/v1/query", base_url.trim_end_matches('/'));
     let body = |i: usize, mode: RetrievalMode| {
@@ -299,6 +308,85 @@ pub async fn bench_query(
         });
     }
     Ok(results)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthBench {
+    pub requests: usize,
+    /// Client-side p50 per round, authentication off.
+    pub off_p50_ms: Vec<f64>,
+    /// Client-side p50 per round, with an API key: key lookup in the store, the access-group
+    /// condition in the Qdrant query, the rate limiter.
+    pub keys_p50_ms: Vec<f64>,
+    pub median_difference_ms: f64,
+}
+
+/// Two servers on one Verity — authentication off, and API keys — measured in alternating
+/// rounds, so both see the same machine conditions.
+pub async fn bench_auth(
+    settings: crate::settings::Settings,
+    requests: usize,
+    rounds: usize,
+) -> anyhow::Result<AuthBench> {
+    use verity_auth::{AuthMode, BearerAuthenticator, create_key};
+    use verity_core::Scope;
+    use verity_gateway::{Application, GatewayConfig, RateLimit};
+
+    let verity = Arc::new(crate::app::Verity::open(settings).await?);
+    let key = create_key(
+        &verity.store,
+        "bench auth (temporary)",
+        &[Scope::Query],
+        None,
+        &["bench".to_string()],
+    )
+    .await?;
+    let mut urls = Vec::new();
+    let mut handles = Vec::new();
+    for mode in [AuthMode::Off, AuthMode::Keys] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let config = GatewayConfig {
+            max_body_bytes: verity.settings.server.max_body_bytes,
+            workers: verity.settings.server.workers,
+            // Limits far above the benchmark's pace: the limiter's cost is measured, not its
+            // refusals.
+            rate_limit: Some(RateLimit {
+                per_minute: 1_000_000_000,
+                burst: 1_000_000,
+            }),
+            tls: None,
+        };
+        let authenticator = Arc::new(BearerAuthenticator::new(verity.store.clone(), mode, None)?);
+        let app = Application::build(listener, verity.clone(), authenticator, config)?;
+        urls.push(format!("http://127.0.0.1:{}", app.port()));
+        handles.push(app.handle());
+        tokio::spawn(app.run_until_stopped());
+    }
+    let mut off = Vec::new();
+    let mut keys = Vec::new();
+    for _ in 0..rounds {
+        for (url, bearer, out) in [
+            (&urls[0], None, &mut off),
+            (&urls[1], Some(key.key.as_str()), &mut keys),
+        ] {
+            let rows =
+                bench_query(url, None, &[RetrievalMode::Hybrid], &[1], requests, bearer).await?;
+            anyhow::ensure!(rows[0].errors == 0, "{} requests failed", rows[0].errors);
+            out.push(rows[0].p50_ms);
+        }
+    }
+    for handle in handles {
+        handle.stop(true).await;
+    }
+    verity.store.revoke_api_key(&key.id).await?;
+    let mut differences: Vec<f64> = keys.iter().zip(&off).map(|(k, o)| k - o).collect();
+    differences.sort_by(f64::total_cmp);
+    Ok(AuthBench {
+        requests,
+        median_difference_ms: differences[differences.len() / 2],
+        off_p50_ms: off,
+        keys_p50_ms: keys,
+    })
 }
 
 #[cfg(test)]

@@ -257,6 +257,16 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// /v1/query latency with authentication off and with an API key (plus its access-group
+    /// filter and rate limiting), side by side on one data directory, rounds alternating.
+    Auth {
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Prompt building and verification of a 300-word answer against 5 sources (no model).
     Verify {
         #[arg(long, default_value_t = 2000)]
@@ -741,6 +751,36 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 );
             }
         }
+        BenchCommand::Auth {
+            requests,
+            rounds,
+            json,
+        } => {
+            let result = bench::bench_auth(settings, requests, rounds.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                println!("round  auth off p50 ms  API key p50 ms  difference ms");
+                for (i, (off, key)) in result
+                    .off_p50_ms
+                    .iter()
+                    .zip(&result.keys_p50_ms)
+                    .enumerate()
+                {
+                    println!(
+                        "{:>5}  {:>15.3}  {:>14.3}  {:>13.3}",
+                        i + 1,
+                        off,
+                        key,
+                        key - off
+                    );
+                }
+                println!(
+                    "median difference: {:.3} ms per request (hybrid, concurrency 1, {} requests per round and setting)",
+                    result.median_difference_ms, result.requests
+                );
+            }
+        }
         BenchCommand::Verify { iterations, json } => {
             let r = bench_generate::bench_verify(iterations.max(1));
             if json {
@@ -785,6 +825,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 &modes,
                 &concurrency,
                 requests,
+                None,
             )
             .await?;
             if let Some(handle) = server {
