@@ -12,6 +12,7 @@ mod helpers;
 mod http;
 mod ingest;
 mod knowledge;
+mod logs;
 mod oidc;
 mod postgres;
 mod tls;

@@ -300,10 +300,20 @@ fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VERITY_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,qdrant_edge=error,verity=info")
     });
-    tracing_subscriber::fmt()
+    // VERITY_LOG_FORMAT=json: one JSON object per line (for ELK and the like), with the
+    // request's span (its request id) on every line logged while serving it.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("VERITY_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use verity_core::{Authenticator, Caller, Scope, VerityError};
 
 use crate::error::ApiError;
+use crate::request_log::CallerSubject;
 
 /// Requests per minute, and how many may come at once above that pace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,7 @@ impl FromRequest for Authenticated {
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
+        let request = request.clone();
         Box::pin(async move {
             let authenticator: Arc<dyn Authenticator> = authenticator
                 .ok_or_else(|| {
@@ -111,6 +113,9 @@ impl FromRequest for Authenticated {
                 })?
                 .into_inner();
             let caller = authenticator.authenticate(token?.as_deref()).await?;
+            request
+                .extensions_mut()
+                .insert(CallerSubject(caller.subject.clone()));
             if let Some(limiter) = limiter.as_ref().and_then(|l| l.get_ref().as_ref()) {
                 let key = if caller.subject == "local" {
                     format!("address:{address}")

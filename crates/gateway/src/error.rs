@@ -94,7 +94,7 @@ impl From<VerityError> for ApiError {
                 error
             }
             VerityError::Config(_) => {
-                tracing::error!(error = %err, "configuration problem while serving a request");
+                tracing::error!(error = %crate::redact(&err.to_string()), "configuration problem while serving a request");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not_configured",
@@ -102,7 +102,7 @@ impl From<VerityError> for ApiError {
                 )
             }
             VerityError::Internal { .. } => {
-                tracing::error!(error = %err, "internal error while serving a request");
+                tracing::error!(error = %crate::redact(&err.to_string()), "internal error while serving a request");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

@@ -8,6 +8,7 @@
 mod auth;
 mod compat;
 mod error;
+mod request_log;
 mod routes;
 mod sse;
 
@@ -15,11 +16,14 @@ use std::net::TcpListener;
 use std::sync::{Arc, LazyLock};
 
 use actix_web::dev::{Server, Service};
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use tracing::Instrument;
 use verity_core::{AnswerService, Authenticator};
 
 pub use auth::RateLimit;
 pub use error::ApiError;
+pub use request_log::redact;
 
 /// Time to the response head (for a streamed answer, to its first byte), by route pattern and
 /// status.
@@ -130,20 +134,50 @@ impl Application {
             App::new()
                 .wrap_fn(|request, service| {
                     let started = std::time::Instant::now();
-                    let response = service.call(request);
+                    let id = request_log::request_id(
+                        request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    let method = request.method().to_string();
+                    let path = request_log::redact(&request.uri().to_string());
+                    // Everything logged while handling the request carries its id.
+                    let span = tracing::info_span!("request", request_id = %id);
+                    let response = service.call(request).instrument(span);
                     async move {
-                        let response = response.await?;
+                        let mut response = response.await?;
                         let route = response
                             .request()
                             .match_pattern()
                             .unwrap_or_else(|| "unmatched".to_string());
+                        let elapsed = started.elapsed();
                         HTTP_SECONDS
                             .with_label_values(&[route.as_str(), response.status().as_str()])
-                            .observe(started.elapsed().as_secs_f64());
+                            .observe(elapsed.as_secs_f64());
+                        let caller = response
+                            .request()
+                            .extensions()
+                            .get::<request_log::CallerSubject>()
+                            .map_or_else(|| "-".to_string(), |c| c.0.clone());
+                        if let Ok(value) = HeaderValue::from_str(&id) {
+                            response
+                                .headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
+                        }
+                        tracing::info!(
+                            target: "verity::http",
+                            request_id = %id,
+                            %method,
+                            %path,
+                            status = response.status().as_u16(),
+                            duration_ms = elapsed.as_secs_f64() * 1000.0,
+                            %caller,
+                            "request"
+                        );
                         Ok(response)
                     }
                 })
-                .wrap(middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("verity::http"))
                 .app_data(service.clone())
                 .app_data(authenticator.clone())
                 .app_data(limiter.clone())
