@@ -296,3 +296,31 @@ fn a_filter_is_applied_and_a_bad_filter_is_a_400_naming_the_problem() {
     let no_tags = query(json!({"question": "hi", "filter": {"tags": []}}));
     assert_eq!(no_tags.status, StatusCode::BAD_REQUEST);
 }
+
+#[test]
+fn the_openapi_document_and_the_api_page_are_served() {
+    let app = knowledge_app();
+    app.runtime.block_on(async {
+        let document: Value = reqwest::get(format!("{}/openapi.json", app.base_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        assert!(document["paths"]["/v1/query"]["post"].is_object());
+        assert!(document["components"]["schemas"]["Answer"].is_object());
+        let page = reqwest::get(format!("{}/docs", app.base_url))
+            .await
+            .unwrap();
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains("/v1/chat/completions"));
+        assert!(!html.contains("<script"));
+    });
+}

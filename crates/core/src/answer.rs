@@ -4,6 +4,7 @@ use crate::{MetadataFilter, RetrievalMode};
 
 /// A question, as the CLI and `POST /v1/query` take it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     pub question: String,
@@ -28,6 +29,7 @@ pub struct QueryRequest {
 /// A passage an answer rests on, with everything needed to find it again: the document, the
 /// chunk, and the character span of the quoted text in the document's normalised text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Citation {
     /// The number used by `[n]` markers in the answer text, from 1.
     pub id: u32,
@@ -49,6 +51,7 @@ pub struct Citation {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GroundingStatus {
     /// Every sentence of the answer is supported by the passage it cites.
@@ -76,6 +79,7 @@ impl GroundingStatus {
 
 /// A sentence of a generated answer that verification removed, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnsupportedSentence {
     pub sentence: String,
     /// The `[n]` markers it carried (an empty list: it cited nothing).
@@ -84,6 +88,7 @@ pub struct UnsupportedSentence {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grounding {
     pub status: GroundingStatus,
     /// Sentences removed from a generated answer because their cited passages do not support
@@ -107,6 +112,7 @@ impl Grounding {
 
 /// The answer object shared by `verity ask --json` and `POST /v1/query`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Answer {
     pub answer: String,
     /// For a grounded answer, the passages its `[n]` markers point at; for an abstention, the
@@ -148,6 +154,7 @@ impl AnswerEvent {
 
 /// Where the time of one query went, in milliseconds (reported as `Server-Timing` over HTTP).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timings {
     pub embed_ms: f64,
     pub search_ms: f64,

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 /// The languages Verity knows: their BM25 tokenisation (stop words, stemming) and Verity's own
 /// messages. Written as ISO 639-1 codes on the wire and in settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Language {
     #[serde(rename = "en")]
     English,

@@ -8,6 +8,7 @@ use crate::Language;
 /// How passages are found: by meaning (dense vectors), by words (BM25), or both fused with
 /// reciprocal rank fusion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RetrievalMode {
     Dense,
@@ -51,6 +52,7 @@ impl std::str::FromStr for RetrievalMode {
 /// A filter on document metadata, as a request sends it (`"filter": {…}`). Every condition
 /// given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MetadataFilter {
     /// Only documents under this directory (an absolute path, as in citations' `source`).

@@ -8,6 +8,7 @@
 mod auth;
 mod compat;
 mod error;
+mod openapi;
 mod request_log;
 mod routes;
 mod sse;

@@ -5,9 +5,9 @@ use serde_json::json;
 use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings};
 
 use crate::auth::Authenticated;
-use crate::compat;
 use crate::error::ApiError;
 use crate::sse;
+use crate::{compat, openapi};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -23,6 +23,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/generate")
             .route(web::post().to(compat::generate))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi::openapi_json))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/docs")
+            .route(web::get().to(openapi::docs_page))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -1,0 +1,333 @@
+//! The OpenAPI 3 document (`GET /openapi.json`), generated from the wire types with utoipa, and
+//! a readable API page (`GET /docs`) rendered from it on the server: no script, no CDN, so it
+//! works air-gapped.
+
+use std::fmt::Write;
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{PathItem, RefOr};
+use utoipa::{Modify, OpenApi, ToSchema};
+use verity_core::{
+    Answer, Citation, Grounding, GroundingStatus, Language, MetadataFilter, QueryRequest,
+    RetrievalMode, Timings, UnsupportedSentence,
+};
+
+/// Every error: `{"error": {"code", "message", "details"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `invalid_request`, `unauthenticated`, `busy`.
+    code: String,
+    /// What is wrong and what to do, in words.
+    message: String,
+    /// E.g. `{"field": "question"}`; `null` when there is nothing more to say.
+    #[schema(value_type = Object, nullable = true)]
+    details: Option<serde_json::Value>,
+}
+
+/// An OpenAI chat-completions request (the fields Verity reads).
+#[derive(Serialize, ToSchema)]
+struct ChatCompletionRequest {
+    /// Echoed in the answer.
+    model: Option<String>,
+    /// The last message must be the user's question.
+    messages: Vec<ChatMessage>,
+    stream: Option<bool>,
+    collection: Option<String>,
+    top_k: Option<u32>,
+    mode: Option<RetrievalMode>,
+    filter: Option<MetadataFilter>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ChatMessage {
+    /// `system`, `user`, `assistant`, `developer` or `tool`.
+    role: String,
+    /// Text, or a list of `{"type": "text", "text": …}` parts.
+    #[schema(value_type = Object)]
+    content: serde_json::Value,
+}
+
+/// An OpenAI chat completion, with Verity's citations and grounding in `verity`.
+#[derive(Serialize, ToSchema)]
+struct ChatCompletion {
+    id: String,
+    object: String,
+    created: u64,
+    model: String,
+    #[schema(value_type = Vec<Object>)]
+    choices: Vec<serde_json::Value>,
+    verity: VerityExtension,
+}
+
+#[derive(Serialize, ToSchema)]
+struct VerityExtension {
+    citations: Vec<Citation>,
+    grounding: Grounding,
+    generator: String,
+}
+
+/// The seed's simple request: `prompt` is the question.
+#[derive(Serialize, ToSchema)]
+struct GenerateRequest {
+    prompt: String,
+    collection: Option<String>,
+    top_k: Option<u32>,
+    mode: Option<RetrievalMode>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/query",
+    tag = "answers",
+    summary = "Ask a question",
+    description = "Answers from the collection's documents with citations and a grounding status. With `\"stream\": true` or `Accept: text/event-stream` the answer comes as Server-Sent Events: `sources`, `delta`…, `grounding` (this object), `done`.",
+    request_body = QueryRequest,
+    responses(
+        (status = 200, description = "The answer (or, streamed, text/event-stream)", body = Answer),
+        (status = 400, description = "A field is missing or invalid", body = ErrorEnvelope),
+        (status = 401, description = "No valid key or token", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the query scope", body = ErrorEnvelope),
+        (status = 404, description = "Unknown collection (or one the caller may not use)", body = ErrorEnvelope),
+        (status = 413, description = "Body too large", body = ErrorEnvelope),
+        (status = 415, description = "Body not sent as application/json", body = ErrorEnvelope),
+        (status = 429, description = "Rate limit or generation queue full; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn query() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "answers",
+    summary = "OpenAI-compatible chat completion",
+    description = "The last user message is the question. Streamed chunks carry only verified text.",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion (or, streamed, chat.completion.chunk events)", body = ChatCompletion),
+        (status = 400, description = "Malformed conversation", body = ErrorEnvelope),
+        (status = 401, description = "No valid key or token", body = ErrorEnvelope),
+        (status = 429, description = "Too many requests; see Retry-After", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn chat_completions() {}
+
+#[utoipa::path(
+    post,
+    path = "/generate",
+    tag = "answers",
+    summary = "Ask a question (simple form)",
+    request_body = GenerateRequest,
+    responses(
+        (status = 200, description = "The answer", body = Answer),
+        (status = 400, description = "Invalid request", body = ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+#[allow(dead_code)]
+fn generate() {}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
+#[allow(dead_code)]
+fn healthz() {}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "The store and the index answer",
+    responses((status = 200, description = "`{\"status\": \"ready\"}`"),
+              (status = 503, description = "Names the dependency that does not answer", body = ErrorEnvelope)))]
+#[allow(dead_code)]
+fn readyz() {}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format")))]
+#[allow(dead_code)]
+fn metrics() {}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key (`verity keys create`) or an OIDC access token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Verity",
+        description = "Grounded answers from a company's documents, with citations verified after generation."
+    ),
+    paths(query, chat_completions, generate, healthz, readyz, metrics),
+    components(schemas(
+        QueryRequest, Answer, Citation, Grounding, GroundingStatus, UnsupportedSentence,
+        MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ChatCompletionRequest,
+        ChatCompletion, GenerateRequest
+    )),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn schema_name(reference: &RefOr<utoipa::openapi::schema::Schema>) -> String {
+    match reference {
+        RefOr::Ref(r) => r
+            .ref_location
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        RefOr::T(_) => "inline".to_string(),
+    }
+}
+
+fn operations(item: &PathItem) -> Vec<(&'static str, &utoipa::openapi::path::Operation)> {
+    [
+        ("GET", item.get.as_ref()),
+        ("POST", item.post.as_ref()),
+        ("PUT", item.put.as_ref()),
+        ("DELETE", item.delete.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
+
+/// The API page: every operation with its summary, request body and responses.
+pub fn render_page(document: &utoipa::openapi::OpenApi) -> String {
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Verity API</title><style>\
+         body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}\
+         code{background:#f2f2f2;padding:0 .25rem;border-radius:3px}\
+         section{border-top:1px solid #ddd;padding:.5rem 0}\
+         .m{font-weight:700;display:inline-block;min-width:4rem}\
+         </style></head><body><h1>Verity API</h1>",
+    );
+    let _ = write!(
+        html,
+        "<p>{}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). \
+         Send <code>Authorization: Bearer &lt;key or token&gt;</code> unless the server runs with \
+         authentication off. Every error is <code>{{\"error\": {{\"code\", \"message\", \"details\"}}}}</code>.</p>",
+        escape(document.info.description.as_deref().unwrap_or_default()),
+    );
+    for (path, item) in &document.paths.paths {
+        for (method, operation) in operations(item) {
+            let _ = write!(
+                html,
+                "<section><h2><span class=\"m\">{method}</span> <code>{}</code></h2><p><strong>{}</strong></p>",
+                escape(path),
+                escape(operation.summary.as_deref().unwrap_or_default())
+            );
+            if let Some(description) = &operation.description {
+                let _ = write!(html, "<p>{}</p>", escape(description));
+            }
+            if let Some(body) = &operation.request_body {
+                let names: Vec<String> = body
+                    .content
+                    .values()
+                    .filter_map(|c| c.schema.as_ref().map(schema_name))
+                    .collect();
+                let _ = write!(
+                    html,
+                    "<p>Request body: <code>{}</code></p>",
+                    escape(&names.join(", "))
+                );
+            }
+            html.push_str("<ul>");
+            for (status, response) in &operation.responses.responses {
+                let description = match response {
+                    RefOr::T(r) => r.description.clone(),
+                    RefOr::Ref(r) => r.ref_location.clone(),
+                };
+                let _ = write!(
+                    html,
+                    "<li><code>{}</code> {}</li>",
+                    escape(status),
+                    escape(&description)
+                );
+            }
+            html.push_str("</ul></section>");
+        }
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+pub async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(render_page(&document()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_describes_every_route_and_the_page_needs_nothing_outside() {
+        let doc = document();
+        for path in [
+            "/v1/query",
+            "/v1/chat/completions",
+            "/generate",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path} missing");
+        }
+        let schemas = &doc.components.as_ref().unwrap().schemas;
+        for name in [
+            "QueryRequest",
+            "Answer",
+            "Citation",
+            "Grounding",
+            "ErrorEnvelope",
+        ] {
+            assert!(schemas.contains_key(name), "{name} missing");
+        }
+        let page = render_page(&doc);
+        assert!(page.contains("<code>/v1/query</code>"));
+        assert!(!page.contains("<script"), "no scripts");
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no outside links"
+        );
+    }
+}
