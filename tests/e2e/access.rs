@@ -3,7 +3,6 @@
 //! streamed or not, even when one quotes the other's text; keys are scoped to collections and
 //! actions; a revoked key stops at once; bursts over the rate limit get 429.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -15,7 +14,7 @@ use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::Scope;
 
-use crate::helpers::{settings_for, verity_command};
+use crate::helpers::{serve, server_runtime, settings_for, verity_command};
 
 const ACME: &str = "# Project codes\n\nEmployees of Acme receive 25 days of vacation per year. The secret project code name at Acme is BLUEBIRD, and its budget is 4 million.\n";
 const GLOBEX: &str = "# Project codes\n\nEmployees of Globex receive 31 days of vacation per year. The secret project code name at Globex is REDWOLF, and its budget is 9 million.\n";
@@ -40,11 +39,7 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 fn start(rate_limit_burst: u32) -> SecuredApp {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = server_runtime();
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("docs");
     let (verity, base_url, keys) = runtime.block_on(async {
@@ -87,12 +82,7 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
             .await
             .unwrap();
         let verity = Arc::new(verity);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let app = verity_cli::build_server(Arc::clone(&verity), listener)
-            .await
-            .unwrap();
-        let base_url = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let base_url = serve(Arc::clone(&verity)).await;
         (verity, base_url, (key_a, ingest_only))
     });
     SecuredApp {

@@ -6,7 +6,6 @@
 #[path = "../../crates/generate/tests/support/mock_engine.rs"]
 mod mock_engine;
 
-use std::net::TcpListener;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_cli::settings::GenerationBackend;
 
-use crate::helpers::{knowledge_dir, settings_for};
+use crate::helpers::{knowledge_dir, serve, server_runtime, settings_for};
 
 const QUESTION: &str = "How many working days of paid vacation does a full-time employee receive?";
 
@@ -33,11 +32,7 @@ struct GeneratingApp {
 
 /// A Verity on the vacation policy whose answers come from the mock engine's `model`.
 fn start(model: &str, max_concurrent: usize, max_queued: usize) -> GeneratingApp {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = server_runtime();
     let dir = tempfile::tempdir().unwrap();
     let (engine, base_url) = runtime.block_on(async {
         let engine = mock_engine::start();
@@ -54,12 +49,7 @@ fn start(model: &str, max_concurrent: usize, max_queued: usize) -> GeneratingApp
             .await
             .unwrap();
         verity.enable_generation().await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let app = verity_cli::build_server(Arc::new(verity), listener)
-            .await
-            .unwrap();
-        let base_url = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let base_url = serve(Arc::new(verity)).await;
         (engine, base_url)
     });
     GeneratingApp {

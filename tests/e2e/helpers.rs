@@ -108,6 +108,26 @@ impl Scratch {
     }
 }
 
+/// A runtime for a test's server: multi-threaded, so that the server keeps answering while the
+/// test thread blocks on its own requests.
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Serves `verity` over HTTP on a free loopback port (on the current runtime); returns its
+/// base URL.
+pub async fn serve(verity: Arc<Verity>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = verity_cli::build_server(verity, listener).await.unwrap();
+    let base_url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    base_url
+}
+
 /// `knowledge/` ingested once per test run and served over HTTP on a random port. Lives in its
 /// own runtime so that every test (each on its own thread) can share it.
 pub struct KnowledgeApp {
@@ -120,11 +140,7 @@ pub struct KnowledgeApp {
 pub fn knowledge_app() -> &'static KnowledgeApp {
     static APP: OnceLock<KnowledgeApp> = OnceLock::new();
     APP.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = server_runtime();
         let dir = tempfile::tempdir().unwrap();
         let (verity, base_url) = runtime.block_on(async {
             let verity = Verity::open(settings_for(dir.path())).await.unwrap();
@@ -134,12 +150,7 @@ pub fn knowledge_app() -> &'static KnowledgeApp {
                 .unwrap();
             assert_eq!(report.documents_failed, 0, "{:?}", report.failures);
             let verity = Arc::new(verity);
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let app = verity_cli::build_server(Arc::clone(&verity), listener)
-                .await
-                .unwrap();
-            let base_url = format!("http://127.0.0.1:{}", app.port());
-            tokio::spawn(app.run_until_stopped());
+            let base_url = serve(Arc::clone(&verity)).await;
             (verity, base_url)
         });
         KnowledgeApp {

@@ -2,7 +2,6 @@
 //! are accepted with their groups; expired, not-yet-valid, wrong-audience, wrong-issuer,
 //! unsigned (`alg: none`), HMAC-signed-with-the-public-key and foreign-key tokens get 401.
 
-use std::net::TcpListener;
 use std::sync::{Arc, OnceLock};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -14,7 +13,7 @@ use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::Scope;
 
-use crate::helpers::{repo_root, settings_for};
+use crate::helpers::{repo_root, serve, server_runtime, settings_for};
 
 const ISSUER: &str = "https://login.example.com/realms/acme";
 const AUDIENCE: &str = "verity-api";
@@ -29,11 +28,7 @@ struct OidcApp {
 fn app() -> &'static OidcApp {
     static APP: OnceLock<OidcApp> = OnceLock::new();
     APP.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = server_runtime();
         let dir = tempfile::tempdir().unwrap();
         let docs = dir.path().join("docs");
         std::fs::create_dir_all(&docs).unwrap();
@@ -62,13 +57,7 @@ fn app() -> &'static OidcApp {
             let key = create_key(&verity.store, "bot", &[Scope::Query], None, &["finance".into()])
                 .await
                 .unwrap();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let app = verity_cli::build_server(Arc::new(verity), listener)
-                .await
-                .unwrap();
-            let base_url = format!("http://127.0.0.1:{}", app.port());
-            tokio::spawn(app.run_until_stopped());
-            (base_url, key.key)
+            (serve(Arc::new(verity)).await, key.key)
         });
         OidcApp {
             runtime,

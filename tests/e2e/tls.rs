@@ -1,20 +1,15 @@
 //! HTTPS straight from `verity serve`: TLS 1.3 with a certificate the test generates; a TLS 1.2
 //! client and a plain-HTTP client are refused.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use verity_cli::app::Verity;
 
-use crate::helpers::settings_for;
+use crate::helpers::{serve, server_runtime, settings_for};
 
 #[test]
 fn the_api_is_served_over_tls_13_only() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = server_runtime();
     let dir = tempfile::tempdir().unwrap();
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
@@ -29,12 +24,8 @@ fn the_api_is_served_over_tls_13_only() {
         settings.server.tls_cert = Some(cert);
         settings.server.tls_key = Some(key);
         let verity = Verity::open(settings).await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let app = verity_cli::build_server(Arc::new(verity), listener)
-            .await
-            .unwrap();
-        let port = app.port();
-        tokio::spawn(app.run_until_stopped());
+        let base_url = serve(Arc::new(verity)).await;
+        let address = base_url.trim_start_matches("http://").to_string();
 
         let root = reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
         let client = |max: Option<reqwest::tls::Version>| {
@@ -47,7 +38,7 @@ fn the_api_is_served_over_tls_13_only() {
             }
             builder.build().unwrap()
         };
-        let url = format!("https://127.0.0.1:{port}/healthz");
+        let url = format!("https://{address}/healthz");
 
         let ok = client(None).get(&url).send().await.unwrap();
         assert_eq!(ok.status(), 200);
@@ -59,7 +50,7 @@ fn the_api_is_served_over_tls_13_only() {
             .await;
         assert!(tls12.is_err(), "a TLS 1.2 client was served");
 
-        let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+        let plain = reqwest::get(format!("http://{address}/healthz")).await;
         assert!(
             plain.is_err() || plain.unwrap().status() != 200,
             "plain HTTP was served on the TLS port"
