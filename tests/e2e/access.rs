@@ -374,3 +374,97 @@ fn keys_are_created_listed_and_revoked_from_the_command_line() {
     assert!(!bad_scope.status.success());
     assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("query, ingest or admin"));
 }
+
+#[test]
+fn collections_are_listed_as_the_caller_may_see_them_and_managed_with_the_admin_scope() {
+    let app = app();
+    app.runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let url = format!("{}/v1/collections", app.base_url);
+        let list = |key: String| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let response = client.get(&url).bearer_auth(key).send().await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                response.json::<Value>().await.unwrap()["collections"].clone()
+            }
+        };
+        // Tenant A sees its two collections, and in the shared one only its own document.
+        assert_eq!(
+            list(app.key_a.clone()).await,
+            json!([{"name": "shared", "documents": 1}, {"name": "tenant-a", "documents": 1}])
+        );
+        let denied = client
+            .post(&url)
+            .bearer_auth(&app.key_a)
+            .json(&json!({"name": "scratch"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+
+        let admin = create_key(
+            &app.verity.store,
+            "admin",
+            &[Scope::Admin, Scope::Query],
+            None,
+            &[],
+        )
+        .await
+        .unwrap()
+        .key;
+        let create = |name: &str| {
+            client
+                .post(&url)
+                .bearer_auth(&admin)
+                .json(&json!({ "name": name }))
+                .send()
+        };
+        assert_eq!(
+            create("scratch").await.unwrap().status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(create("scratch").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            create("../etc").await.unwrap().status(),
+            StatusCode::BAD_REQUEST
+        );
+
+        let all = list(admin.clone()).await;
+        let names: Vec<&str> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"scratch") && names.contains(&"tenant-b"),
+            "{all}"
+        );
+        // Without groups, the admin key reads only documents without groups.
+        let shared = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "shared")
+            .unwrap();
+        assert_eq!(shared["documents"], 0);
+
+        let delete = |name: &str| {
+            client
+                .delete(format!("{url}/{name}"))
+                .bearer_auth(&admin)
+                .send()
+        };
+        let deleted = delete("scratch").await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::OK);
+        assert_eq!(
+            deleted.json::<Value>().await.unwrap(),
+            json!({"name": "scratch", "documents_removed": 0})
+        );
+        assert_eq!(
+            delete("scratch").await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+    });
+}

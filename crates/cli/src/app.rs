@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_trait::async_trait;
 use verity_core::{
-    AnswerService, AnswerStream, Caller, Embedder, MetadataFilter, QueryRequest, Readiness,
-    RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery, Timings, VectorIndex, VerityError,
-    VerityResult, detect_language, parse_day, validate_collection_name,
+    AnswerService, AnswerStream, Caller, CollectionInfo, Collections, Embedder, MetadataFilter,
+    QueryRequest, Readiness, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery, Timings,
+    VectorIndex, VerityError, VerityResult, detect_language, parse_day, validate_collection_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{
@@ -339,6 +339,63 @@ pub async fn connect_generator(settings: &Settings) -> anyhow::Result<Option<Arc
             Some(Arc::new(MistralRsGenerator::load(&config).await?))
         }
     })
+}
+
+/// Whether a caller with these groups may read a document with those (`None`: no condition;
+/// a document without groups is readable by all).
+fn readable(caller_groups: Option<&[String]>, document_groups: &[String]) -> bool {
+    match caller_groups {
+        None => true,
+        Some(mine) => {
+            document_groups.is_empty() || document_groups.iter().any(|g| mine.contains(g))
+        }
+    }
+}
+
+#[async_trait]
+impl Collections for Verity {
+    async fn list_collections(&self, caller: &Caller) -> VerityResult<Vec<CollectionInfo>> {
+        let mut out = Vec::new();
+        for name in self.store.list_collections().await? {
+            if !caller.may_use_collection(&name) {
+                continue;
+            }
+            let documents = self
+                .store
+                .documents_in_collection(&name)
+                .await?
+                .iter()
+                .filter(|d| readable(caller.groups.as_deref(), &d.groups))
+                .count();
+            out.push(CollectionInfo { name, documents });
+        }
+        Ok(out)
+    }
+
+    async fn create_collection(&self, caller: &Caller, name: &str) -> VerityResult<bool> {
+        validate_collection_name(name)?;
+        if !caller.may_use_collection(name) {
+            return Err(VerityError::Forbidden(format!(
+                "this key may not use the collection {name:?}"
+            )));
+        }
+        if self.store.collection_exists(name).await? {
+            return Ok(false);
+        }
+        self.store.ensure_collection(name).await?;
+        Ok(true)
+    }
+
+    async fn delete_collection(&self, caller: &Caller, name: &str) -> VerityResult<usize> {
+        validate_collection_name(name)?;
+        if !caller.may_use_collection(name) || !self.store.collection_exists(name).await? {
+            return Err(VerityError::NotFound {
+                what: "collection",
+                name: name.to_string(),
+            });
+        }
+        Verity::delete_collection(self, name).await
+    }
 }
 
 #[async_trait]

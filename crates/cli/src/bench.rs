@@ -357,7 +357,13 @@ pub async fn bench_auth(
             tls: None,
         };
         let authenticator = Arc::new(BearerAuthenticator::new(verity.store.clone(), mode, None)?);
-        let app = Application::build(listener, verity.clone(), authenticator, config)?;
+        let app = Application::build(
+            listener,
+            verity.clone(),
+            verity.clone(),
+            authenticator,
+            config,
+        )?;
         urls.push(format!("http://127.0.0.1:{}", app.port()));
         handles.push(app.handle());
         tokio::spawn(app.run_until_stopped());

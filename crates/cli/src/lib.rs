@@ -87,6 +87,6 @@ pub async fn build_server(
         },
     };
     let authenticator = Arc::new(authenticator(&verity).await?);
-    Application::build(listener, verity, authenticator, config)
+    Application::build(listener, verity.clone(), verity, authenticator, config)
         .context("cannot start the HTTP server")
 }

@@ -76,6 +76,26 @@ impl Caller {
     }
 }
 
+/// A collection as a caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CollectionInfo {
+    pub name: String,
+    /// Documents of the collection the caller may read.
+    pub documents: usize,
+}
+
+/// Collections, as the API manages them. Every method answers for `caller`: collections it may
+/// not use do not exist for it.
+#[async_trait]
+pub trait Collections: Send + Sync {
+    async fn list_collections(&self, caller: &Caller) -> VerityResult<Vec<CollectionInfo>>;
+    /// Creates an empty collection; `false` if it existed already.
+    async fn create_collection(&self, caller: &Caller, name: &str) -> VerityResult<bool>;
+    /// Removes a collection with its documents and their chunks; returns how many documents.
+    async fn delete_collection(&self, caller: &Caller, name: &str) -> VerityResult<usize>;
+}
+
 /// Turns a request's bearer token into a caller, or refuses it
 /// ([`crate::VerityError::Unauthenticated`]).
 #[async_trait]

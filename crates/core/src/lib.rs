@@ -14,7 +14,7 @@ mod language;
 mod query;
 mod traits;
 
-pub use access::{Authenticator, Caller, Scope};
+pub use access::{Authenticator, Caller, CollectionInfo, Collections, Scope};
 pub use answer::{
     Answer, AnswerEvent, Citation, Grounding, GroundingStatus, QueryRequest, Timings,
     UnsupportedSentence,

@@ -6,6 +6,7 @@
 //! unknown routes or methods) answered with a 4xx naming the problem, never a 500.
 
 mod auth;
+mod collections;
 mod compat;
 mod error;
 mod openapi;
@@ -20,7 +21,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing::Instrument;
-use verity_core::{AnswerService, Authenticator};
+use verity_core::{AnswerService, Authenticator, Collections};
 
 pub use auth::RateLimit;
 pub use error::ApiError;
@@ -122,11 +123,13 @@ impl Application {
     pub fn build(
         listener: TcpListener,
         service: Arc<dyn AnswerService>,
+        collections: Arc<dyn Collections>,
         authenticator: Arc<dyn Authenticator>,
         config: GatewayConfig,
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let service = web::Data::from(service);
+        let collections = web::Data::from(collections);
         let authenticator = web::Data::from(authenticator);
         // One limiter for all workers, so a caller's budget is per server, not per thread.
         let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
@@ -180,6 +183,7 @@ impl Application {
                     }
                 })
                 .app_data(service.clone())
+                .app_data(collections.clone())
                 .app_data(authenticator.clone())
                 .app_data(limiter.clone())
                 .app_data(routes::json_config(max_body))

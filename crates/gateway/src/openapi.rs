@@ -10,8 +10,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{PathItem, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use verity_core::{
-    Answer, Citation, Grounding, GroundingStatus, Language, MetadataFilter, QueryRequest,
-    RetrievalMode, Timings, UnsupportedSentence,
+    Answer, Citation, CollectionInfo, Grounding, GroundingStatus, Language, MetadataFilter,
+    QueryRequest, RetrievalMode, Timings, UnsupportedSentence,
 };
 
 /// Every error: `{"error": {"code", "message", "details"}}`.
@@ -137,6 +137,46 @@ fn chat_completions() {}
 #[allow(dead_code)]
 fn generate() {}
 
+/// `{"collections": [...]}`.
+#[derive(Serialize, ToSchema)]
+struct CollectionList {
+    collections: Vec<CollectionInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct NewCollection {
+    name: String,
+}
+
+#[utoipa::path(get, path = "/v1/collections", tag = "collections",
+    summary = "The collections the caller may use, with the documents it may read in each",
+    responses((status = 200, description = "The list", body = CollectionList),
+              (status = 401, description = "No valid key or token", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn list_collections() {}
+
+#[utoipa::path(post, path = "/v1/collections", tag = "collections",
+    summary = "Create an empty collection (admin scope)",
+    request_body = NewCollection,
+    responses((status = 201, description = "`{\"name\", \"created\": true}`"),
+              (status = 200, description = "It existed: `{\"name\", \"created\": false}`"),
+              (status = 400, description = "Invalid name", body = ErrorEnvelope),
+              (status = 403, description = "No admin scope, or a collection the key may not use", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn create_collection() {}
+
+#[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections",
+    summary = "Remove a collection with its documents, chunks and vectors (admin scope)",
+    params(("name" = String, Path, description = "The collection")),
+    responses((status = 200, description = "`{\"name\", \"documents_removed\"}`"),
+              (status = 403, description = "No admin scope", body = ErrorEnvelope),
+              (status = 404, description = "Unknown collection (or one the key may not use)", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn delete_collection() {}
+
 #[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up",
     responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 #[allow(dead_code)]
@@ -178,11 +218,14 @@ impl Modify for BearerAuth {
         title = "Verity",
         description = "Grounded answers from a company's documents, with citations verified after generation."
     ),
-    paths(query, chat_completions, generate, healthz, readyz, metrics),
+    paths(
+        query, chat_completions, generate, list_collections, create_collection,
+        delete_collection, healthz, readyz, metrics
+    ),
     components(schemas(
         QueryRequest, Answer, Citation, Grounding, GroundingStatus, UnsupportedSentence,
         MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ChatCompletionRequest,
-        ChatCompletion, GenerateRequest
+        ChatCompletion, GenerateRequest, CollectionInfo, CollectionList, NewCollection
     )),
     modifiers(&BearerAuth)
 )]
@@ -306,6 +349,8 @@ mod tests {
             "/v1/query",
             "/v1/chat/completions",
             "/generate",
+            "/v1/collections",
+            "/v1/collections/{name}",
             "/healthz",
             "/readyz",
             "/metrics",

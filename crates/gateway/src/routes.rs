@@ -7,12 +7,23 @@ use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::sse;
-use crate::{compat, openapi};
+use crate::{collections, compat, openapi};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/query")
             .route(web::post().to(query))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/collections")
+            .route(web::get().to(collections::list))
+            .route(web::post().to(collections::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/collections/{name}")
+            .route(web::delete().to(collections::delete))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
