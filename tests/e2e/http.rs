@@ -324,3 +324,26 @@ fn the_openapi_document_and_the_api_page_are_served() {
         assert!(!html.contains("<script"));
     });
 }
+
+#[test]
+fn no_cors_headers_are_sent_unless_origins_are_configured() {
+    let app = knowledge_app();
+    app.runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/query", app.base_url),
+            )
+            .header("origin", "https://evil.example")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
+    });
+}

@@ -1,5 +1,5 @@
-//! HTTPS straight from `verity serve`: TLS 1.3 with a certificate the test generates; a TLS 1.2
-//! client and a plain-HTTP client are refused.
+//! Transport and browser rules of `verity serve`: HTTPS with TLS 1.3 (a certificate the test
+//! generates; TLS 1.2 and plain-HTTP clients are refused), and CORS for configured origins only.
 
 use std::sync::Arc;
 
@@ -55,5 +55,36 @@ fn the_api_is_served_over_tls_13_only() {
             plain.is_err() || plain.unwrap().status() != 200,
             "plain HTTP was served on the TLS port"
         );
+    });
+}
+
+#[test]
+fn configured_origins_and_only_they_may_call_from_a_browser() {
+    let runtime = server_runtime();
+    let dir = tempfile::tempdir().unwrap();
+    runtime.block_on(async {
+        let mut settings = settings_for(&dir.path().join("data"));
+        settings.server.cors_origins = vec!["https://intranet.example.com".into()];
+        let verity = Verity::open(settings).await.unwrap();
+        let base_url = serve(Arc::new(verity)).await;
+        let preflight = |origin: &'static str| {
+            reqwest::Client::new()
+                .request(reqwest::Method::OPTIONS, format!("{base_url}/v1/query"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                )
+                .send()
+        };
+        let allowed = preflight("https://intranet.example.com").await.unwrap();
+        assert!(allowed.status().is_success(), "{}", allowed.status());
+        assert_eq!(
+            allowed.headers()["access-control-allow-origin"],
+            "https://intranet.example.com"
+        );
+        let other = preflight("https://evil.example").await.unwrap();
+        assert!(other.headers().get("access-control-allow-origin").is_none());
     });
 }

@@ -355,6 +355,7 @@ pub async fn bench_auth(
                 burst: 1_000_000,
             }),
             tls: None,
+            cors_origins: Vec::new(),
         };
         let authenticator = Arc::new(BearerAuthenticator::new(verity.store.clone(), mode, None)?);
         let app = Application::build(

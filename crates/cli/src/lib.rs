@@ -85,6 +85,7 @@ pub async fn build_server(
             }),
             _ => None,
         },
+        cors_origins: settings.server.cors_origins.clone(),
     };
     let authenticator = Arc::new(authenticator(&verity).await?);
     Application::build(listener, verity.clone(), verity, authenticator, config)

@@ -113,6 +113,8 @@ pub struct ServerSettings {
     #[serde(default, deserialize_with = "empty_as_none")]
     pub tls_key: Option<PathBuf>,
     pub tls_allow_tls12: bool,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,7 +181,10 @@ impl Settings {
                 Environment::with_prefix("VERITY")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    // VERITY_SERVER__CORS_ORIGINS=https://a.example,https://b.example
+                    .list_separator(",")
+                    .with_list_parse_key("server.cors_origins"),
             )
             .set_override_option(
                 "data_dir",

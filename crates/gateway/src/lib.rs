@@ -19,6 +19,7 @@ use std::sync::{Arc, LazyLock};
 
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Condition;
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing::Instrument;
 use verity_core::{AnswerService, Authenticator, Collections};
@@ -53,6 +54,23 @@ pub struct GatewayConfig {
     pub rate_limit: Option<RateLimit>,
     /// Serve HTTPS with this certificate; `None`: plain HTTP (behind a TLS proxy, or loopback).
     pub tls: Option<TlsFiles>,
+    /// Web origins (`https://intranet.example.com`) whose pages may call the API; empty: no
+    /// CORS headers at all, so browsers refuse cross-origin calls.
+    pub cors_origins: Vec<String>,
+}
+
+/// CORS for the configured origins only; credentials travel in the Authorization header,
+/// never in cookies.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers(["authorization", "content-type", "accept", "x-request-id"])
+        .expose_headers(["retry-after", "x-request-id", "server-timing"])
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// A PEM certificate chain and its private key.
@@ -109,6 +127,7 @@ impl Default for GatewayConfig {
             workers: 0,
             rate_limit: None,
             tls: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -134,8 +153,13 @@ impl Application {
         // One limiter for all workers, so a caller's budget is per server, not per thread.
         let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
         let max_body = config.max_body_bytes;
+        let cors_origins = config.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap_fn(|request, service| {
                     let started = std::time::Instant::now();
                     let id = request_log::request_id(
