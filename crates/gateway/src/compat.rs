@@ -10,6 +10,8 @@
 
 use std::convert::Infallible;
 
+use futures_util::StreamExt;
+
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -176,7 +178,7 @@ pub async fn chat_completions(
         })));
     }
 
-    let mut events = service.query_stream(&caller, query).await?;
+    let events = service.query_stream(&caller, query).await?;
     let chunk = move |delta: Value, finish: Option<&str>, extension: Option<Value>| {
         let mut value = json!({
             "id": id,
@@ -190,53 +192,39 @@ pub async fn chat_completions(
         }
         Bytes::from(format!("data: {value}\n\n"))
     };
-    let body = async_stream(move |sender| async move {
-        let _ = sender
-            .send(chunk(json!({"role": "assistant"}), None, None))
-            .await;
-        while let Some(event) = events.recv().await {
-            match event {
-                AnswerEvent::Grounding(answer) => {
-                    let _ = sender
-                        .send(chunk(json!({"content": answer.answer}), None, None))
-                        .await;
-                    let _ = sender
-                        .send(chunk(
-                            json!({}),
-                            Some("stop"),
-                            Some(verity_extension(&answer)),
-                        ))
-                        .await;
-                }
+    let role = chunk(json!({"role": "assistant"}), None, None);
+    // Each answer event becomes the chunks it stands for. The body owns `events`, so a client
+    // that goes away drops them, which cancels the generation.
+    let answer = futures_util::stream::unfold((events, chunk), |(mut events, chunk)| async move {
+        loop {
+            let chunks = match events.recv().await? {
+                AnswerEvent::Grounding(answer) => vec![
+                    chunk(json!({"content": answer.answer}), None, None),
+                    chunk(json!({}), Some("stop"), Some(verity_extension(&answer))),
+                ],
                 AnswerEvent::Error(message) => {
                     let error =
                         json!({"error": {"code": "internal", "message": message, "details": null}});
-                    let _ = sender.send(Bytes::from(format!("data: {error}\n\n"))).await;
+                    vec![Bytes::from(format!("data: {error}\n\n"))]
                 }
-                AnswerEvent::Done(_) => break,
-                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => {}
-            }
+                AnswerEvent::Done(_) => return None,
+                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => continue,
+            };
+            return Some((futures_util::stream::iter(chunks), (events, chunk)));
         }
-        let _ = sender.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
-    });
+    })
+    .flatten();
+    let body = futures_util::stream::once(async move { role })
+        .chain(answer)
+        .chain(futures_util::stream::once(async {
+            Bytes::from_static(b"data: [DONE]\n\n")
+        }))
+        .map(Ok::<_, Infallible>);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(body))
-}
-
-/// A body fed by a task through a channel; the task stops when the client goes away.
-fn async_stream<F, Fut>(produce: F) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Bytes>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (sender, receiver) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(produce(sender));
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|bytes| (Ok(bytes), receiver))
-    })
 }
 
 /// `POST /generate {"prompt"}`: the seed's simple API, answered like `/v1/query`.

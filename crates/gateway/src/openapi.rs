@@ -3,6 +3,7 @@
 //! works air-gapped.
 
 use std::fmt::Write;
+use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
 use serde::Serialize;
@@ -235,8 +236,18 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// The document and the page never change while the server runs: built once, on first use.
+static DOCUMENT_JSON: LazyLock<String> = LazyLock::new(|| {
+    document()
+        .to_json()
+        .expect("the OpenAPI document serialises")
+});
+static PAGE: LazyLock<String> = LazyLock::new(|| render_page(&document()));
+
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT_JSON.as_str())
 }
 
 fn escape(text: &str) -> String {
@@ -335,7 +346,7 @@ pub fn render_page(document: &utoipa::openapi::OpenApi) -> String {
 pub async fn docs_page() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(render_page(&document()))
+        .body(PAGE.as_str())
 }
 
 #[cfg(test)]

@@ -67,6 +67,56 @@ impl GenerationStats {
     }
 }
 
+/// Where a backend sends its text: passes each piece on and keeps the statistics every backend
+/// reports the same way (time to first text, pieces as a stand-in for tokens when the engine
+/// does not count them).
+#[derive(Debug)]
+pub struct TextSink {
+    output: mpsc::Sender<String>,
+    started: std::time::Instant,
+    pieces: usize,
+    /// Token counts the engine reported; `finish` fills in the rest.
+    pub stats: GenerationStats,
+}
+
+impl TextSink {
+    /// Starts the clock: call it when the request goes to the engine.
+    pub fn new(output: mpsc::Sender<String>) -> Self {
+        Self {
+            output,
+            started: std::time::Instant::now(),
+            pieces: 0,
+            stats: GenerationStats::default(),
+        }
+    }
+
+    /// Passes a piece of text on (empty pieces are skipped). Fails with
+    /// [`GenerationError::Cancelled`] when the reader is gone: the backend should stop.
+    pub async fn send(&mut self, text: &str) -> Result<(), GenerationError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let started = self.started;
+        self.stats
+            .first_token
+            .get_or_insert_with(|| started.elapsed());
+        self.pieces += 1;
+        self.output
+            .send(text.to_string())
+            .await
+            .map_err(|_| GenerationError::Cancelled)
+    }
+
+    /// The generation's statistics, now that it has ended.
+    pub fn finish(mut self) -> GenerationStats {
+        if self.stats.completion_tokens == 0 {
+            self.stats.completion_tokens = self.pieces;
+        }
+        self.stats.total = self.started.elapsed();
+        self.stats
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum GenerationError {
     /// The receiver of the streamed text went away (the client disconnected).

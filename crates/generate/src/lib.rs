@@ -29,7 +29,7 @@ pub use extractive::{
     ExtractiveConfig,
 };
 pub use generator::{
-    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role,
+    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role, TextSink,
 };
 pub use grounded::{AnswerConfig, Answerer, Ticket};
 pub use metrics::{GenerationMetrics, METRICS};

@@ -6,7 +6,7 @@
 //! a bounded number of times with backoff, but only before any text was sent on, so a client
 //! never sees text twice.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::generator::{
-    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator,
+    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, TextSink,
 };
 
 #[derive(Debug, Clone)]
@@ -189,9 +189,8 @@ impl Generator for OpenAiGenerator {
         params: GenerationParams,
         output: mpsc::Sender<String>,
     ) -> Result<GenerationStats, GenerationError> {
-        let started = Instant::now();
+        let mut sink = TextSink::new(output);
         let response = self.send(&self.body(messages, params)).await?;
-        let mut stats = GenerationStats::default();
 
         if !self.config.stream {
             let body: Value = response.json().await.map_err(|e| {
@@ -203,19 +202,13 @@ impl Generator for OpenAiGenerator {
                 .ok_or_else(|| {
                     GenerationError::engine("the engine's answer has no choices[0].message.content")
                 })?;
-            stats.first_token = Some(started.elapsed());
-            read_usage(&body, &mut stats);
-            output
-                .send(text.to_string())
-                .await
-                .map_err(|_| GenerationError::Cancelled)?;
-            stats.total = started.elapsed();
-            return Ok(stats);
+            read_usage(&body, &mut sink.stats);
+            sink.send(text).await?;
+            return Ok(sink.finish());
         }
 
         let mut bytes = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
-        let mut pieces = 0;
         while let Some(chunk) = bytes.next().await {
             let chunk = chunk.map_err(|e| {
                 GenerationError::engine(format!("the engine's stream broke off: {e}"))
@@ -226,11 +219,7 @@ impl Generator for OpenAiGenerator {
                     continue;
                 };
                 if data == "[DONE]" {
-                    stats.total = started.elapsed();
-                    if stats.completion_tokens == 0 {
-                        stats.completion_tokens = pieces;
-                    }
-                    return Ok(stats);
+                    return Ok(sink.finish());
                 }
                 let value: Value = serde_json::from_str(&data).map_err(|e| {
                     GenerationError::engine(format!(
@@ -243,19 +232,12 @@ impl Generator for OpenAiGenerator {
                         error_message(&error.to_string())
                     )));
                 }
-                read_usage(&value, &mut stats);
+                read_usage(&value, &mut sink.stats);
                 let text = value
                     .pointer("/choices/0/delta/content")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                if !text.is_empty() {
-                    stats.first_token.get_or_insert_with(|| started.elapsed());
-                    pieces += 1;
-                    output
-                        .send(text.to_string())
-                        .await
-                        .map_err(|_| GenerationError::Cancelled)?;
-                }
+                sink.send(text).await?;
             }
         }
         Err(GenerationError::engine(

@@ -11,7 +11,6 @@
 mod random_model;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use mistralrs::{
@@ -20,7 +19,7 @@ use mistralrs::{
 };
 use tokio::sync::mpsc;
 use verity_generate::{
-    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role,
+    ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role, TextSink,
 };
 
 pub use random_model::{LlamaShape, write_random_llama};
@@ -206,7 +205,7 @@ impl Generator for MistralRsGenerator {
         params: GenerationParams,
         output: mpsc::Sender<String>,
     ) -> Result<GenerationStats, GenerationError> {
-        let started = Instant::now();
+        let mut sink = TextSink::new(output);
         let mut request = RequestBuilder::new().set_sampler_max_len(params.max_tokens);
         if params.temperature > 0.0 {
             request = request.set_sampler_temperature(f64::from(params.temperature));
@@ -222,35 +221,28 @@ impl Generator for MistralRsGenerator {
             self.model.stream_chat_request(request).await.map_err(|e| {
                 GenerationError::engine(format!("mistral.rs refused the request: {e}"))
             })?;
-        let mut stats = GenerationStats::default();
-        let mut pieces = 0;
         while let Some(response) = stream.next().await {
             match response {
                 Response::Chunk(ChatCompletionChunkResponse { choices, usage, .. }) => {
                     if let Some(usage) = usage {
-                        stats.prompt_tokens = usage.prompt_tokens;
-                        stats.completion_tokens = usage.completion_tokens;
+                        sink.stats.prompt_tokens = usage.prompt_tokens;
+                        sink.stats.completion_tokens = usage.completion_tokens;
                     }
                     let Some(choice) = choices.first() else {
                         continue;
                     };
-                    if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
-                        stats.first_token.get_or_insert_with(|| started.elapsed());
-                        pieces += 1;
+                    if let Some(text) = choice.delta.content.as_deref() {
                         // A failed send means the reader is gone; returning drops `stream`,
                         // which makes mistral.rs cancel the sequence.
-                        output
-                            .send(text.to_string())
-                            .await
-                            .map_err(|_| GenerationError::Cancelled)?;
+                        sink.send(text).await?;
                     }
                     if choice.finish_reason.is_some() {
                         break;
                     }
                 }
                 Response::Done(done) => {
-                    stats.prompt_tokens = done.usage.prompt_tokens;
-                    stats.completion_tokens = done.usage.completion_tokens;
+                    sink.stats.prompt_tokens = done.usage.prompt_tokens;
+                    sink.stats.completion_tokens = done.usage.completion_tokens;
                     break;
                 }
                 Response::ModelError(message, _) => {
@@ -264,10 +256,6 @@ impl Generator for MistralRsGenerator {
                 _ => {}
             }
         }
-        if stats.completion_tokens == 0 {
-            stats.completion_tokens = pieces;
-        }
-        stats.total = started.elapsed();
-        Ok(stats)
+        Ok(sink.finish())
     }
 }
