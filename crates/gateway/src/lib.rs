@@ -13,6 +13,7 @@ mod openapi;
 mod request_log;
 mod routes;
 mod sse;
+mod web;
 
 use std::net::TcpListener;
 use std::sync::{Arc, LazyLock};
