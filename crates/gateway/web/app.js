@@ -368,11 +368,13 @@
     const box = $('status');
     const grounding = run.answer && run.answer.grounding;
     if (!grounding || !grounding.status) {
+      delete $('result').dataset.status;
       box.hidden = true;
       $('unsupported').hidden = true;
       return;
     }
     const status = String(grounding.status);
+    $('result').dataset.status = status;
     box.hidden = false;
     box.dataset.status = status;
     $('badge').textContent = t(`st_${status}`);

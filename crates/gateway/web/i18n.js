@@ -93,7 +93,7 @@ window.VerityI18n = {
     langHint: 'Cambiar el idioma de la interfaz',
     signIn: 'Iniciar sesi\u00f3n',
     signOut: 'Cerrar sesi\u00f3n',
-    signedInAs: 'Sesi\u00f3n de {subject}',
+    signedInAs: 'Sesi\u00f3n: {subject}',
     notSignedIn: 'Sin sesi\u00f3n',
     questionLabel: 'Tu pregunta',
     questionPlaceholder: '\u00bfCu\u00e1ntos d\u00edas de vacaciones puedo traspasar?',
