@@ -10,10 +10,10 @@ mod collections;
 mod compat;
 mod error;
 mod openapi;
+mod page;
 mod request_log;
 mod routes;
 mod sse;
-mod web;
 
 use std::net::TcpListener;
 use std::sync::{Arc, LazyLock};

@@ -10,7 +10,7 @@ use crate::sse;
 use crate::{collections, compat, openapi};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    crate::web::configure(cfg);
+    crate::page::configure(cfg);
     cfg.service(
         web::resource("/v1/query")
             .route(web::post().to(query))

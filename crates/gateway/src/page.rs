@@ -1,4 +1,5 @@
-//! The employees' page at `/`: a few static files built into the binary (no CDN, nothing fetched
+//! The employees' page at `/` (`mod page`: a module named `web` would clash with
+//! `actix_web::web`): a few static files built into the binary (no CDN, nothing fetched
 //! at run time, so it works air-gapped), served with a strict Content-Security-Policy.
 //!
 //! Key decision: the page is plain HTML, CSS and JavaScript with no build step. `index.html`
@@ -169,15 +170,17 @@ async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResp
     } else {
         "no-cache"
     };
-    let mut response = if not_modified(&request, &etag) {
-        secured(HttpResponse::build(StatusCode::NOT_MODIFIED))
+    let fresh = not_modified(&request, &etag);
+    let status = if fresh {
+        StatusCode::NOT_MODIFIED
     } else {
-        secured(HttpResponse::build(StatusCode::OK))
+        StatusCode::OK
     };
+    let mut response = secured(HttpResponse::build(status));
     response
         .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::ETAG, etag.as_str()));
-    if response.status() == StatusCode::NOT_MODIFIED {
+    if fresh {
         return Ok(response.finish());
     }
     Ok(response
@@ -199,7 +202,8 @@ async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::{App, test};
+    use actix_web::App;
+    use actix_web::test as http_test;
 
     /// The budget issue #7 sets for the page's own files, compressed; checked here on the
     /// uncompressed bytes, which are always larger.
@@ -275,73 +279,86 @@ mod tests {
         }
     }
 
+    fn header(headers: &actix_web::http::header::HeaderMap, name: &str) -> String {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
     #[actix_web::test]
     async fn page_and_assets_carry_their_types_caching_and_security_headers() {
-        let app = test::init_service(App::new().configure(configure)).await;
+        let app = http_test::init_service(App::new().configure(configure)).await;
 
         let response =
-            test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+            http_test::call_service(&app, http_test::TestRequest::get().uri("/").to_request())
+                .await;
         assert_eq!(response.status(), StatusCode::OK);
         let headers = response.headers();
-        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
-        assert_eq!(headers["cache-control"], "no-cache");
-        assert_eq!(headers["content-security-policy"], CONTENT_SECURITY_POLICY);
-        assert_eq!(headers["x-content-type-options"], "nosniff");
-        assert_eq!(headers["referrer-policy"], "no-referrer");
-        assert_eq!(headers["x-frame-options"], "DENY");
-        let etag = headers["etag"].to_str().unwrap().to_string();
-        let body = test::read_body(response).await;
+        assert_eq!(header(headers, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(header(headers, "cache-control"), "no-cache");
+        assert_eq!(
+            header(headers, "content-security-policy"),
+            CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(header(headers, "x-content-type-options"), "nosniff");
+        assert_eq!(header(headers, "referrer-policy"), "no-referrer");
+        assert_eq!(header(headers, "x-frame-options"), "DENY");
+        let etag = header(headers, "etag");
+        let body = http_test::read_body(response).await;
         assert!(
             std::str::from_utf8(&body)
                 .unwrap()
                 .contains("/assets/app.js?v=")
         );
 
-        let again = test::TestRequest::get()
+        let again = http_test::TestRequest::get()
             .uri("/")
             .insert_header(("If-None-Match", etag))
             .to_request();
         assert_eq!(
-            test::call_service(&app, again).await.status(),
+            http_test::call_service(&app, again).await.status(),
             StatusCode::NOT_MODIFIED
         );
 
         let hash = &PAGE.hashes[0];
-        let versioned = test::TestRequest::get()
+        let versioned = http_test::TestRequest::get()
             .uri(&format!("/assets/app.js?v={hash}"))
             .to_request();
-        let response = test::call_service(&app, versioned).await;
+        let response = http_test::call_service(&app, versioned).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
-            response.headers()["content-type"],
+            header(response.headers(), "content-type"),
             "text/javascript; charset=utf-8"
         );
-        assert!(
-            response.headers()["cache-control"]
-                .to_str()
-                .unwrap()
-                .contains("immutable")
-        );
-        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-        let plain = test::TestRequest::get().uri("/assets/app.css").to_request();
-        let response = test::call_service(&app, plain).await;
+        assert!(header(response.headers(), "cache-control").contains("immutable"));
         assert_eq!(
-            response.headers()["content-type"],
+            header(response.headers(), "x-content-type-options"),
+            "nosniff"
+        );
+        let plain = http_test::TestRequest::get()
+            .uri("/assets/app.css")
+            .to_request();
+        let response = http_test::call_service(&app, plain).await;
+        assert_eq!(
+            header(response.headers(), "content-type"),
             "text/css; charset=utf-8"
         );
-        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert_eq!(header(response.headers(), "cache-control"), "no-cache");
 
-        let gzip = test::TestRequest::get()
+        let gzip = http_test::TestRequest::get()
             .uri("/assets/app.js")
             .insert_header(("Accept-Encoding", "gzip"))
             .to_request();
-        let response = test::call_service(&app, gzip).await;
-        assert_eq!(response.headers()["content-encoding"], "gzip");
+        let response = http_test::call_service(&app, gzip).await;
+        assert_eq!(header(response.headers(), "content-encoding"), "gzip");
 
-        let missing = test::TestRequest::get().uri("/assets/nope.js").to_request();
-        let response = test::call_service(&app, missing).await;
+        let missing = http_test::TestRequest::get()
+            .uri("/assets/nope.js")
+            .to_request();
+        let response = http_test::call_service(&app, missing).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let body: serde_json::Value = test::read_body_json(response).await;
+        let body: serde_json::Value = http_test::read_body_json(response).await;
         assert_eq!(body["error"]["code"], "route_not_found");
         assert!(
             body["error"]["message"]
@@ -350,9 +367,9 @@ mod tests {
                 .contains("app.js")
         );
 
-        let post = test::TestRequest::post().uri("/").to_request();
+        let post = http_test::TestRequest::post().uri("/").to_request();
         assert_eq!(
-            test::call_service(&app, post).await.status(),
+            http_test::call_service(&app, post).await.status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
     }
