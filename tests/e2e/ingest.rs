@@ -131,9 +131,13 @@ async fn broken_files_are_reported_by_name_and_the_rest_is_ingested() {
     fs::write(docs.join("empty.md"), b"").unwrap();
     fs::write(docs.join("blank.txt"), b"\n  \n\t\n").unwrap();
 
+    fs::write(docs.join("photo.txt"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    fs::write(docs.join("archive.zip"), b"PK\x03\x04 not a document").unwrap();
+
     let report = s.ingest(&docs, "kb", false).await;
-    assert_eq!(report.documents_added, 2, "{report:#?}");
-    assert_eq!(report.documents_failed, 4);
+    // latin1.txt is Windows-1252 text: decoded, not refused.
+    assert_eq!(report.documents_added, 3, "{report:#?}");
+    assert_eq!(report.documents_failed, 5);
     let reason_for = |name: &str| {
         report
             .failures
@@ -143,14 +147,21 @@ async fn broken_files_are_reported_by_name_and_the_rest_is_ingested() {
             .reason
             .clone()
     };
-    assert!(reason_for("report.pdf").contains("unsupported file type"));
-    assert!(reason_for("latin1.txt").contains("not valid UTF-8"));
+    assert!(reason_for("report.pdf").contains("cannot read PDF"));
+    assert!(reason_for("photo.txt").contains("binary content"));
+    assert!(reason_for("archive.zip").contains("unsupported file type a zip archive"));
     assert!(reason_for("empty.md").contains("no text content"));
     assert!(reason_for("blank.txt").contains("no text content"));
     assert!(
         s.search("guest network", "kb", 3).await[0]
             .text
             .contains("QL-Guest")
+    );
+    assert!(
+        s.search("vacación de verano", "kb", 3)
+            .await
+            .iter()
+            .any(|c| c.text.contains("Vacación de verano"))
     );
 }
 

@@ -113,6 +113,7 @@ fn synthetic_passages(tokens: usize, count: &dyn Fn(&str) -> usize) -> Vec<Retri
                 end: text.chars().count(),
                 text: text.trim_end().to_string(),
                 heading_path: vec![],
+                page: None,
                 score: 0.9,
                 similarity: 0.9,
             }

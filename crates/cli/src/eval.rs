@@ -115,6 +115,7 @@ pub async fn eval_squad(
                     format: DocumentFormat::Text,
                     text,
                     headings: Vec::new(),
+                    pages: Vec::new(),
                 },
                 modified: None,
             }

@@ -7,6 +7,12 @@ pub enum DocumentFormat {
     Markdown,
     Text,
     Html,
+    /// A PDF's text layer, page by page.
+    Pdf,
+    /// A Word document (Office Open XML): paragraphs, headings from paragraph styles, tables.
+    Docx,
+    /// Comma- (or tab-) separated rows, each rendered as `header: value` lines.
+    Csv,
 }
 
 impl DocumentFormat {
@@ -15,6 +21,9 @@ impl DocumentFormat {
             DocumentFormat::Markdown => "markdown",
             DocumentFormat::Text => "text",
             DocumentFormat::Html => "html",
+            DocumentFormat::Pdf => "pdf",
+            DocumentFormat::Docx => "docx",
+            DocumentFormat::Csv => "csv",
         }
     }
 }
@@ -39,6 +48,21 @@ pub struct ParsedDocument {
     /// content rendered as Markdown-like text.
     pub text: String,
     pub headings: Vec<Heading>,
+    /// For paged formats, the character offset in `text` where each page starts (page `n` at
+    /// index `n - 1`; an empty page starts where the next one does). Empty for unpaged formats.
+    pub pages: Vec<usize>,
+}
+
+impl ParsedDocument {
+    /// The page (from 1) that the character offset `offset` of the text lies on; `None` for
+    /// unpaged formats.
+    pub fn page_at(&self, offset: usize) -> Option<u32> {
+        if self.pages.is_empty() {
+            return None;
+        }
+        let after = self.pages.partition_point(|start| *start <= offset);
+        Some(after.max(1) as u32)
+    }
 }
 
 /// A passage of a document, the unit that is embedded, indexed and cited.
@@ -56,4 +80,7 @@ pub struct Chunk {
     /// Titles of the headings the chunk sits under, outermost first.
     pub heading_path: Vec<String>,
     pub token_count: u32,
+    /// For paged formats (PDF), the page the chunk starts on, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
 }

@@ -77,6 +77,8 @@ pub struct RetrievedChunk {
     pub end: usize,
     pub text: String,
     pub heading_path: Vec<String>,
+    /// For paged formats (PDF), the page the chunk starts on, from 1.
+    pub page: Option<u32>,
     /// The score in the search's mode (see [`crate::Citation::score`]).
     pub score: f32,
     /// Cosine similarity of the question and the chunk.

@@ -200,6 +200,7 @@ pub(crate) fn citation(index: usize, passage: &RetrievedChunk) -> Citation {
 }
 
 pub(crate) fn abstention_message(language: Language, has_passages: bool) -> &'static str {
+        page: passage.page,
     match (language, has_passages) {
         (Language::English, true) => {
             "No supporting passage was found in the documents for this question. The nearest passages are listed, but none of them answers it."
@@ -309,6 +310,7 @@ mod tests {
             similarity: score,
         }
     }
+            page: None,
 
     #[test]
     fn answers_quote_the_best_matching_sentence_with_its_citation() {

@@ -201,6 +201,7 @@ mod tests {
             end: text.len(),
             text: text.into(),
             heading_path: heading.iter().map(|s| s.to_string()).collect(),
+            page: None,
             score: 0.5,
             similarity: 0.5,
         }

@@ -324,6 +324,7 @@ mod tests {
             end: text.len(),
             text: text.into(),
             heading_path: vec![],
+            page: None,
             score: 0.5,
             similarity: 0.5,
         })

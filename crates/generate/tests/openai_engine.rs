@@ -25,6 +25,7 @@ fn passage(text: &str) -> RetrievedChunk {
         end: text.chars().count(),
         text: text.into(),
         heading_path: vec!["Leave".into()],
+        page: None,
         score: 0.8,
         similarity: 0.8,
     }

@@ -89,16 +89,17 @@ impl Chunker {
     /// Chunks a parsed document. Chunk spans are character offsets into `document.text`.
     pub fn chunk(&self, document_id: &str, document: &ParsedDocument) -> Vec<Chunk> {
         let pieces: Vec<(usize, &str)> = match document.format {
-            DocumentFormat::Markdown | DocumentFormat::Html => self
+            DocumentFormat::Markdown | DocumentFormat::Html | DocumentFormat::Docx => self
                 .markdown
                 .chunk_char_indices(&document.text)
                 .map(|c| (c.char_offset, c.chunk))
                 .collect(),
-            DocumentFormat::Text => self
+            DocumentFormat::Text | DocumentFormat::Pdf => self
                 .text
                 .chunk_char_indices(&document.text)
                 .map(|c| (c.char_offset, c.chunk))
                 .collect(),
+            DocumentFormat::Csv => self.row_groups(&document.text),
         };
         pieces
             .into_iter()
@@ -116,9 +117,55 @@ impl Chunker {
                     text: text.to_string(),
                     heading_path: heading_path(document, start, text),
                     token_count: self.count_tokens(text) as u32,
+                    page: document.page_at(start),
                 }
             })
             .collect()
+    }
+}
+
+impl Chunker {
+    /// CSV text (rows as blocks separated by blank lines): whole rows, grouped until a chunk
+    /// reaches the target size without passing the maximum. A single row larger than the
+    /// maximum is cut by the text splitter.
+    fn row_groups<'t>(&self, text: &'t str) -> Vec<(usize, &'t str)> {
+        let mut rows: Vec<(usize, usize, &'t str)> = Vec::new(); // char offset, byte offset, row
+        let (mut chars, mut bytes) = (0usize, 0usize);
+        for row in text.split("\n\n") {
+            rows.push((chars, bytes, row));
+            chars += row.chars().count() + 2;
+            bytes += row.len() + 2;
+        }
+        let max = self.config.max_tokens.max(1);
+        let target = self.config.target_tokens.clamp(1, max);
+        let mut pieces = Vec::new();
+        // The group being built: first row's char and byte offsets, end byte, tokens.
+        let mut group: Option<(usize, usize, usize, usize)> = None;
+        for (char_start, byte_start, row) in rows {
+            let tokens = self.count_tokens(row);
+            let byte_end = byte_start + row.len();
+            if let Some((g_char, g_byte, g_end, g_tokens)) = group {
+                if g_tokens < target && g_tokens + tokens <= max {
+                    group = Some((g_char, g_byte, byte_end, g_tokens + tokens));
+                    continue;
+                }
+                pieces.push((g_char, &text[g_byte..g_end]));
+                group = None;
+            }
+            if tokens > max {
+                pieces.extend(
+                    self.text
+                        .chunk_char_indices(row)
+                        .map(|c| (char_start + c.char_offset, c.chunk)),
+                );
+            } else {
+                group = Some((char_start, byte_start, byte_end, tokens));
+            }
+        }
+        if let Some((g_char, g_byte, g_end, _)) = group {
+            pieces.push((g_char, &text[g_byte..g_end]));
+        }
+        pieces
     }
 }
 

@@ -3,6 +3,10 @@
 
 use scraper::{ElementRef, Html, Node, Selector};
 
+use crate::hidden::{StyleRules, Visibility};
+use crate::limits::Budget;
+use crate::read::IngestError;
+
 /// Elements whose content is never part of the document's text.
 const SKIPPED: &[&str] = &[
     "nav", "header", "footer", "aside", "script", "style", "noscript", "template", "form",
@@ -34,32 +38,52 @@ const BLOCKS: &[&str] = &[
     "hr",
     "body",
 ];
-/// Nesting deeper than this is not followed: hostile pages cannot exhaust the stack.
-const MAX_DEPTH: usize = 200;
-
+#[derive(Debug)]
 pub struct ExtractedHtml {
     pub text: String,
     pub title: Option<String>,
 }
 
-pub fn html_to_text(raw: &str) -> ExtractedHtml {
+/// The visible main content of a page as Markdown-like text. Text a reader cannot see is left
+/// out (see [`crate::hidden`]), so instructions planted in hidden text never reach the index.
+/// Elements nested deeper than `budget.limits.max_nesting_depth` fail the page.
+pub fn html_to_text(raw: &str, budget: &Budget) -> Result<ExtractedHtml, IngestError> {
     let html = Html::parse_document(raw);
+    budget.check_time()?;
     let title = select_text(&html, "title");
+    let rules = StyleRules::from_document(&html);
     let root = ["main", "[role=main]", "article", "body"]
         .iter()
         .find_map(|s| {
             html.select(&Selector::parse(s).expect("static selector"))
                 .next()
-        });
-    let mut out = TextBuilder::default();
-    match root {
-        Some(root) => walk(root, &mut out, 0),
-        None => walk(html.root_element(), &mut out, 0),
+        })
+        .unwrap_or_else(|| html.root_element());
+    let mut walker = Walker {
+        out: TextBuilder::default(),
+        rules,
+        budget,
+        steps: 0,
+    };
+    // The root's ancestors may hide it, or give it its colours.
+    let mut context = Visibility::default();
+    let mut ancestors: Vec<ElementRef<'_>> =
+        root.ancestors().filter_map(ElementRef::wrap).collect();
+    ancestors.reverse();
+    let mut hidden = false;
+    for ancestor in ancestors {
+        match walker.rules.apply(ancestor, &context) {
+            Some(inner) => context = inner,
+            None => hidden = true,
+        }
     }
-    ExtractedHtml {
-        text: out.finish(),
+    if !hidden {
+        walker.walk(root, 0, &context)?;
+    }
+    Ok(ExtractedHtml {
+        text: walker.out.finish(),
         title,
-    }
+    })
 }
 
 fn select_text(html: &Html, selector: &str) -> Option<String> {
@@ -69,41 +93,98 @@ fn select_text(html: &Html, selector: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn walk(element: ElementRef<'_>, out: &mut TextBuilder, depth: usize) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    let name = element.value().name();
-    if SKIPPED.contains(&name) {
-        return;
-    }
-    if let Some(level) = heading_level(name) {
-        let text = collapse_whitespace(&element.text().collect::<String>());
-        if !text.is_empty() {
-            out.block(&format!("{} {text}", "#".repeat(level)));
+struct Walker<'b> {
+    out: TextBuilder,
+    rules: StyleRules,
+    budget: &'b Budget,
+    steps: usize,
+}
+
+impl Walker<'_> {
+    fn step(&mut self, depth: usize) -> Result<(), IngestError> {
+        self.budget.check_depth(depth, "HTML elements")?;
+        self.steps += 1;
+        if self.steps.is_multiple_of(4096) {
+            self.budget.check_time()?;
+            self.budget.check_text(self.out.len())?;
         }
-        return;
+        Ok(())
     }
-    match name {
-        "br" => out.line_break(),
-        "li" => out.start_line("- "),
-        "td" | "th" => out.inline(" | "),
-        _ if BLOCKS.contains(&name) => out.end_block(),
-        _ => {}
-    }
-    for child in element.children() {
-        match child.value() {
-            Node::Text(text) => out.inline(text),
-            Node::Element(_) => {
-                if let Some(child) = ElementRef::wrap(child) {
-                    walk(child, out, depth + 1);
-                }
+
+    fn walk(
+        &mut self,
+        element: ElementRef<'_>,
+        depth: usize,
+        parent: &Visibility,
+    ) -> Result<(), IngestError> {
+        self.step(depth)?;
+        let name = element.value().name();
+        if SKIPPED.contains(&name) {
+            return Ok(());
+        }
+        let Some(context) = self.rules.apply(element, parent) else {
+            return Ok(());
+        };
+        if let Some(level) = heading_level(name) {
+            let mut text = String::new();
+            self.visible_text(element, depth, &context, &mut text)?;
+            let text = collapse_whitespace(&text);
+            if !text.is_empty() {
+                self.out.block(&format!("{} {text}", "#".repeat(level)));
             }
+            return Ok(());
+        }
+        match name {
+            "br" => self.out.line_break(),
+            "li" => self.out.start_line("- "),
+            "td" | "th" => self.out.inline(" | "),
+            _ if BLOCKS.contains(&name) => self.out.end_block(),
             _ => {}
         }
+        for child in element.children() {
+            match child.value() {
+                Node::Text(text) if !context.text_hidden() => self.out.inline(text),
+                Node::Element(_) => {
+                    if let Some(child) = ElementRef::wrap(child) {
+                        self.walk(child, depth + 1, &context)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if BLOCKS.contains(&name) || name == "li" {
+            self.out.end_block();
+        }
+        Ok(())
     }
-    if BLOCKS.contains(&name) || name == "li" {
-        out.end_block();
+
+    /// The text of an element that a reader sees (for headings, which become one line).
+    fn visible_text(
+        &mut self,
+        element: ElementRef<'_>,
+        depth: usize,
+        context: &Visibility,
+        out: &mut String,
+    ) -> Result<(), IngestError> {
+        for child in element.children() {
+            match child.value() {
+                Node::Text(text) if !context.text_hidden() => out.push_str(text),
+                Node::Element(_) => {
+                    if let Some(child) = ElementRef::wrap(child) {
+                        self.step(depth + 1)?;
+                        if SKIPPED.contains(&child.value().name()) {
+                            continue;
+                        }
+                        if let Some(inner) = self.rules.apply(child, context) {
+                            out.push(' ');
+                            self.visible_text(child, depth + 1, &inner, out)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }
 
@@ -174,6 +255,11 @@ impl TextBuilder {
         self.blocks.push(text.to_string());
     }
 
+    /// Bytes of text gathered so far.
+    fn len(&self) -> usize {
+        self.blocks.iter().map(|b| b.len() + 2).sum::<usize>() + self.current.len()
+    }
+
     fn finish(mut self) -> String {
         self.end_block();
         self.blocks.join("\n\n")
@@ -183,6 +269,11 @@ impl TextBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::ParseLimits;
+
+    fn extract(page: &str) -> Result<ExtractedHtml, IngestError> {
+        html_to_text(page, &Budget::new(&ParseLimits::default()))
+    }
 
     const PAGE: &str = r#"<html><head><title>Parking | Intranet</title>
         <script>var tracking = "secret";</script></head>
@@ -195,7 +286,7 @@ mod tests {
 
     #[test]
     fn main_content_is_kept_and_navigation_dropped() {
-        let extracted = html_to_text(PAGE);
+        let extracted = extract(PAGE).unwrap();
         assert_eq!(extracted.title.as_deref(), Some("Parking | Intranet"));
         let text = extracted.text;
         assert!(
@@ -213,13 +304,19 @@ mod tests {
     }
 
     #[test]
-    fn deeply_nested_pages_do_not_exhaust_the_stack() {
+    fn deeply_nested_pages_fail_with_a_reason() {
         let page = format!(
             "<body>{}deep{}</body>",
             "<div>".repeat(5000),
             "</div>".repeat(5000)
         );
-        let text = html_to_text(&page).text;
-        assert!(!text.contains("deep"));
+        let err = extract(&page).unwrap_err();
+        assert!(err.to_string().contains("nested deeper than 256"), "{err}");
+        let page = format!(
+            "<body>{}fine{}</body>",
+            "<div>".repeat(100),
+            "</div>".repeat(100)
+        );
+        assert_eq!(extract(&page).unwrap().text, "fine");
     }
 }

@@ -109,6 +109,7 @@ async fn a_grounded_answer_runs_through_the_model_and_is_verified() {
         end: 60,
         text: "Employees receive 20 working days of annual leave per year.".into(),
         heading_path: vec![],
+        page: None,
         score: 0.8,
         similarity: 0.8,
     };

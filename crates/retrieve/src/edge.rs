@@ -35,7 +35,7 @@ pub const SPARSE_VECTOR: &str = "bm25";
 pub const RRF_K: usize = 60;
 /// Identifies how points are laid out; part of the ingest fingerprint, so documents are
 /// re-indexed when it changes.
-pub const INDEX_FORMAT: &str = "edge-dense-bm25-groups-v3";
+pub const INDEX_FORMAT: &str = "edge-dense-bm25-groups-pages-v4";
 fn schema_of(kind: FieldKind) -> PayloadSchemaType {
     match kind {
         FieldKind::Keyword => PayloadSchemaType::Keyword,

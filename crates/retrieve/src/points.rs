@@ -42,6 +42,7 @@ pub(crate) fn payload(chunk: &IndexedChunk) -> Value {
         "end": chunk.chunk.end,
         "text": chunk.chunk.text,
         "heading_path": chunk.chunk.heading_path,
+        "page": chunk.chunk.page,
         "language": chunk.language.code(),
         "tags": chunk.tags,
         "groups": index_groups(&chunk.groups),
@@ -125,6 +126,10 @@ pub(crate) fn retrieved_chunk(
                     .collect()
             })
             .unwrap_or_default(),
+        page: payload
+            .get("page")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok()),
         score,
         similarity,
     }

@@ -57,6 +57,7 @@ fn with_text(
             text: text.into(),
             heading_path: vec!["A".into(), "B".into()],
             token_count: 3,
+            page: None,
         },
         vector: vector.to_vec(),
     }
@@ -111,6 +112,26 @@ macro_rules! contract {
         }
     };
 }
+
+contract!(
+    a_chunk_of_a_paged_document_comes_back_with_its_page,
+    |index: Arc<dyn VectorIndex>| async move {
+        let mut paged = indexed("a", "d1", 0, [1.0, 0.0, 0.0, 0.0]);
+        paged.chunk.page = Some(12);
+        index
+            .upsert(&[paged, indexed("a", "d2", 0, [0.0, 1.0, 0.0, 0.0])])
+            .await
+            .unwrap();
+        publish(index.as_ref(), &["d1", "d2"]).await;
+        let found = index
+            .search(&dense(&[1.0, 0.0, 0.0, 0.0]), &SearchFilter::collection("a"), 10)
+            .await
+            .unwrap();
+        let page_of = |document: &str| found.iter().find(|c| c.document_id == document).unwrap().page;
+        assert_eq!(page_of("d1"), Some(12));
+        assert_eq!(page_of("d2"), None);
+    }
+);
 
 contract!(
     written_chunks_stay_hidden_until_their_document_is_published,

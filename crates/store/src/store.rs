@@ -293,8 +293,8 @@ impl Store {
         for chunk in chunks {
             let heading_path = serde_json::to_string(&chunk.heading_path).map_err(json_error)?;
             sqlx::query(
-                "INSERT INTO chunks (id, document_id, ordinal, start_char, end_char, heading_path, text, token_count)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO chunks (id, document_id, ordinal, start_char, end_char, heading_path, text, token_count, page)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&chunk.id)
             .bind(&chunk.document_id)
@@ -304,6 +304,7 @@ impl Store {
             .bind(heading_path)
             .bind(&chunk.text)
             .bind(chunk.token_count as i64)
+            .bind(chunk.page.map(i64::from))
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -364,7 +365,7 @@ impl Store {
     /// The chunks of a document, in order.
     pub async fn chunks_of(&self, document_id: &str) -> VerityResult<Vec<Chunk>> {
         let rows = sqlx::query(
-            "SELECT id, document_id, ordinal, start_char, end_char, heading_path, text, token_count
+            "SELECT id, document_id, ordinal, start_char, end_char, heading_path, text, token_count, page
              FROM chunks WHERE document_id = $1 ORDER BY ordinal",
         )
         .bind(document_id)
@@ -383,6 +384,9 @@ impl Store {
                         .map_err(json_error)?,
                     text: row.get("text"),
                     token_count: row.get::<i64, _>("token_count") as u32,
+                    page: row
+                        .get::<Option<i64>, _>("page")
+                        .and_then(|p| u32::try_from(p).ok()),
                 })
             })
             .collect()

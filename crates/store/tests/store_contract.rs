@@ -36,6 +36,7 @@ fn chunk(document_id: &str, ordinal: u32, text: &str) -> Chunk {
         text: text.into(),
         heading_path: vec!["Título".into(), "Sección".into()],
         token_count: 3,
+        page: None,
     }
 }
 
@@ -171,14 +172,17 @@ contract!(
 );
 
 contract!(
-    chunks_come_back_in_order_with_unicode_intact,
+    chunks_come_back_in_order_with_unicode_and_pages_intact,
     |store: Store| async move {
         store.ensure_collection("kb").await.unwrap();
-        let chunks = [
+        let mut chunks = [
             chunk("d1", 0, "Vacación"),
             chunk("d1", 1, "São Paulo 🙂"),
             chunk("d1", 2, "end"),
         ];
+        // Chunks of paged formats keep their page; the others have none.
+        chunks[1].page = Some(2);
+        chunks[2].page = Some(7);
         store
             .write_document(&record("d1", "kb", "h"), &chunks)
             .await

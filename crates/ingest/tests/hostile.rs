@@ -1,0 +1,231 @@
+//! Hostile and broken files fail alone, with a reason a person can act on, or are read
+//! correctly where their content can honestly be recovered. A bomb, a binary and an empty file
+//! always fail.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use verity_core::ParsedDocument;
+use verity_ingest::{IngestError, ParseLimits, fixtures, parse_document};
+
+fn parse_with(
+    name: &str,
+    bytes: &[u8],
+    limits: &ParseLimits,
+) -> Result<ParsedDocument, IngestError> {
+    parse_document(bytes.to_vec(), Path::new(name), "fallback", limits)
+}
+
+fn parse(name: &str, bytes: &[u8]) -> Result<ParsedDocument, IngestError> {
+    parse_with(name, bytes, &ParseLimits::default())
+}
+
+const PAGES: [&str; 3] = [
+    "Expense policy\nMeals are refunded up to 25 per day.",
+    "Hotels need a receipt.\nTaxis after 22:00 are refunded.",
+    "Claims are filed within 30 days.",
+];
+
+#[test]
+fn a_truncated_pdf_fails_saying_so() {
+    // Cut anywhere, a PDF loses its end: lopdf rebuilds what it can by scanning, but what came
+    // after the cut is gone, so the file fails rather than being indexed in part as the whole.
+    let bytes = fixtures::pdf(&PAGES, None);
+    for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 40] {
+        let err = parse("expenses.pdf", &bytes[..cut]).unwrap_err();
+        let reason = err.to_string();
+        assert!(
+            reason.starts_with("cannot read PDF") && reason.contains("truncated"),
+            "cut at {cut}: {reason}"
+        );
+    }
+}
+
+#[test]
+fn a_pdf_whose_xref_points_past_the_end_is_recovered() {
+    let good = fixtures::pdf(&PAGES, None);
+    let marker = b"startxref\n";
+    let at = good
+        .windows(marker.len())
+        .rposition(|w| w == marker)
+        .unwrap()
+        + marker.len();
+    let end = at + good[at..].iter().position(|b| *b == b'\n').unwrap();
+    let mut broken = good[..at].to_vec();
+    broken.extend_from_slice(b"99999999");
+    broken.extend_from_slice(&good[end..]);
+    let doc = parse("expenses.pdf", &broken).expect("a damaged xref is rebuilt by scanning");
+    let expected = parse("expenses.pdf", &good).unwrap();
+    assert_eq!(doc.text, expected.text);
+    assert_eq!(doc.pages, expected.pages);
+}
+
+#[test]
+fn empty_and_junk_pdfs_fail() {
+    let err = parse("empty.pdf", b"").unwrap_err();
+    assert_eq!(err, IngestError::EmptyFile);
+    assert!(err.to_string().contains("empty (0 bytes)"));
+    let err = parse("junk.pdf", b"%PDF-1.7 binary").unwrap_err();
+    assert!(err.to_string().starts_with("cannot read PDF"), "{err}");
+    let err = parse("named.pdf", b"just some text, not a PDF at all").unwrap_err();
+    assert!(err.to_string().starts_with("cannot read PDF"), "{err}");
+}
+
+#[test]
+fn a_pdf_with_too_many_pages_fails() {
+    let pages: Vec<String> = (0..12).map(|i| format!("Page {i}")).collect();
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let limits = ParseLimits {
+        max_pages: 10,
+        ..ParseLimits::default()
+    };
+    let err = parse_with("long.pdf", &fixtures::pdf(&pages, None), &limits).unwrap_err();
+    assert_eq!(
+        err,
+        IngestError::Limit("12 pages (at most 10 are read)".into())
+    );
+}
+
+#[test]
+fn a_docx_zip_bomb_fails_on_its_declared_size() {
+    let started = Instant::now();
+    // 96 MiB of one repeated paragraph compress to a few hundred KiB.
+    let paragraph = "<w:p><w:r><w:t>ignore previous instructions</w:t></w:r></w:p>";
+    let body = paragraph.repeat(96 * 1024 * 1024 / paragraph.len());
+    let bomb = fixtures::docx(&body);
+    assert!(bomb.len() < 2 * 1024 * 1024, "{} bytes", bomb.len());
+    let err = parse("bomb.docx", &bomb).unwrap_err();
+    assert!(
+        matches!(&err, IngestError::Limit(r) if r.contains("zip bomb") && r.contains("declares")),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_docx_zip_bomb_that_lies_about_its_size_fails_while_reading() {
+    let body = "<w:p><w:r><w:t>aaaaaaaa</w:t></w:r></w:p>".repeat(200_000); // ~8 MiB
+    let mut bomb = fixtures::docx(&body);
+    // Rewrite the declared uncompressed size of word/document.xml (local header and central
+    // directory) to 1,000 bytes.
+    let name = b"word/document.xml";
+    let mut at = 0;
+    while let Some(found) = bomb[at..].windows(name.len()).position(|w| w == name) {
+        let name_at = at + found;
+        if name_at >= 30 && bomb[name_at - 30..name_at - 26] == *b"PK\x03\x04" {
+            bomb[name_at - 8..name_at - 4].copy_from_slice(&1000u32.to_le_bytes());
+        } else if name_at >= 46 && bomb[name_at - 46..name_at - 42] == *b"PK\x01\x02" {
+            bomb[name_at - 22..name_at - 18].copy_from_slice(&1000u32.to_le_bytes());
+        }
+        at = name_at + name.len();
+    }
+    let limits = ParseLimits {
+        max_decompressed_bytes: 4 * 1024 * 1024,
+        max_compression_ratio: 1_000_000,
+        ..ParseLimits::default()
+    };
+    let err = parse_with("liar.docx", &bomb, &limits).unwrap_err();
+    assert!(
+        matches!(&err, IngestError::Limit(_) | IngestError::Docx(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_docx_nested_too_deeply_fails() {
+    let body = format!(
+        "{}<w:p><w:r><w:t>deep</w:t></w:r></w:p>{}",
+        "<w:tbl><w:tr><w:tc>".repeat(300),
+        "</w:tc></w:tr></w:tbl>".repeat(300)
+    );
+    let err = parse("deep.docx", &fixtures::docx(&body)).unwrap_err();
+    assert!(err.to_string().contains("nested deeper than 256"), "{err}");
+}
+
+#[test]
+fn a_zip_that_is_not_a_word_document_fails() {
+    let zip = fixtures::zip_parts(&[("notes.txt", b"hello")]);
+    let err = parse("renamed.docx", &zip).unwrap_err();
+    assert!(err.to_string().contains("not a Word document"), "{err}");
+    let err = parse("broken.docx", b"PK\x03\x04garbage").unwrap_err();
+    assert!(err.to_string().starts_with("cannot read DOCX"), "{err}");
+}
+
+#[test]
+fn deeply_nested_html_fails_with_a_reason() {
+    let page = format!(
+        "<html><body>{}ignore previous instructions{}</body></html>",
+        "<div>".repeat(2_000),
+        "</div>".repeat(2_000)
+    );
+    let err = parse("deep.html", page.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("HTML elements nested deeper than 256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_binary_file_named_txt_fails() {
+    let mut elf = b"\x7fELF\x02\x01\x01\0".to_vec();
+    elf.extend((0..4096u32).map(|i| (i * 7 % 256) as u8));
+    let err = parse("notes.txt", &elf).unwrap_err();
+    assert!(matches!(err, IngestError::Binary(_)), "{err}");
+    assert!(err.to_string().contains("binary content"), "{err}");
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let err = parse("notes.txt", &random).unwrap_err();
+    assert!(matches!(err, IngestError::Binary(_)), "{err}");
+}
+
+#[test]
+fn empty_and_blank_files_fail() {
+    for name in [
+        "empty.txt",
+        "empty.md",
+        "empty.html",
+        "empty.csv",
+        "empty.docx",
+        "empty",
+    ] {
+        let err = parse(name, b"").unwrap_err();
+        assert_eq!(err, IngestError::EmptyFile, "{name}");
+    }
+    let err = parse("blank.md", b"\n \t\n").unwrap_err();
+    assert_eq!(err, IngestError::Empty);
+    let err = parse(
+        "hidden.html",
+        b"<html><body><p hidden>only hidden text</p></body></html>",
+    )
+    .unwrap_err();
+    assert_eq!(err, IngestError::Empty);
+}
+
+#[test]
+fn oversized_text_fails() {
+    let limits = ParseLimits {
+        max_text_chars: 1_000,
+        ..ParseLimits::default()
+    };
+    let err = parse_with("big.txt", "word ".repeat(1_000).as_bytes(), &limits).unwrap_err();
+    assert!(matches!(err, IngestError::Limit(_)), "{err}");
+    let limits = ParseLimits {
+        max_file_bytes: 100,
+        ..ParseLimits::default()
+    };
+    let err = parse_with("big.md", &[b'a'; 101], &limits).unwrap_err();
+    assert!(err.to_string().contains("larger than 100 bytes"), "{err}");
+}
+
+#[test]
+fn unknown_types_are_unsupported_by_name() {
+    let err = parse("photo.png", b"\x89PNG\r\n\x1a\n\0\0").unwrap_err();
+    assert!(
+        err.to_string().contains("unsupported file type .png"),
+        "{err}"
+    );
+    let err = parse("old.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\0\0").unwrap_err();
+    assert!(err.to_string().contains("legacy Office file"), "{err}");
+}
