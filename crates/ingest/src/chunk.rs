@@ -94,11 +94,12 @@ impl Chunker {
                 .chunk_char_indices(&document.text)
                 .map(|c| (c.char_offset, c.chunk))
                 .collect(),
-            DocumentFormat::Text | DocumentFormat::Pdf => self
+            DocumentFormat::Text => self
                 .text
                 .chunk_char_indices(&document.text)
                 .map(|c| (c.char_offset, c.chunk))
                 .collect(),
+            DocumentFormat::Pdf => self.page_pieces(document),
             DocumentFormat::Csv => self.row_groups(&document.text),
         };
         pieces
@@ -125,6 +126,39 @@ impl Chunker {
 }
 
 impl Chunker {
+    /// Paged text (PDF): each page cut on its own, so that no chunk spans a page break and the
+    /// page a citation names holds all of its text.
+    fn page_pieces<'t>(&self, document: &'t ParsedDocument) -> Vec<(usize, &'t str)> {
+        let text = document.text.as_str();
+        let total = text.chars().count();
+        let mut bounds: Vec<usize> = document.pages.iter().map(|p| (*p).min(total)).collect();
+        bounds.push(total);
+        bounds.dedup();
+        if bounds.first() != Some(&0) {
+            bounds.insert(0, 0);
+        }
+        // Byte offsets of the page bounds (character offsets), in one pass.
+        let mut byte_bounds = Vec::with_capacity(bounds.len());
+        let mut wanted = bounds.iter().peekable();
+        for (chars, (bytes, _)) in text.char_indices().enumerate() {
+            while wanted.next_if(|w| **w == chars).is_some() {
+                byte_bounds.push(bytes);
+            }
+        }
+        while wanted.next().is_some() {
+            byte_bounds.push(text.len());
+        }
+        bounds
+            .iter()
+            .zip(byte_bounds.windows(2))
+            .flat_map(|(char_start, bytes)| {
+                self.text
+                    .chunk_char_indices(&text[bytes[0]..bytes[1]])
+                    .map(move |c| (char_start + c.char_offset, c.chunk))
+            })
+            .collect()
+    }
+
     /// CSV text (rows as blocks separated by blank lines): whole rows, grouped until a chunk
     /// reaches the target size without passing the maximum. A single row larger than the
     /// maximum is cut by the text splitter.

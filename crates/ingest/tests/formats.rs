@@ -79,7 +79,13 @@ fn a_multi_page_pdf_keeps_its_page_numbers_in_every_chunk() {
             .collect();
         assert_eq!(span, chunk.text);
         assert_eq!(chunk.page, doc.page_at(chunk.start));
+        // No chunk spans a page break: its last character is on its first one's page.
+        assert_eq!(doc.page_at(chunk.end - 1), chunk.page, "{chunk:#?}");
     }
+    // With the default sizes, the short pages are still cut apart.
+    let whole = chunker(48, 250).chunk("travel", &doc);
+    let pages: Vec<_> = whole.iter().map(|c| c.page).collect();
+    assert_eq!(pages, [Some(1), Some(3), Some(4)]);
     let page_of = |needle: &str| {
         chunks
             .iter()

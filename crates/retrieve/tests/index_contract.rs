@@ -124,10 +124,20 @@ contract!(
             .unwrap();
         publish(index.as_ref(), &["d1", "d2"]).await;
         let found = index
-            .search(&dense(&[1.0, 0.0, 0.0, 0.0]), &SearchFilter::collection("a"), 10)
+            .search(
+                &dense(&[1.0, 0.0, 0.0, 0.0]),
+                &SearchFilter::collection("a"),
+                10,
+            )
             .await
             .unwrap();
-        let page_of = |document: &str| found.iter().find(|c| c.document_id == document).unwrap().page;
+        let page_of = |document: &str| {
+            found
+                .iter()
+                .find(|c| c.document_id == document)
+                .unwrap()
+                .page
+        };
         assert_eq!(page_of("d1"), Some(12));
         assert_eq!(page_of("d2"), None);
     }
