@@ -39,7 +39,12 @@ fn ingest_and_ask_speak_json_with_the_documented_keys() {
         "# Wifi\n\nThe guest network is called QL-Guest and its password changes daily at 06:00.\n",
     )
     .unwrap();
-    std::fs::write(docs.join("broken.md"), b"\xff\xfe\x00bad").unwrap();
+    // Binary content (an executable) under a Markdown name: no reading of it is text.
+    std::fs::write(
+        docs.join("broken.md"),
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x03\x00",
+    )
+    .unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
 

@@ -257,3 +257,35 @@ fn a_client_that_disconnects_cancels_its_generation() {
         }
     });
 }
+
+#[test]
+fn a_chat_completions_client_that_disconnects_cancels_its_generation() {
+    let app = start("endless", 4, 16);
+    app.runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", app.base_url))
+            .json(&json!({"messages": [{"role": "user", "content": QUESTION}], "stream": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        // Streamed chat completions carry only verified text: the role chunk comes at once,
+        // the text only after verification, which an endless generation never reaches.
+        let mut body = response.bytes_stream();
+        let first = String::from_utf8_lossy(&body.next().await.unwrap().unwrap()).into_owned();
+        assert!(first.contains("\"role\":\"assistant\""), "{first}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.engine.state.attempts.load(Ordering::SeqCst) == 0 {
+            assert!(Instant::now() < deadline, "the engine was never asked");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(body);
+        while !app.engine.state.disconnected.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline,
+                "the engine kept generating for a chat client that left"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}

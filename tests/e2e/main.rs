@@ -7,6 +7,7 @@ mod cli;
 mod compat;
 mod crash;
 mod deploy;
+mod documents;
 mod generation;
 mod helpers;
 mod http;

@@ -2,15 +2,17 @@
 //! answerer, wired together for the embedded default. Commands and the HTTP gateway use it.
 
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_trait::async_trait;
 use verity_core::{
-    AnswerService, AnswerStream, Caller, CollectionInfo, Collections, Embedder, MetadataFilter,
-    QueryRequest, Readiness, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery, Timings,
-    VectorIndex, VerityError, VerityResult, detect_language, parse_day, validate_collection_name,
+    Answer, AnswerService, AnswerStream, AnswerTrace, Caller, CollectionInfo, Collections,
+    Embedder, MetadataFilter, QueryRequest, Readiness, RetrievalMode, RetrievedChunk, SearchFilter,
+    SearchQuery, Timings, VectorIndex, VerityError, VerityResult, detect_language, parse_day,
+    validate_collection_name, validate_group_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{
@@ -33,6 +35,8 @@ pub struct Verity {
     pub embedder: Arc<dyn Embedder>,
     pub chunker: Arc<Chunker>,
     pub answerer: Arc<Answerer>,
+    /// When old answer traces were last deleted (seconds since the Unix epoch).
+    pub(crate) traces_pruned_at: Arc<AtomicI64>,
     _lock: File,
 }
 
@@ -92,6 +96,7 @@ impl Verity {
             embedder: Arc::new(embedder),
             chunker: Arc::new(chunker),
             answerer,
+            traces_pruned_at: Arc::new(AtomicI64::new(0)),
             _lock: lock,
         })
     }
@@ -197,6 +202,7 @@ impl Verity {
         };
         let passages = self.index.search(&query, filter, top_k).await?;
         let searched = Instant::now();
+        TOP_SIMILARITY.observe(passages.first().map_or(0.0, |p| f64::from(p.similarity)));
         let timings = Timings {
             embed_ms: ms(embedded - started),
             search_ms: ms(searched - embedded),
@@ -206,6 +212,17 @@ impl Verity {
         Ok((passages, timings))
     }
 }
+
+/// How close the best passage of each question was: a drift in this distribution (new kinds
+/// of questions, stale documents) shows before complaints do.
+static TOP_SIMILARITY: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    prometheus::register_histogram!(
+        "verity_retrieval_top_similarity",
+        "Cosine similarity of each question's best retrieved passage (0 when none was found)",
+        vec![0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    )
+    .expect("metric registers once")
+});
 
 /// Checks a request's metadata filter and adds its conditions to `filter`.
 fn apply_metadata_filter(filter: &mut SearchFilter, metadata: &MetadataFilter) -> VerityResult<()> {
@@ -343,7 +360,7 @@ pub async fn connect_generator(settings: &Settings) -> anyhow::Result<Option<Arc
 
 /// Whether a caller with these groups may read a document with those (`None`: no condition;
 /// a document without groups is readable by all).
-fn readable(caller_groups: Option<&[String]>, document_groups: &[String]) -> bool {
+pub(crate) fn readable(caller_groups: Option<&[String]>, document_groups: &[String]) -> bool {
     match caller_groups {
         None => true,
         Some(mine) => {
@@ -372,18 +389,22 @@ impl Collections for Verity {
         Ok(out)
     }
 
-    async fn create_collection(&self, caller: &Caller, name: &str) -> VerityResult<bool> {
+    async fn create_collection(
+        &self,
+        caller: &Caller,
+        name: &str,
+        default_groups: &[String],
+    ) -> VerityResult<bool> {
         validate_collection_name(name)?;
+        for group in default_groups {
+            validate_group_name(group)?;
+        }
         if !caller.may_use_collection(name) {
             return Err(VerityError::Forbidden(format!(
                 "this key may not use the collection {name:?}"
             )));
         }
-        if self.store.collection_exists(name).await? {
-            return Ok(false);
-        }
-        self.store.ensure_collection(name).await?;
-        Ok(true)
+        self.store.create_collection(name, default_groups).await
     }
 
     async fn delete_collection(&self, caller: &Caller, name: &str) -> VerityResult<usize> {
@@ -411,9 +432,29 @@ impl AnswerService for Verity {
         let ticket = self.answerer.admit()?;
         let question = request.question.trim().to_string();
         let (passages, timings) = self.retrieve(&question, &filter, top_k, mode).await?;
-        Ok(self
+        if !self.settings.traces.enabled {
+            return Ok(self
+                .answerer
+                .start(ticket, question, passages, timings, started));
+        }
+        let trace = AnswerTrace {
+            id: uuid::Uuid::new_v4().to_string(),
+            caller: caller.subject.clone(),
+            collection: filter.collections.join(","),
+            question: question.clone(),
+            mode: mode.as_str().to_string(),
+            candidates: crate::library::candidates(&passages),
+            prompt_hash: None,
+            generator: String::new(),
+            answer: Answer::default(),
+            timings,
+            feedback: None,
+            created_at: 0,
+        };
+        let events = self
             .answerer
-            .start(ticket, question, passages, timings, started))
+            .start(ticket, question, passages, timings, started);
+        Ok(self.traced(events, trace))
     }
 
     async fn readiness(&self) -> Readiness {

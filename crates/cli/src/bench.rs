@@ -164,7 +164,7 @@ pub const KNOWLEDGE_QUESTIONS: &[&str] = &[
     "What is the data classification for customer contracts?",
 ];
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -330,7 +330,7 @@ pub async fn bench_auth(
 ) -> anyhow::Result<AuthBench> {
     use verity_auth::{AuthMode, BearerAuthenticator, create_key};
     use verity_core::Scope;
-    use verity_gateway::{Application, GatewayConfig, RateLimit};
+    use verity_gateway::{Application, RateLimit};
 
     let verity = Arc::new(crate::app::Verity::open(settings).await?);
     let key = create_key(
@@ -345,24 +345,17 @@ pub async fn bench_auth(
     let mut handles = Vec::new();
     for mode in [AuthMode::Off, AuthMode::Keys] {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let config = GatewayConfig {
-            max_body_bytes: verity.settings.server.max_body_bytes,
-            workers: verity.settings.server.workers,
-            // Limits far above the benchmark's pace: the limiter's cost is measured, not its
-            // refusals.
-            rate_limit: Some(RateLimit {
-                per_minute: 1_000_000_000,
-                burst: 1_000_000,
-            }),
-            tls: None,
-            cors_origins: Vec::new(),
-        };
+        let mut config = crate::gateway_config(&verity.settings);
+        // Limits far above the benchmark's pace: the limiter's cost is measured, not its
+        // refusals.
+        config.rate_limit = Some(RateLimit {
+            per_minute: 1_000_000_000,
+            burst: 1_000_000,
+        });
         let authenticator = Arc::new(BearerAuthenticator::new(verity.store.clone(), mode, None)?);
         let app = Application::build(
             listener,
-            verity.clone(),
-            verity.clone(),
-            authenticator,
+            crate::services(verity.clone(), authenticator),
             config,
         )?;
         urls.push(format!("http://127.0.0.1:{}", app.port()));

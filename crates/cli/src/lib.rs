@@ -5,7 +5,9 @@
 pub mod app;
 pub mod bench;
 pub mod bench_generate;
+pub mod bench_load;
 pub mod eval;
+pub mod library;
 pub mod pipeline;
 pub mod reconcile;
 pub mod settings;
@@ -13,12 +15,15 @@ pub mod worker;
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use verity_auth::{BearerAuthenticator, JwksSource, OidcConfig, OidcValidator, parse_algorithm};
-use verity_gateway::{Application, GatewayConfig, RateLimit, TlsFiles};
+use verity_core::Authenticator;
+use verity_gateway::{Application, GatewayConfig, RateLimit, Services, TlsFiles};
 
 use crate::app::Verity;
+use crate::settings::Settings;
 
 /// The authenticator `auth.mode` asks for (fetching the OIDC issuer's keys if needed).
 pub async fn authenticator(verity: &Verity) -> anyhow::Result<BearerAuthenticator> {
@@ -64,30 +69,50 @@ pub async fn authenticator(verity: &Verity) -> anyhow::Result<BearerAuthenticato
     )?)
 }
 
+/// The gateway's settings, from Verity's.
+pub fn gateway_config(settings: &Settings) -> GatewayConfig {
+    let server = &settings.server;
+    GatewayConfig {
+        max_body_bytes: server.max_body_bytes,
+        workers: server.workers,
+        rate_limit: Some(RateLimit {
+            per_minute: settings.auth.rate_limit_per_minute,
+            burst: settings.auth.rate_limit_burst,
+        }),
+        tls: match (&server.tls_cert, &server.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                allow_tls12: server.tls_allow_tls12,
+            }),
+            _ => None,
+        },
+        cors_origins: server.cors_origins.clone(),
+        max_upload_bytes: server.max_upload_bytes,
+        max_concurrent_queries: server.max_concurrent_queries,
+        request_head_timeout: Duration::from_millis(server.request_head_timeout_ms),
+        request_body_timeout: Duration::from_secs(server.request_body_timeout_seconds),
+    }
+}
+
+/// Everything the gateway serves, from one Verity.
+pub fn services(verity: Arc<Verity>, authenticator: Arc<dyn Authenticator>) -> Services {
+    Services {
+        answers: verity.clone(),
+        collections: verity.clone(),
+        documents: verity.clone(),
+        traces: verity,
+        authenticator,
+    }
+}
+
 /// Builds the HTTP application for `verity` on an already bound listener.
 pub async fn build_server(
     verity: Arc<Verity>,
     listener: TcpListener,
 ) -> anyhow::Result<Application> {
-    let settings = &verity.settings;
-    let config = GatewayConfig {
-        max_body_bytes: settings.server.max_body_bytes,
-        workers: settings.server.workers,
-        rate_limit: Some(RateLimit {
-            per_minute: settings.auth.rate_limit_per_minute,
-            burst: settings.auth.rate_limit_burst,
-        }),
-        tls: match (&settings.server.tls_cert, &settings.server.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                allow_tls12: settings.server.tls_allow_tls12,
-            }),
-            _ => None,
-        },
-        cors_origins: settings.server.cors_origins.clone(),
-    };
+    let config = gateway_config(&verity.settings);
     let authenticator = Arc::new(authenticator(&verity).await?);
-    Application::build(listener, verity.clone(), verity, authenticator, config)
+    Application::build(listener, services(verity, authenticator), config)
         .context("cannot start the HTTP server")
 }

@@ -10,7 +10,7 @@ use verity_auth::AuthMode;
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
-use verity_cli::{bench, bench_generate, build_server, eval};
+use verity_cli::{bench, bench_generate, bench_load, build_server, eval};
 use verity_core::{
     AnswerEvent, AnswerService, Caller, GroundingStatus, Language, QueryRequest, RetrievalMode,
     Scope,
@@ -264,6 +264,23 @@ enum BenchCommand {
         requests: usize,
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Four times the load the server sustains: the sustainable rate with closed-loop
+    /// clients, then open-loop arrivals at --factor times it; answered and refused latencies
+    /// and resident memory. Serves the data directory in-process.
+    Load {
+        /// Closed-loop clients that measure the sustainable rate.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 600)]
+        requests: usize,
+        #[arg(long, default_value_t = 4.0)]
+        factor: f64,
+        /// How long the overload lasts.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
         #[arg(long)]
         json: bool,
     },
@@ -791,6 +808,56 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 );
             }
         }
+        BenchCommand::Load {
+            clients,
+            requests,
+            factor,
+            seconds,
+            json,
+        } => {
+            let mut settings = settings;
+            // Capacity, not a caller's quota, is measured: no per-caller rate limit.
+            settings.auth.rate_limit_per_minute = 0;
+            let verity = Arc::new(Verity::open(settings).await?);
+            let limit = verity.settings.server.max_concurrent_queries;
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let app = build_server(verity, listener).await?;
+            let url = format!("http://127.0.0.1:{}", app.port());
+            let handle = app.handle();
+            tokio::spawn(app.run_until_stopped());
+            let r = bench_load::bench_load(&url, clients, requests, factor, seconds).await?;
+            handle.stop(true).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "capacity ({} closed-loop clients): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms\n\
+                     overload: {:.0} req/s offered for {:.1} s (server.max_concurrent_queries = {limit}), {} sent, {} skipped\n  \
+                     answered {:>6}  p50 {:>7.2} ms  p99 {:>7.2} ms\n  \
+                     refused  {:>6}  p50 {:>7.2} ms  p99 {:>7.2} ms\n  \
+                     failed   {:>6}\n\
+                     resident memory: {:.0} MiB before, {:.0} MiB peak, {:.0} MiB after",
+                    r.capacity_clients,
+                    r.capacity_rps,
+                    r.capacity_p50_ms,
+                    r.capacity_p99_ms,
+                    r.offered_rps,
+                    r.seconds,
+                    r.sent,
+                    r.skipped,
+                    r.answered,
+                    r.answered_p50_ms,
+                    r.answered_p99_ms,
+                    r.refused,
+                    r.refused_p50_ms,
+                    r.refused_p99_ms,
+                    r.failed,
+                    r.rss_before_mib,
+                    r.rss_peak_mib,
+                    r.rss_after_mib
+                );
+            }
+        }
         BenchCommand::Verify { iterations, json } => {
             let r = bench_generate::bench_verify(iterations.max(1));
             if json {
@@ -819,6 +886,9 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
             let base_url = match url {
                 Some(url) => url,
                 None => {
+                    let mut settings = settings;
+                    // Latency, not a caller's quota, is measured: no per-caller rate limit.
+                    settings.auth.rate_limit_per_minute = 0;
                     let verity = Arc::new(Verity::open(settings).await?);
                     let listener = TcpListener::bind("127.0.0.1:0")?;
                     let app = build_server(verity, listener).await?;

@@ -9,7 +9,10 @@ use verity_core::{
     Chunk, IndexedChunk, Language, ParsedDocument, VerityError, VerityResult, detect_language,
     document_id, validate_collection_name, validate_group_name,
 };
-use verity_ingest::{collect_files, content_hash, detect_format, embedding_text, parse_bytes};
+use verity_ingest::{
+    ParseLimits, collect_files, content_hash, embedding_text, fallback_title, parse_document,
+    read_file,
+};
 use verity_store::DocumentRecord;
 
 use crate::app::Verity;
@@ -35,6 +38,15 @@ fn fault_point(name: &str) {
         // `kill` may be missing: abort, which is just as abrupt.
         std::process::abort();
     }
+}
+
+/// Reads a document's bytes; `name` is its file name, whose extension says how to read it when
+/// the content does not. Parsing runs on its own thread under the default [`ParseLimits`]: a
+/// panic or a timeout fails this document only. Blocks until then (call it off the async
+/// workers).
+fn parse_named(name: &Path, bytes: Vec<u8>) -> Result<ParsedDocument, String> {
+    parse_document(bytes, name, &fallback_title(name), &ParseLimits::default())
+        .map_err(|e| e.to_string())
 }
 
 /// A file that could not be ingested, and why.
@@ -74,6 +86,47 @@ pub enum FileOutcome {
     Unchanged,
     Removed,
     Failed,
+}
+
+impl FileOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileOutcome::Added => "added",
+            FileOutcome::Updated => "updated",
+            FileOutcome::Unchanged => "unchanged",
+            FileOutcome::Removed => "removed",
+            FileOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// Ingest progress for monitoring: documents by outcome, whoever ingests them (a batch, a
+/// worker, an upload).
+static INGESTED: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+    prometheus::register_int_counter_vec!(
+        "verity_ingest_documents_total",
+        "Documents ingested by this process, by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+fn count(outcome: FileOutcome) {
+    INGESTED.with_label_values(&[outcome.as_str()]).inc();
+}
+
+/// Another progress display, with every outcome counted in the metrics.
+struct Counted<'a>(&'a dyn IngestProgress);
+
+impl IngestProgress for Counted<'_> {
+    fn total(&self, files: usize) {
+        self.0.total(files);
+    }
+
+    fn done(&self, source: &str, outcome: FileOutcome) {
+        count(outcome);
+        self.0.done(source, outcome);
+    }
 }
 
 /// Progress callbacks: `total` once, then one `done` per file.
@@ -203,6 +256,8 @@ impl Verity {
         progress: &dyn IngestProgress,
     ) -> VerityResult<IngestReport> {
         options.validate()?;
+        let options = &self.with_default_groups(options).await?;
+        let progress = &Counted(progress);
         let collection = options.collection.as_str();
         let mut report = IngestReport::default();
         let (files, unreadable) = collect_files(paths);
@@ -246,6 +301,18 @@ impl Verity {
             self.index.optimize().await?;
         }
         Ok(report)
+    }
+
+    /// `options`, with the collection's default groups when it names none.
+    async fn with_default_groups(&self, options: &IngestOptions) -> VerityResult<IngestOptions> {
+        let mut options = options.clone();
+        if options.groups.is_empty() {
+            options.groups = self
+                .store
+                .collection_default_groups(&options.collection)
+                .await?;
+        }
+        Ok(options)
     }
 
     /// Ingests documents that are already parsed (the SQuAD evaluation uses this).
@@ -330,14 +397,29 @@ impl Verity {
         path: &Path,
         source: &str,
     ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
-        let format = match detect_format(path) {
-            Ok(format) => format,
+        let bytes = match read_file(path, &ParseLimits::default()) {
+            Ok(bytes) => bytes,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(format!("cannot read file: {e}"))),
-        };
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        self.read_bytes_if_changed(options, path, source, bytes, modified)
+            .await
+    }
+
+    /// [`Self::read_if_changed`] for bytes already read: `name` is the file's name (its
+    /// extension may say how to read it).
+    async fn read_bytes_if_changed(
+        &self,
+        options: &IngestOptions,
+        name: &Path,
+        source: &str,
+        bytes: Vec<u8>,
+        modified: Option<i64>,
+    ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
         let hash = content_hash(&bytes);
         let stored = self
             .compare_with_store(options, &document_id(&options.collection, source), &hash)
@@ -345,28 +427,69 @@ impl Verity {
         if stored == Stored::Unchanged {
             return Ok(Ok(None));
         }
-        let modified = std::fs::metadata(path)
-            .and_then(|m| m.modified())
+        let name = name.to_path_buf();
+        // Parsing is CPU-bound (a PDF can take a while): off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || parse_named(&name, bytes))
+            .await
+            .map_err(|e| VerityError::internal("ingest", e))?;
+        Ok(parsed.map(|parsed| {
+            Some((
+                SourceDocument {
+                    source: source.to_string(),
+                    content_hash: hash,
+                    parsed,
+                    modified,
+                },
+                stored == Stored::Changed,
+            ))
+        }))
+    }
+
+    /// Ingests one document given as bytes (an upload): parsed, chunked, embedded and indexed
+    /// before this returns. `Ok(Err(reason))`: the document cannot be read.
+    pub async fn ingest_bytes(
+        &self,
+        options: &IngestOptions,
+        file_name: &str,
+        source: &str,
+        bytes: Vec<u8>,
+    ) -> VerityResult<Result<FileOutcome, String>> {
+        options.validate()?;
+        let collection = options.collection.as_str();
+        self.store.ensure_collection(collection).await?;
+        let modified = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
-        let fallback_title = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| source.to_string());
-        Ok(parse_bytes(&bytes, format, &fallback_title)
-            .map(|parsed| {
-                Some((
-                    SourceDocument {
-                        source: source.to_string(),
-                        content_hash: hash,
-                        parsed,
-                        modified,
-                    },
-                    stored == Stored::Changed,
-                ))
-            })
-            .map_err(|e| e.to_string()))
+        let read = self
+            .read_bytes_if_changed(options, Path::new(file_name), source, bytes, modified)
+            .await?;
+        let (document, is_update) = match read {
+            Ok(Some(read)) => read,
+            Ok(None) => {
+                count(FileOutcome::Unchanged);
+                return Ok(Ok(FileOutcome::Unchanged));
+            }
+            Err(reason) => {
+                count(FileOutcome::Failed);
+                return Ok(Err(reason));
+            }
+        };
+        let mut batch = Batch::default();
+        let mut report = IngestReport::default();
+        self.stage(options, document, is_update, &mut batch).await?;
+        self.flush(collection, &mut batch, &mut report, &Counted(&Quiet))
+            .await?;
+        if let Some(failure) = report.failures.pop() {
+            return Ok(Err(failure.reason));
+        }
+        // Searchable now; optimising (index building) is left to the shard's own pace.
+        self.index.persist().await?;
+        Ok(Ok(if is_update {
+            FileOutcome::Updated
+        } else {
+            FileOutcome::Added
+        }))
     }
 
     async fn stage(
@@ -520,7 +643,8 @@ impl Verity {
             .documents_in_collection(collection)
             .await?
             .into_iter()
-            .filter(|d| !Path::new(&d.source).exists())
+            // Only documents read from files; uploads have no file to be gone.
+            .filter(|d| d.source.starts_with('/') && !Path::new(&d.source).exists())
             .collect();
         if gone.is_empty() {
             return Ok(());

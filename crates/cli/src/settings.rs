@@ -21,6 +21,13 @@ pub struct Settings {
     pub query: QuerySettings,
     pub generation: GenerationSettings,
     pub auth: AuthSettings,
+    pub traces: TraceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TraceSettings {
+    pub enabled: bool,
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +122,10 @@ pub struct ServerSettings {
     pub tls_allow_tls12: bool,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    pub max_upload_bytes: usize,
+    pub max_concurrent_queries: usize,
+    pub request_head_timeout_ms: u64,
+    pub request_body_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -90,8 +90,14 @@ pub struct CollectionInfo {
 #[async_trait]
 pub trait Collections: Send + Sync {
     async fn list_collections(&self, caller: &Caller) -> VerityResult<Vec<CollectionInfo>>;
-    /// Creates an empty collection; `false` if it existed already.
-    async fn create_collection(&self, caller: &Caller, name: &str) -> VerityResult<bool>;
+    /// Creates an empty collection whose documents get `default_groups` when their ingest
+    /// names none; `false` (and nothing changed) if it existed already.
+    async fn create_collection(
+        &self,
+        caller: &Caller,
+        name: &str,
+        default_groups: &[String],
+    ) -> VerityResult<bool>;
     /// Removes a collection with its documents and their chunks; returns how many documents.
     async fn delete_collection(&self, caller: &Caller, name: &str) -> VerityResult<usize>;
 }

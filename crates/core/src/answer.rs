@@ -53,7 +53,7 @@ pub struct Citation {
     pub page: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GroundingStatus {
@@ -63,7 +63,8 @@ pub enum GroundingStatus {
     /// were removed; they are listed in `unsupported`.
     Partial,
     /// No answer is given: the evidence was too weak to ask a model, or nothing the model wrote
-    /// was supported. `citations` lists the nearest passages.
+    /// was supported. `citations` lists the nearest passages. (Also what an empty answer is.)
+    #[default]
     Abstained,
     /// The language model failed or timed out; the answer quotes the passages directly.
     Fallback,
@@ -90,7 +91,7 @@ pub struct UnsupportedSentence {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grounding {
     pub status: GroundingStatus,
@@ -114,9 +115,13 @@ impl Grounding {
 }
 
 /// The answer object shared by `verity ask --json` and `POST /v1/query`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Answer {
+    /// The answer's id: `POST /v1/feedback` rates it and `GET /v1/answers/{id}` shows its
+    /// trace. Empty when no trace was kept (`traces.enabled = false`, or the CLI).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     pub answer: String,
     /// For a grounded answer, the passages its `[n]` markers point at; for an abstention, the
     /// nearest passages found (none of them cited by the text).
@@ -126,6 +131,10 @@ pub struct Answer {
     /// `openai:MODEL`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub generator: String,
+    /// SHA-256 of the prompt the language model was given (none for an extractive answer).
+    /// Kept in the answer's trace, never sent to clients.
+    #[serde(skip)]
+    pub prompt_hash: Option<String>,
 }
 
 /// One event of a streamed answer, in the order they come: `Sources` once, `Delta` any number
@@ -156,7 +165,7 @@ impl AnswerEvent {
 }
 
 /// Where the time of one query went, in milliseconds (reported as `Server-Timing` over HTTP).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timings {
     pub embed_ms: f64,

@@ -19,6 +19,10 @@ pub enum VerityError {
         component: &'static str,
         message: String,
     },
+    /// A document sent to be ingested cannot be read (broken, empty, unsupported); the
+    /// message says why.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The request carries no valid credentials.
     #[error("{0}")]
     Unauthenticated(String),

@@ -11,6 +11,7 @@ mod document;
 mod error;
 mod ids;
 mod language;
+mod library;
 mod query;
 mod traits;
 
@@ -23,10 +24,14 @@ pub use document::{Chunk, DocumentFormat, Heading, ParsedDocument};
 pub use error::{VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
 pub use language::{Language, detect_language};
+pub use library::{
+    AnswerTrace, AnswerTraces, DocumentDetail, DocumentInfo, DocumentPage, DocumentQuery,
+    Documents, Feedback, Rating, TraceCandidate, Upload, UploadStatus, UploadedDocument,
+};
 pub use query::{MetadataFilter, RetrievalMode, SearchQuery, parse_day, source_directories};
 pub use traits::{
     AnswerService, AnswerStream, Embedder, IndexedChunk, IndexedPoint, Readiness, RetrievedChunk,
-    SearchFilter, VectorIndex,
+    SearchFilter, VectorIndex, collect_answer,
 };
 
 /// The access group a document without groups carries in the index: readable by anyone who

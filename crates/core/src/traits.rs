@@ -159,27 +159,31 @@ pub trait AnswerService: Send + Sync {
         caller: &Caller,
         request: QueryRequest,
     ) -> VerityResult<(Answer, Timings)> {
-        let mut events = self.query_stream(caller, request).await?;
-        let mut answer = None;
-        while let Some(event) = events.recv().await {
-            match event {
-                AnswerEvent::Grounding(a) => answer = Some(a),
-                AnswerEvent::Done(timings) => {
-                    return answer.map(|a| (a, timings)).ok_or_else(|| {
-                        VerityError::internal("answering", "the answer ended without grounding")
-                    });
-                }
-                AnswerEvent::Error(message) => {
-                    return Err(VerityError::internal("answering", message));
-                }
-                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => {}
-            }
-        }
-        Err(VerityError::internal(
-            "answering",
-            "the answer stream ended before it was done",
-        ))
+        collect_answer(self.query_stream(caller, request).await?).await
     }
 
     async fn readiness(&self) -> Readiness;
+}
+
+/// A streamed answer collected: its `Grounding` event and its timings.
+pub async fn collect_answer(mut events: AnswerStream) -> VerityResult<(Answer, Timings)> {
+    let mut answer = None;
+    while let Some(event) = events.recv().await {
+        match event {
+            AnswerEvent::Grounding(a) => answer = Some(a),
+            AnswerEvent::Done(timings) => {
+                return answer.map(|a| (a, timings)).ok_or_else(|| {
+                    VerityError::internal("answering", "the answer ended without grounding")
+                });
+            }
+            AnswerEvent::Error(message) => {
+                return Err(VerityError::internal("answering", message));
+            }
+            AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => {}
+        }
+    }
+    Err(VerityError::internal(
+        "answering",
+        "the answer stream ended before it was done",
+    ))
 }

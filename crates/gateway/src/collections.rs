@@ -22,6 +22,9 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct NewCollection {
     name: String,
+    /// The access groups its documents get when their upload or ingest names none.
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 /// Creates an empty collection (admin scope): 201, or 200 when it existed already.
@@ -31,8 +34,10 @@ pub async fn create(
     body: web::Json<NewCollection>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller.require(Scope::Admin)?;
-    let name = body.into_inner().name;
-    let created = collections.create_collection(&caller, &name).await?;
+    let NewCollection { name, groups } = body.into_inner();
+    let created = collections
+        .create_collection(&caller, &name, &groups)
+        .await?;
     let body = json!({"name": name, "created": created});
     Ok(if created {
         HttpResponse::Created().json(body)

@@ -9,6 +9,11 @@
 //! `"stream": true` is the endpoint that streams text as it is generated.
 
 use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+/// How often a streamed chat completion shows it is alive while its text is being generated
+/// and verified.
+const PROGRESS_COMMENT_EVERY: Duration = Duration::from_millis(250);
 
 use futures_util::StreamExt;
 
@@ -18,11 +23,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use verity_core::{
     Answer, AnswerEvent, AnswerService, MetadataFilter, QueryRequest, RetrievalMode, Scope,
-    VerityError,
+    VerityError, collect_answer,
 };
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::limits::{QuerySlots, start_answer};
 
 /// An OpenAI chat-completions request. OpenAI's sampling fields (`temperature`, `max_tokens`,
 /// `n`, …) are accepted and ignored: the server's settings decide how answers are generated.
@@ -143,6 +149,7 @@ fn created() -> u64 {
 
 fn verity_extension(answer: &Answer) -> Value {
     json!({
+        "answer_id": answer.id,
         "citations": answer.citations,
         "grounding": answer.grounding,
         "generator": answer.generator,
@@ -152,6 +159,7 @@ fn verity_extension(answer: &Answer) -> Value {
 pub async fn chat_completions(
     caller: Authenticated,
     service: web::Data<dyn AnswerService>,
+    slots: web::Data<QuerySlots>,
     request: web::Json<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller.require(Scope::Query)?;
@@ -162,8 +170,9 @@ pub async fn chat_completions(
     let id = completion_id();
     let created = created();
 
+    let events = start_answer(&slots, service.get_ref(), &caller, query).await?;
     if !stream {
-        let (answer, _) = service.query(&caller, query).await?;
+        let (answer, _) = collect_answer(events).await?;
         return Ok(HttpResponse::Ok().json(json!({
             "id": id,
             "object": "chat.completion",
@@ -178,7 +187,6 @@ pub async fn chat_completions(
         })));
     }
 
-    let events = service.query_stream(&caller, query).await?;
     let chunk = move |delta: Value, finish: Option<&str>, extension: Option<Value>| {
         let mut value = json!({
             "id": id,
@@ -194,25 +202,33 @@ pub async fn chat_completions(
     };
     let role = chunk(json!({"role": "assistant"}), None, None);
     // Each answer event becomes the chunks it stands for. The body owns `events`, so a client
-    // that goes away drops them, which cancels the generation.
-    let answer = futures_util::stream::unfold((events, chunk), |(mut events, chunk)| async move {
-        loop {
-            let chunks = match events.recv().await? {
-                AnswerEvent::Grounding(answer) => vec![
-                    chunk(json!({"content": answer.answer}), None, None),
-                    chunk(json!({}), Some("stop"), Some(verity_extension(&answer))),
-                ],
-                AnswerEvent::Error(message) => {
-                    let error =
-                        json!({"error": {"code": "internal", "message": message, "details": null}});
-                    vec![Bytes::from(format!("data: {error}\n\n"))]
-                }
-                AnswerEvent::Done(_) => return None,
-                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => continue,
-            };
-            return Some((futures_util::stream::iter(chunks), (events, chunk)));
-        }
-    })
+    // that goes away drops them, which cancels the generation. While text is generated but not
+    // yet verified, an SSE comment (ignored by clients) goes out now and then: a server only
+    // learns that a client left when a write fails.
+    let answer = futures_util::stream::unfold(
+        (events, chunk, Instant::now()),
+        |(mut events, chunk, mut written)| async move {
+            loop {
+                let chunks = match events.recv().await? {
+                    AnswerEvent::Grounding(answer) => vec![
+                        chunk(json!({"content": answer.answer}), None, None),
+                        chunk(json!({}), Some("stop"), Some(verity_extension(&answer))),
+                    ],
+                    AnswerEvent::Error(message) => {
+                        let error = json!({"error": {"code": "internal", "message": message, "details": null}});
+                        vec![Bytes::from(format!("data: {error}\n\n"))]
+                    }
+                    AnswerEvent::Done(_) => return None,
+                    AnswerEvent::Delta(_) if written.elapsed() >= PROGRESS_COMMENT_EVERY => {
+                        vec![Bytes::from_static(b": generating\n\n")]
+                    }
+                    AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => continue,
+                };
+                written = Instant::now();
+                return Some((futures_util::stream::iter(chunks), (events, chunk, written)));
+            }
+        },
+    )
     .flatten();
     let body = futures_util::stream::once(async move { role })
         .chain(answer)
@@ -243,22 +259,20 @@ pub struct GenerateRequest {
 pub async fn generate(
     caller: Authenticated,
     service: web::Data<dyn AnswerService>,
+    slots: web::Data<QuerySlots>,
     request: web::Json<GenerateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller.require(Scope::Query)?;
     let request = request.into_inner();
-    let (answer, _) = service
-        .query(
-            &caller,
-            QueryRequest {
-                question: request.prompt,
-                collection: request.collection,
-                top_k: request.top_k,
-                mode: request.mode,
-                filter: None,
-                stream: false,
-            },
-        )
-        .await?;
+    let query = QueryRequest {
+        question: request.prompt,
+        collection: request.collection,
+        top_k: request.top_k,
+        mode: request.mode,
+        filter: None,
+        stream: false,
+    };
+    let events = start_answer(&slots, service.get_ref(), &caller, query).await?;
+    let (answer, _) = collect_answer(events).await?;
     Ok(HttpResponse::Ok().json(answer))
 }

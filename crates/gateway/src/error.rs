@@ -67,6 +67,8 @@ impl From<VerityError> for ApiError {
             VerityError::NotFound { what, name } => {
                 let code = match *what {
                     "collection" => "collection_not_found",
+                    "document" => "document_not_found",
+                    "answer" => "answer_not_found",
                     _ => "not_found",
                 };
                 ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())
@@ -76,6 +78,11 @@ impl From<VerityError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 err.to_string(),
+            ),
+            VerityError::Unprocessable(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable_document",
+                message.clone(),
             ),
             VerityError::Unauthenticated(message) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message.clone())

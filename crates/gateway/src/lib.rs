@@ -8,7 +8,9 @@
 mod auth;
 mod collections;
 mod compat;
+mod documents;
 mod error;
+mod limits;
 mod openapi;
 mod page;
 mod request_log;
@@ -23,7 +25,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing::Instrument;
-use verity_core::{AnswerService, Authenticator, Collections};
+use verity_core::{AnswerService, AnswerTraces, Authenticator, Collections, Documents};
 
 pub use auth::RateLimit;
 pub use error::ApiError;
@@ -45,6 +47,8 @@ static HTTP_SECONDS: LazyLock<prometheus::HistogramVec> = LazyLock::new(|| {
 
 /// Request bodies over this size are refused with 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Uploaded documents over this size are refused with 413.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 20 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -58,6 +62,24 @@ pub struct GatewayConfig {
     /// Web origins (`https://intranet.example.com`) whose pages may call the API; empty: no
     /// CORS headers at all, so browsers refuse cross-origin calls.
     pub cors_origins: Vec<String>,
+    /// Uploaded documents over this size are refused with 413.
+    pub max_upload_bytes: usize,
+    /// Questions answered at once; one more is refused with 429. 0: no limit.
+    pub max_concurrent_queries: usize,
+    /// A client must send its request head within this time (else 408)…
+    pub request_head_timeout: std::time::Duration,
+    /// …and its body within this one (else 408).
+    pub request_body_timeout: std::time::Duration,
+}
+
+/// What the gateway serves: each a trait, so the gateway knows nothing of what implements it.
+#[derive(Clone)]
+pub struct Services {
+    pub answers: Arc<dyn AnswerService>,
+    pub collections: Arc<dyn Collections>,
+    pub documents: Arc<dyn Documents>,
+    pub traces: Arc<dyn AnswerTraces>,
+    pub authenticator: Arc<dyn Authenticator>,
 }
 
 /// CORS for the configured origins only; credentials travel in the Authorization header,
@@ -129,6 +151,10 @@ impl Default for GatewayConfig {
             rate_limit: None,
             tls: None,
             cors_origins: Vec::new(),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_concurrent_queries: 16,
+            request_head_timeout: std::time::Duration::from_secs(5),
+            request_body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -142,15 +168,19 @@ pub struct Application {
 impl Application {
     pub fn build(
         listener: TcpListener,
-        service: Arc<dyn AnswerService>,
-        collections: Arc<dyn Collections>,
-        authenticator: Arc<dyn Authenticator>,
+        services: Services,
         config: GatewayConfig,
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
-        let service = web::Data::from(service);
-        let collections = web::Data::from(collections);
-        let authenticator = web::Data::from(authenticator);
+        let service = web::Data::from(services.answers);
+        let collections = web::Data::from(services.collections);
+        let documents = web::Data::from(services.documents);
+        let traces = web::Data::from(services.traces);
+        let authenticator = web::Data::from(services.authenticator);
+        // One budget of concurrent questions for all workers.
+        let query_slots = web::Data::new(limits::QuerySlots::new(config.max_concurrent_queries));
+        let upload_limit = web::Data::new(documents::UploadLimit(config.max_upload_bytes));
+        let body_timeout = config.request_body_timeout;
         // One limiter for all workers, so a caller's budget is per server, not per thread.
         let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
         let max_body = config.max_body_bytes;
@@ -161,6 +191,11 @@ impl Application {
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
+                // Bodies must arrive in time, whatever reads them.
+                .wrap_fn(move |request, service| {
+                    let request = limits::with_body_deadline(request, body_timeout);
+                    service.call(request)
+                })
                 .wrap_fn(|request, service| {
                     let started = std::time::Instant::now();
                     let id = request_log::request_id(
@@ -209,11 +244,22 @@ impl Application {
                 })
                 .app_data(service.clone())
                 .app_data(collections.clone())
+                .app_data(documents.clone())
+                .app_data(traces.clone())
+                .app_data(query_slots.clone())
+                .app_data(upload_limit.clone())
                 .app_data(authenticator.clone())
                 .app_data(limiter.clone())
                 .app_data(routes::json_config(max_body))
+                .app_data(routes::query_config())
                 .configure(routes::configure)
         });
+        // Slow clients: the request head must come within the timeout (else 408), and an idle
+        // or half-closed connection is dropped rather than held.
+        server = server
+            .client_request_timeout(config.request_head_timeout)
+            .client_disconnect_timeout(std::time::Duration::from_secs(2))
+            .keep_alive(std::time::Duration::from_secs(30));
         server = match &config.tls {
             Some(files) => server.listen_rustls_0_23(listener, tls_config(files)?)?,
             None => server.listen(listener)?,

@@ -11,8 +11,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{PathItem, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use verity_core::{
-    Answer, Citation, CollectionInfo, Grounding, GroundingStatus, Language, MetadataFilter,
-    QueryRequest, RetrievalMode, Timings, UnsupportedSentence,
+    Answer, AnswerTrace, Citation, CollectionInfo, DocumentDetail, DocumentInfo, DocumentPage,
+    Feedback, Grounding, GroundingStatus, Language, MetadataFilter, QueryRequest, Rating,
+    RetrievalMode, Timings, TraceCandidate, UnsupportedSentence, UploadStatus, UploadedDocument,
 };
 
 /// Every error: `{"error": {"code", "message", "details"}}`.
@@ -69,6 +70,8 @@ struct ChatCompletion {
 
 #[derive(Serialize, ToSchema)]
 struct VerityExtension {
+    /// For `POST /v1/feedback` and `GET /v1/answers/{id}`.
+    answer_id: String,
     citations: Vec<Citation>,
     grounding: Grounding,
     generator: String,
@@ -147,7 +150,116 @@ struct CollectionList {
 #[derive(Serialize, ToSchema)]
 struct NewCollection {
     name: String,
+    /// Access groups its documents get when their upload or ingest names none.
+    groups: Option<Vec<String>>,
 }
+
+/// A document sent as JSON (multipart/form-data with a `file` part, and `collection`,
+/// `groups`, `tags` text fields, is the other way).
+#[derive(Serialize, ToSchema)]
+struct TextUpload {
+    /// A file name, e.g. `leave-policy.md`: its extension says how to read `text`.
+    name: String,
+    text: String,
+    collection: Option<String>,
+    /// Who may read it; default the collection's groups (for a key with groups, its own).
+    groups: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct FeedbackRequest {
+    /// The `id` of an answer the caller was given.
+    answer_id: String,
+    rating: Rating,
+    /// At most 2,000 characters.
+    comment: Option<String>,
+}
+
+/// Who the caller is and what it may do.
+#[derive(Serialize, ToSchema)]
+struct Me {
+    subject: String,
+    scopes: Vec<String>,
+    /// `null`: every collection.
+    collections: Option<Vec<String>>,
+    /// `null`: no document-level condition.
+    groups: Option<Vec<String>>,
+}
+
+#[utoipa::path(get, path = "/v1/documents", tag = "documents",
+    summary = "The documents of a collection the caller may read, by source, a page at a time",
+    params(("collection" = Option<String>, Query, description = "Default: the default collection"),
+           ("limit" = Option<u32>, Query, description = "1-200, default 50"),
+           ("cursor" = Option<String>, Query, description = "A previous page's next_cursor")),
+    responses((status = 200, description = "One page", body = DocumentPage),
+              (status = 400, description = "Invalid limit or cursor", body = ErrorEnvelope),
+              (status = 404, description = "Unknown collection (or one the caller may not use)", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn list_documents() {}
+
+#[utoipa::path(post, path = "/v1/documents", tag = "documents",
+    summary = "Add a document (ingest scope); answerable when this returns",
+    description = "multipart/form-data with one `file` part (its filename names the document) and optional `collection`, `groups`, `tags` fields (lists comma-separated), or JSON. The document's source is `upload:/<groups>/<file name>`: uploading the same name with the same groups replaces it.",
+    request_body(content = TextUpload, description = "JSON, or multipart/form-data"),
+    responses((status = 201, description = "Added", body = UploadedDocument),
+              (status = 200, description = "Updated, or unchanged (same bytes)", body = UploadedDocument),
+              (status = 400, description = "Invalid field", body = ErrorEnvelope),
+              (status = 403, description = "No ingest scope, or groups the key does not have", body = ErrorEnvelope),
+              (status = 404, description = "Unknown collection", body = ErrorEnvelope),
+              (status = 413, description = "Over server.max_upload_bytes", body = ErrorEnvelope),
+              (status = 415, description = "Neither multipart/form-data nor JSON", body = ErrorEnvelope),
+              (status = 422, description = "The document cannot be read; the message says why", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn upload_document() {}
+
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents",
+    summary = "A document with its chunks",
+    params(("id" = String, Path, description = "The document id")),
+    responses((status = 200, description = "The document", body = DocumentDetail),
+              (status = 404, description = "Unknown, or not readable by the caller", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn get_document() {}
+
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents",
+    summary = "Remove a document, its chunks and their vectors (ingest scope)",
+    params(("id" = String, Path, description = "The document id")),
+    responses((status = 200, description = "`{\"deleted\": document}`"),
+              (status = 403, description = "No ingest scope", body = ErrorEnvelope),
+              (status = 404, description = "Unknown, or not readable by the caller", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn delete_document() {}
+
+#[utoipa::path(post, path = "/v1/feedback", tag = "answers",
+    summary = "Rate one of the caller's answers",
+    request_body = FeedbackRequest,
+    responses((status = 201, description = "`{\"answer_id\", \"feedback\"}`"),
+              (status = 400, description = "Invalid rating or comment", body = ErrorEnvelope),
+              (status = 404, description = "Unknown answer, or another caller's", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn feedback() {}
+
+#[utoipa::path(get, path = "/v1/answers/{id}", tag = "answers",
+    summary = "The stored trace of one of the caller's answers",
+    params(("id" = String, Path, description = "The answer's id")),
+    responses((status = 200, description = "The trace", body = AnswerTrace),
+              (status = 404, description = "Unknown answer, another caller's, or older than traces.retention_days", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn answer_trace() {}
+
+#[utoipa::path(get, path = "/v1/me", tag = "operations",
+    summary = "Who the caller is: subject, scopes, collections, groups",
+    responses((status = 200, description = "The caller", body = Me),
+              (status = 401, description = "No valid key or token", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn me() {}
 
 #[utoipa::path(get, path = "/v1/collections", tag = "collections",
     summary = "The collections the caller may use, with the documents it may read in each",
@@ -220,13 +332,16 @@ impl Modify for BearerAuth {
         description = "Grounded answers from a company's documents, with citations verified after generation."
     ),
     paths(
-        query, chat_completions, generate, list_collections, create_collection,
-        delete_collection, healthz, readyz, metrics
+        query, chat_completions, generate, feedback, answer_trace, list_collections,
+        create_collection, delete_collection, list_documents, upload_document, get_document,
+        delete_document, me, healthz, readyz, metrics
     ),
     components(schemas(
         QueryRequest, Answer, Citation, Grounding, GroundingStatus, UnsupportedSentence,
         MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ChatCompletionRequest,
-        ChatCompletion, GenerateRequest, CollectionInfo, CollectionList, NewCollection
+        ChatCompletion, GenerateRequest, CollectionInfo, CollectionList, NewCollection,
+        DocumentInfo, DocumentDetail, DocumentPage, UploadedDocument, UploadStatus, TextUpload,
+        FeedbackRequest, Feedback, Rating, AnswerTrace, TraceCandidate, Me
     )),
     modifiers(&BearerAuth)
 )]
@@ -362,6 +477,11 @@ mod tests {
             "/generate",
             "/v1/collections",
             "/v1/collections/{name}",
+            "/v1/documents",
+            "/v1/documents/{id}",
+            "/v1/feedback",
+            "/v1/answers/{id}",
+            "/v1/me",
             "/healthz",
             "/readyz",
             "/metrics",
@@ -375,6 +495,8 @@ mod tests {
             "Citation",
             "Grounding",
             "ErrorEnvelope",
+            "DocumentDetail",
+            "AnswerTrace",
         ] {
             assert!(schemas.contains_key(name), "{name} missing");
         }

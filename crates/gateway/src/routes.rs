@@ -2,12 +2,13 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
-use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings};
+use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings, collect_answer};
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::limits::{QuerySlots, body_timeout_error, is_body_timeout, start_answer};
 use crate::sse;
-use crate::{collections, compat, openapi};
+use crate::{collections, compat, documents, openapi};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::page::configure(cfg);
@@ -25,6 +26,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/collections/{name}")
             .route(web::delete().to(collections::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/documents")
+            .route(web::get().to(documents::list))
+            .route(web::post().to(documents::upload))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/documents/{id}")
+            .route(web::get().to(documents::get))
+            .route(web::delete().to(documents::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/feedback")
+            .route(web::post().to(documents::feedback))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/answers/{id}")
+            .route(web::get().to(documents::answer_trace))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/me")
+            .route(web::get().to(me))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -86,6 +114,7 @@ pub fn json_config(max_body: usize) -> web::JsonConfig {
                     "unsupported_media_type",
                     "send the request body as JSON with Content-Type: application/json",
                 ),
+                JsonPayloadError::Payload(e) if is_body_timeout(e) => body_timeout_error(),
                 JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_request",
@@ -106,16 +135,30 @@ pub fn json_config(max_body: usize) -> web::JsonConfig {
         })
 }
 
+/// Query strings: every way they can be wrong answered in the error envelope.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the query string is invalid: {err}"),
+        )
+        .into()
+    })
+}
+
 async fn query(
     http: HttpRequest,
     caller: Authenticated,
     service: web::Data<dyn AnswerService>,
+    slots: web::Data<QuerySlots>,
     request: web::Json<QueryRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller.require(Scope::Query)?;
     let request = request.into_inner();
-    if request.stream || accepts_event_stream(&http) {
-        let events = service.query_stream(&caller, request).await?;
+    let stream = request.stream || accepts_event_stream(&http);
+    let events = start_answer(&slots, service.get_ref(), &caller, request).await?;
+    if stream {
         return Ok(HttpResponse::Ok()
             .content_type("text/event-stream")
             .insert_header(("Cache-Control", "no-cache"))
@@ -123,7 +166,7 @@ async fn query(
             .insert_header(("X-Accel-Buffering", "no"))
             .streaming(sse::body(events)));
     }
-    let (answer, timings) = service.query(&caller, request).await?;
+    let (answer, timings) = collect_answer(events).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Server-Timing", server_timing(&timings)))
         .json(answer))
@@ -159,6 +202,18 @@ fn server_timing(t: &Timings) -> String {
         "embed;dur={:.3}, search;dur={:.3}, generate;dur={:.3}, other;dur={:.3}, total;dur={:.3}",
         t.embed_ms, t.search_ms, t.generate_ms, other, t.total_ms
     )
+}
+
+/// Who the caller is, as the server sees it: what it may do and see (the web page shows the
+/// upload panel to callers with the ingest scope).
+async fn me(caller: Authenticated) -> HttpResponse {
+    let caller = caller.0;
+    HttpResponse::Ok().json(json!({
+        "subject": caller.subject,
+        "scopes": caller.scopes,
+        "collections": caller.collections,
+        "groups": caller.groups,
+    }))
 }
 
 async fn healthz() -> HttpResponse {

@@ -97,6 +97,8 @@ impl ExtractiveAnswerer {
                 citations,
                 grounding: Grounding::new(GroundingStatus::Abstained, reason),
                 generator: String::new(),
+                id: String::new(),
+                prompt_hash: None,
             };
         }
 
@@ -119,6 +121,8 @@ impl ExtractiveAnswerer {
                 format!("every sentence is quoted from passage {}", cited.join(", ")),
             ),
             generator: String::new(),
+            id: String::new(),
+            prompt_hash: None,
         }
     }
 
@@ -196,11 +200,11 @@ pub(crate) fn citation(index: usize, passage: &RetrievedChunk) -> Citation {
         score: passage.score,
         similarity: passage.similarity,
         heading_path: passage.heading_path.clone(),
+        page: passage.page,
     }
 }
 
 pub(crate) fn abstention_message(language: Language, has_passages: bool) -> &'static str {
-        page: passage.page,
     match (language, has_passages) {
         (Language::English, true) => {
             "No supporting passage was found in the documents for this question. The nearest passages are listed, but none of them answers it."
@@ -306,11 +310,11 @@ mod tests {
             end: text.chars().count(),
             text: text.into(),
             heading_path: vec![],
+            page: None,
             score,
             similarity: score,
         }
     }
-            page: None,
 
     #[test]
     fn answers_quote_the_best_matching_sentence_with_its_citation() {

@@ -180,6 +180,7 @@ impl Answerer {
                 timings,
                 started,
                 streamed_text: false,
+                prompt_hash: None,
             };
             // An error here means the client went away; the generation has been dropped.
             let _ = this.run(&mut run, ticket, &question, &passages).await;
@@ -225,6 +226,7 @@ impl Answerer {
             self.config.params.max_tokens,
             &|text| generator.count_tokens(text),
         );
+        run.prompt_hash = Some(prompt_hash(&prompt.messages));
         let given = &passages[..prompt.sources];
         let citations: Vec<Citation> = given
             .iter()
@@ -327,6 +329,8 @@ impl Answerer {
                 reason: Some(reason),
             },
             generator: generator.name(),
+            id: String::new(),
+            prompt_hash: None,
         };
         run.finish(answer).await
     }
@@ -411,6 +415,8 @@ struct Run {
     started: Instant,
     /// Whether any `Delta` went out.
     streamed_text: bool,
+    /// Of the prompt the model was given, once it was built (for the answer's trace).
+    prompt_hash: Option<String>,
 }
 
 impl Run {
@@ -421,7 +427,8 @@ impl Run {
         self.events.send(event).await.map_err(|_| Gone)
     }
 
-    async fn finish(&mut self, answer: Answer) -> Result<(), Gone> {
+    async fn finish(&mut self, mut answer: Answer) -> Result<(), Gone> {
+        answer.prompt_hash = self.prompt_hash.take();
         METRICS
             .answers
             .with_label_values(&[answer.grounding.status.as_str()])
@@ -430,6 +437,19 @@ impl Run {
         self.send(AnswerEvent::Grounding(answer)).await?;
         self.send(AnswerEvent::Done(self.timings)).await
     }
+}
+
+/// SHA-256 of the messages as the model reads them: role and content of each, in order.
+fn prompt_hash(messages: &[crate::generator::ChatMessage]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for message in messages {
+        hasher.update(message.role.as_str().as_bytes());
+        hasher.update([0]);
+        hasher.update(message.content.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
 }
 
 fn ms(d: Duration) -> f64 {

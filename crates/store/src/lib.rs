@@ -8,6 +8,7 @@
 
 mod jobs;
 mod keys;
+mod library;
 mod store;
 
 pub use jobs::{ClaimedFile, JobProgress};

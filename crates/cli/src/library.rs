@@ -1,0 +1,400 @@
+//! Documents and answer traces through the API: [`Documents`] and [`AnswerTraces`] for
+//! [`Verity`], and the recording of every answer's trace.
+//!
+//! Access rules, in one place:
+//! - a document exists for a caller only if it may use the document's collection and shares
+//!   one of its groups (or the document has none); otherwise every call answers `NotFound`,
+//!   exactly as for an unknown id;
+//! - an uploaded document's source is `upload:/<groups>/<file name>` (`*` for no groups), so
+//!   callers of different groups uploading the same file name get different documents and can
+//!   never overwrite each other's;
+//! - a caller may only give an upload groups it belongs to, or none (public: everyone reads
+//!   public documents, so that reveals nothing); without `groups` an upload gets the
+//!   collection's default groups, or else the caller's own; a caller with the admin scope may
+//!   give any groups (it may delete the whole collection anyway);
+//! - an answer's trace belongs to whoever asked, and to admins of its collection.
+
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use verity_core::{
+    AnswerEvent, AnswerStream, AnswerTrace, AnswerTraces, Caller, DocumentDetail, DocumentInfo,
+    DocumentPage, DocumentQuery, Documents, Feedback, PUBLIC_GROUP, Rating, RetrievedChunk, Scope,
+    TraceCandidate, Upload, UploadStatus, UploadedDocument, VerityError, VerityResult, document_id,
+    validate_collection_name, validate_group_name,
+};
+
+use crate::app::{Verity, readable};
+use crate::pipeline::{FileOutcome, IngestOptions};
+
+/// Traces are pruned at most this often (seconds).
+const PRUNE_EVERY_SECS: i64 = 3_600;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn document_not_found(id: &str) -> VerityError {
+    VerityError::NotFound {
+        what: "document",
+        name: id.to_string(),
+    }
+}
+
+/// Whether the caller may read this trace: it asked, or it administers the collection.
+fn may_read_trace(caller: &Caller, trace: &AnswerTrace) -> bool {
+    trace.caller == caller.subject
+        || (caller.may(Scope::Admin) && caller.may_use_collection(&trace.collection))
+}
+
+/// The file name an upload goes by: its last path component, checked.
+fn upload_file_name(name: &str) -> VerityResult<String> {
+    let name = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    let valid = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.chars().count() <= 255
+        && !name.chars().any(char::is_control);
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(VerityError::invalid(
+            "file",
+            format!("the file name {name:?} is invalid: give a plain name such as \"policy.md\""),
+        ))
+    }
+}
+
+/// The source an upload is stored under: one namespace per set of groups.
+fn upload_source(groups: &[String], file_name: &str) -> String {
+    let mut sorted = groups.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let namespace = if sorted.is_empty() {
+        PUBLIC_GROUP.to_string()
+    } else {
+        sorted.join("+")
+    };
+    format!("upload:/{namespace}/{file_name}")
+}
+
+impl Verity {
+    /// The collection a request names (or the default), if the caller may use it and it
+    /// exists; a forbidden collection answers like an unknown one.
+    async fn usable_collection(&self, caller: &Caller, name: Option<&str>) -> VerityResult<String> {
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| self.settings.query.default_collection.clone());
+        validate_collection_name(&name)?;
+        if !caller.may_use_collection(&name) || !self.store.collection_exists(&name).await? {
+            return Err(VerityError::NotFound {
+                what: "collection",
+                name,
+            });
+        }
+        Ok(name)
+    }
+
+    /// A document the caller may read.
+    async fn readable_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentInfo> {
+        match self.store.document(id).await? {
+            Some(document)
+                if caller.may_use_collection(&document.collection)
+                    && readable(caller.groups.as_deref(), &document.groups) =>
+            {
+                Ok(document)
+            }
+            _ => Err(document_not_found(id)),
+        }
+    }
+
+    /// The groups an upload gets (see the module's access rules).
+    async fn upload_groups(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        asked: Option<Vec<String>>,
+    ) -> VerityResult<Vec<String>> {
+        let explicit = asked.is_some();
+        let mut groups = match asked {
+            Some(groups) => groups,
+            None => self.store.collection_default_groups(collection).await?,
+        };
+        for group in &groups {
+            validate_group_name(group)?;
+        }
+        match &caller.groups {
+            Some(_) if caller.may(Scope::Admin) => {}
+            Some(mine) => {
+                if groups.is_empty() && !explicit {
+                    groups = mine.clone();
+                }
+                if let Some(other) = groups.iter().find(|g| !mine.contains(g)) {
+                    let own = if mine.is_empty() {
+                        "it has none, so its documents are public".to_string()
+                    } else {
+                        format!("{}, or none for a public document", mine.join(", "))
+                    };
+                    return Err(VerityError::Forbidden(format!(
+                        "this key is not in the group {other:?}: it may only give documents its own groups ({own})"
+                    )));
+                }
+            }
+            None => {}
+        }
+        Ok(groups)
+    }
+
+    /// Streams `events` on, giving the answer its id and recording its trace (before `done`
+    /// goes out, so the trace can be read as soon as the answer is complete). A client that
+    /// goes away drops the inner stream at once, which cancels the generation behind it.
+    pub(crate) fn traced(&self, mut events: AnswerStream, mut trace: AnswerTrace) -> AnswerStream {
+        let (sender, stream) = tokio::sync::mpsc::channel(64);
+        let store = self.store.clone();
+        let retention_days = self.settings.traces.retention_days;
+        let pruned_at = self.traces_pruned_at.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut event = tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => event,
+                        None => return,
+                    },
+                    () = sender.closed() => return,
+                };
+                match &mut event {
+                    AnswerEvent::Grounding(answer) => {
+                        answer.id.clone_from(&trace.id);
+                        trace.generator.clone_from(&answer.generator);
+                        trace.prompt_hash.clone_from(&answer.prompt_hash);
+                        trace.answer = answer.clone();
+                    }
+                    AnswerEvent::Done(timings) => {
+                        trace.timings = *timings;
+                        trace.created_at = now();
+                        if let Err(error) = store.insert_trace(&trace).await {
+                            tracing::warn!(%error, "cannot record the answer's trace");
+                        }
+                        let now = now();
+                        let last = pruned_at.load(Ordering::Relaxed);
+                        if now - last >= PRUNE_EVERY_SECS
+                            && pruned_at
+                                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                                .is_ok()
+                        {
+                            let before = now - i64::from(retention_days) * 86_400;
+                            match store.delete_traces_before(before).await {
+                                Ok(n) if n > 0 => {
+                                    tracing::info!(deleted = n, "old answer traces deleted")
+                                }
+                                Ok(_) => {}
+                                Err(error) => {
+                                    tracing::warn!(%error, "cannot delete old answer traces")
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                if sender.send(event).await.is_err() {
+                    return;
+                }
+            }
+        });
+        stream
+    }
+}
+
+/// The candidates of a trace: what retrieval found, best first.
+pub(crate) fn candidates(passages: &[RetrievedChunk]) -> Vec<TraceCandidate> {
+    passages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| TraceCandidate {
+            rank: i as u32 + 1,
+            document_id: p.document_id.clone(),
+            chunk_id: p.chunk_id.clone(),
+            title: p.title.clone(),
+            score: p.score,
+            similarity: p.similarity,
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Documents for Verity {
+    async fn list_documents(
+        &self,
+        caller: &Caller,
+        query: DocumentQuery,
+    ) -> VerityResult<DocumentPage> {
+        let collection = self
+            .usable_collection(caller, query.collection.as_deref())
+            .await?;
+        let mut after = match &query.cursor {
+            Some(cursor) => Some(
+                hex::decode(cursor)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        VerityError::invalid(
+                            "cursor",
+                            "cursor is not one this server gave: pass a page's next_cursor as it is",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        // Documents the caller may not read are skipped, so a page is filled from as many
+        // store pages as it takes.
+        let mut documents = Vec::with_capacity(query.limit);
+        let batch = (query.limit * 2).max(100);
+        let mut more = false;
+        'pages: loop {
+            let page = self
+                .store
+                .documents_page(&collection, after.as_deref(), batch)
+                .await?;
+            let exhausted = page.len() < batch;
+            for document in page {
+                after = Some(document.source.clone());
+                if !readable(caller.groups.as_deref(), &document.groups) {
+                    continue;
+                }
+                if documents.len() == query.limit {
+                    more = true;
+                    break 'pages;
+                }
+                documents.push(document);
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let next_cursor = more
+            .then(|| {
+                documents
+                    .last()
+                    .map(|d: &DocumentInfo| hex::encode(&d.source))
+            })
+            .flatten();
+        Ok(DocumentPage {
+            documents,
+            next_cursor,
+        })
+    }
+
+    async fn get_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentDetail> {
+        let document = self.readable_document(caller, id).await?;
+        let chunks = self.store.chunks_of(id).await?;
+        Ok(DocumentDetail { document, chunks })
+    }
+
+    async fn upload_document(
+        &self,
+        caller: &Caller,
+        upload: Upload,
+    ) -> VerityResult<UploadedDocument> {
+        let collection = self
+            .usable_collection(caller, upload.collection.as_deref())
+            .await?;
+        let file_name = upload_file_name(&upload.file_name)?;
+        let groups = self
+            .upload_groups(caller, &collection, upload.groups)
+            .await?;
+        let source = upload_source(&groups, &file_name);
+        let options = IngestOptions::new(&collection)
+            .with_groups(groups)
+            .with_tags(upload.tags)
+            .with_optimize(false);
+        let outcome = self
+            .ingest_bytes(&options, &file_name, &source, upload.bytes)
+            .await?
+            .map_err(|reason| {
+                VerityError::Unprocessable(format!("{file_name} cannot be ingested: {reason}"))
+            })?;
+        let status = match outcome {
+            FileOutcome::Added => UploadStatus::Added,
+            FileOutcome::Unchanged => UploadStatus::Unchanged,
+            _ => UploadStatus::Updated,
+        };
+        let id = document_id(&collection, &source);
+        let document =
+            self.store.document(&id).await?.ok_or_else(|| {
+                VerityError::internal("ingest", "an uploaded document is not stored")
+            })?;
+        Ok(UploadedDocument { document, status })
+    }
+
+    async fn delete_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentInfo> {
+        let document = self.readable_document(caller, id).await?;
+        // Index first, made durable, then the store: a crash in between leaves a document
+        // without vectors (found by reconcile), never vectors without their document.
+        self.index.delete_document_chunks(id, &[]).await?;
+        self.index.persist().await?;
+        self.store.delete_document(id).await?;
+        Ok(document)
+    }
+}
+
+#[async_trait]
+impl AnswerTraces for Verity {
+    async fn answer_trace(&self, caller: &Caller, id: &str) -> VerityResult<AnswerTrace> {
+        match self.store.trace(id).await? {
+            Some(trace) if may_read_trace(caller, &trace) => Ok(trace),
+            _ => Err(VerityError::NotFound {
+                what: "answer",
+                name: id.to_string(),
+            }),
+        }
+    }
+
+    async fn give_feedback(
+        &self,
+        caller: &Caller,
+        answer_id: &str,
+        rating: Rating,
+        comment: Option<String>,
+    ) -> VerityResult<Feedback> {
+        // Only the asker rates its answer: the same check (and 404) as reading the trace.
+        self.answer_trace(caller, answer_id).await?;
+        self.store
+            .set_feedback(answer_id, rating, comment.as_deref())
+            .await?
+            .ok_or_else(|| VerityError::NotFound {
+                what: "answer",
+                name: answer_id.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_of_different_groups_never_share_a_source() {
+        let hr = upload_source(&["hr".into()], "policy.md");
+        let both = upload_source(&["it".into(), "hr".into()], "policy.md");
+        let public = upload_source(&[], "policy.md");
+        assert_eq!(hr, "upload:/hr/policy.md");
+        assert_eq!(both, "upload:/hr+it/policy.md");
+        assert_eq!(public, "upload:/*/policy.md");
+        assert_eq!(
+            both,
+            upload_source(&["hr".into(), "it".into()], "policy.md")
+        );
+    }
+
+    #[test]
+    fn upload_names_lose_their_directories_and_bad_names_are_refused() {
+        assert_eq!(upload_file_name("../../etc/passwd").unwrap(), "passwd");
+        assert_eq!(upload_file_name("C:\\docs\\leave.md").unwrap(), "leave.md");
+        assert!(upload_file_name("").is_err());
+        assert!(upload_file_name("dir/").is_err());
+        assert!(upload_file_name("..").is_err());
+        assert!(upload_file_name("a\u{0}b.md").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! Documents as the API lists and reads them, collections' default access groups, and answer
+//! traces with their feedback.
+
+use sqlx::Row;
+use verity_core::{AnswerTrace, DocumentInfo, Feedback, Rating, VerityResult};
+
+use crate::store::{Store, db_error, json_error, now};
+
+/// The columns of a document listing, with its chunk count (a macro, so queries stay literal).
+macro_rules! document_columns {
+    () => {
+        "d.id, d.collection, d.source, d.title, d.format, d.language, d.tags, d.access_groups, \
+         d.version, d.status, d.modified, \
+         (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) AS chunk_count"
+    };
+}
+
+fn document_info(row: &sqlx::any::AnyRow) -> VerityResult<DocumentInfo> {
+    Ok(DocumentInfo {
+        id: row.get("id"),
+        collection: row.get("collection"),
+        source: row.get("source"),
+        title: row.get("title"),
+        format: row.get("format"),
+        language: row.get("language"),
+        tags: serde_json::from_str(row.get::<&str, _>("tags")).map_err(json_error)?,
+        groups: serde_json::from_str(row.get::<&str, _>("access_groups")).map_err(json_error)?,
+        version: row.get("version"),
+        status: row.get("status"),
+        modified: row.get("modified"),
+        chunk_count: row.get::<i64, _>("chunk_count") as usize,
+    })
+}
+
+impl Store {
+    /// Creates a collection whose documents get `default_groups` when their ingest names none;
+    /// `false` (and nothing changed) if it existed.
+    pub async fn create_collection(
+        &self,
+        name: &str,
+        default_groups: &[String],
+    ) -> VerityResult<bool> {
+        let groups = serde_json::to_string(default_groups).map_err(json_error)?;
+        let inserted = sqlx::query(
+            "INSERT INTO collections (name, default_groups) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(groups)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(inserted.rows_affected() > 0)
+    }
+
+    /// The groups a collection gives documents ingested without groups (empty if it does not
+    /// exist).
+    pub async fn collection_default_groups(&self, name: &str) -> VerityResult<Vec<String>> {
+        let groups: Option<String> =
+            sqlx::query_scalar("SELECT default_groups FROM collections WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db_error)?;
+        match groups {
+            Some(json) => serde_json::from_str(&json).map_err(json_error),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One document, without its text.
+    pub async fn document(&self, id: &str) -> VerityResult<Option<DocumentInfo>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            document_columns!(),
+            " FROM documents d WHERE d.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(document_info).transpose()
+    }
+
+    /// Up to `limit` documents of a collection whose source sorts after `after`, by source.
+    pub async fn documents_page(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> VerityResult<Vec<DocumentInfo>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            document_columns!(),
+            " FROM documents d WHERE d.collection = $1 AND d.source > $2 ORDER BY d.source LIMIT $3"
+        ))
+        .bind(collection)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(document_info).collect()
+    }
+
+    pub async fn insert_trace(&self, trace: &AnswerTrace) -> VerityResult<()> {
+        sqlx::query(
+            "INSERT INTO answer_traces (id, caller, collection, question, mode, candidates, prompt_hash, generator, answer, timings, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&trace.id)
+        .bind(&trace.caller)
+        .bind(&trace.collection)
+        .bind(&trace.question)
+        .bind(&trace.mode)
+        .bind(serde_json::to_string(&trace.candidates).map_err(json_error)?)
+        .bind(&trace.prompt_hash)
+        .bind(&trace.generator)
+        .bind(serde_json::to_string(&trace.answer).map_err(json_error)?)
+        .bind(serde_json::to_string(&trace.timings).map_err(json_error)?)
+        .bind(trace.created_at)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn trace(&self, id: &str) -> VerityResult<Option<AnswerTrace>> {
+        let row = sqlx::query(
+            "SELECT id, caller, collection, question, mode, candidates, prompt_hash, generator, answer, timings,
+                    feedback_rating, feedback_comment, feedback_at, created_at
+             FROM answer_traces WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let rating: Option<String> = row.get("feedback_rating");
+        let feedback = match rating.as_deref() {
+            Some("up") => Some(Rating::Up),
+            Some("down") => Some(Rating::Down),
+            _ => None,
+        }
+        .map(|rating| Feedback {
+            rating,
+            comment: row.get("feedback_comment"),
+            at: row.get::<Option<i64>, _>("feedback_at").unwrap_or_default(),
+        });
+        let mut answer: verity_core::Answer =
+            serde_json::from_str(row.get::<&str, _>("answer")).map_err(json_error)?;
+        let prompt_hash: Option<String> = row.get("prompt_hash");
+        answer.prompt_hash.clone_from(&prompt_hash);
+        Ok(Some(AnswerTrace {
+            id: row.get("id"),
+            caller: row.get("caller"),
+            collection: row.get("collection"),
+            question: row.get("question"),
+            mode: row.get("mode"),
+            candidates: serde_json::from_str(row.get::<&str, _>("candidates"))
+                .map_err(json_error)?,
+            prompt_hash,
+            generator: row.get("generator"),
+            answer,
+            timings: serde_json::from_str(row.get::<&str, _>("timings")).map_err(json_error)?,
+            feedback,
+            created_at: row.get("created_at"),
+        }))
+    }
+
+    /// Records feedback on an answer; `None` if there is no such trace.
+    pub async fn set_feedback(
+        &self,
+        id: &str,
+        rating: Rating,
+        comment: Option<&str>,
+    ) -> VerityResult<Option<Feedback>> {
+        let at = now();
+        let updated = sqlx::query(
+            "UPDATE answer_traces SET feedback_rating = $2, feedback_comment = $3, feedback_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(rating.as_str())
+        .bind(comment)
+        .bind(at)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok((updated.rows_affected() > 0).then(|| Feedback {
+            rating,
+            comment: comment.map(str::to_string),
+            at,
+        }))
+    }
+
+    /// Deletes traces created before `before` (seconds since the Unix epoch); how many.
+    pub async fn delete_traces_before(&self, before: i64) -> VerityResult<u64> {
+        let deleted = sqlx::query("DELETE FROM answer_traces WHERE created_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(deleted.rows_affected())
+    }
+}
