@@ -58,8 +58,13 @@ pub fn detect_format(path: &Path, bytes: &[u8]) -> Result<DocumentFormat, Ingest
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let head = &bytes[..bytes.len().min(1024)];
-    if memmem(head, b"%PDF-").is_some() {
-        return Ok(DocumentFormat::Pdf);
+    // Readers accept junk before the header; a text that merely mentions `%PDF-` is not a PDF,
+    // so a header further in counts only with a PDF's end marker or name.
+    if let Some(at) = memmem(head, b"%PDF-") {
+        let tail = &bytes[bytes.len().saturating_sub(2048)..];
+        if at == 0 || extension == "pdf" || memmem(tail, b"%%EOF").is_some() {
+            return Ok(DocumentFormat::Pdf);
+        }
     }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         if memmem(bytes, b"word/document").is_some() || extension == "docx" {
@@ -365,6 +370,14 @@ mod tests {
     fn format_comes_from_content_then_extension() {
         let detect = |name: &str, bytes: &[u8]| detect_format(Path::new(name), bytes);
         assert_eq!(detect("a.txt", b"%PDF-1.7\n"), Ok(DocumentFormat::Pdf));
+        assert_eq!(
+            detect("a", b"junk\n%PDF-1.7\n...%%EOF\n"),
+            Ok(DocumentFormat::Pdf)
+        );
+        assert_eq!(
+            detect("note.txt", b"Files start with %PDF-1.7, see above."),
+            Ok(DocumentFormat::Text)
+        );
         assert_eq!(
             detect("export", b"<!DOCTYPE html><p>x"),
             Ok(DocumentFormat::Html)
