@@ -229,3 +229,23 @@ fn unknown_types_are_unsupported_by_name() {
     let err = parse("old.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\0\0").unwrap_err();
     assert!(err.to_string().contains("legacy Office file"), "{err}");
 }
+
+#[test]
+fn a_parse_past_its_time_limit_fails_that_file_only() {
+    let limits = ParseLimits {
+        timeout: Duration::from_millis(1),
+        ..ParseLimits::default()
+    };
+    let page = format!(
+        "<html><body><main>{}</main></body></html>",
+        "<p>Visitors park on level two. <b>Bays</b> are free.</p>".repeat(100_000)
+    );
+    let started = Instant::now();
+    let err = parse_with("slow.html", page.as_bytes(), &limits).unwrap_err();
+    assert_eq!(err, IngestError::Timeout(Duration::from_millis(1)));
+    assert!(err.to_string().contains("took longer than"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The next file is parsed as usual.
+    let doc = parse("next.md", b"# Next\n\nFine.").unwrap();
+    assert_eq!(doc.title, "Next");
+}
