@@ -341,7 +341,14 @@
     answerBox.setAttribute('aria-busy', run.finished ? 'false' : 'true');
     const text = run.answer ? String(run.answer.answer || '') : run.text;
     if (text) {
-      renderMarked(run, text, answerBox);
+      // Re-render only what changed, so a focused citation link stays in place.
+      const citations = citationsOf(run);
+      if (run.rendered !== text || run.renderedCitations !== citations || run.renderedLang !== lang) {
+        renderMarked(run, text, answerBox);
+        run.rendered = text;
+        run.renderedCitations = citations;
+        run.renderedLang = lang;
+      }
     } else if (!run.finished) {
       const p = document.createElement('span');
       p.className = 'pending';
@@ -350,6 +357,7 @@
     } else {
       answerBox.replaceChildren();
     }
+    if (!text) run.rendered = null;
     renderStatus(run);
     renderSources(run);
     renderFeedback(run);
@@ -841,7 +849,7 @@
           state.textContent = t(`up_${d.status || 'added'}`, {
             collection: d.collection || '',
             title: d.title || d.source || u.file.name,
-            chunks: d.chunks ?? '?',
+            chunks: d.chunk_count ?? '?',
           });
         } else {
           const words = explain(u.error);
@@ -872,7 +880,9 @@
       xhr.addEventListener('load', () => {
         if (xhr.status >= 200 && xhr.status < 300) {
           try {
-            u.doc = JSON.parse(xhr.responseText).document || {};
+            // {"document": {…, "chunk_count"}, "status": "added"|"updated"|"unchanged"}
+            const reply = JSON.parse(xhr.responseText);
+            u.doc = { ...(reply.document || {}), status: reply.status };
             u.state = 'done';
           } catch (_) {
             u.state = 'failed';

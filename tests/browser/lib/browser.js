@@ -55,7 +55,7 @@ export async function ask(page, question, collection) {
   }
   await page.fill('#question', question);
   await page.press('#question', 'Enter');
-  await waitForAnswer(page);
+  return waitForAnswer(page);
 }
 
 export async function waitForAnswer(page, timeout = 60_000) {

@@ -14,7 +14,7 @@ const CHUNK_EVERY_MS = 20;
 const FIRST_TOKEN_MS = 150;
 
 function firstSentence(prompt) {
-  const m = /<source id="1"[^>]*>\n([\s\S]*?)\n<\/source>/.exec(prompt);
+  const m = /<source id="1"[^\n]*>\n([\s\S]*?)\n<\/source>/.exec(prompt);
   if (!m) return null;
   for (const raw of m[1].split('\n')) {
     const line = raw.replace(/^\s*(?:[-*+]|\d+\.)\s+/, '').trim();
@@ -33,7 +33,7 @@ export function answerFor(messages) {
   const question = (/Question: ([\s\S]*)$/.exec(prompt) || [])[1] || '';
   const sentence = firstSentence(prompt);
   if (!sentence) return { text: 'The documents do not answer the question.', question };
-  let text = `${sentence.replace(/[.!?]?$/, '.')} [1]`;
+  let text = `${sentence.replace(/[.!?;:,]*$/, '.')} [1]`;
   if (question.includes('mock-partial')) {
     text += ' Every employee also receives 977 golden parachutes each week [1].';
   }

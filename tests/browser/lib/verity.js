@@ -77,7 +77,8 @@ export function serve(dataDir, extraEnv = {}) {
     }, 120_000);
     const onData = (d) => {
       log += d.toString();
-      const m = /listening on (https?:\/\/[^\s]+)/.exec(log);
+      // Only a whole line: output arrives in pieces, and half a port number is another port.
+      const m = /listening on (https?:\/\/[^\s]+)[^\n]*\n/.exec(log);
       if (m && timer) {
         clearTimeout(timer);
         resolve({
