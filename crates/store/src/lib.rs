@@ -11,6 +11,8 @@ mod keys;
 mod library;
 mod store;
 
-pub use jobs::{ClaimedFile, JobProgress};
+pub use jobs::{
+    ClaimedFile, JobCreated, JobFileRecord, JobProgress, JobRecord, NewJob, NewJobFile,
+};
 pub use keys::{ApiKeyRecord, NewApiKey};
 pub use store::{Backend, DocumentRecord, DocumentState, Store, StoredDocument, redact};

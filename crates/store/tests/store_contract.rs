@@ -7,7 +7,7 @@ use std::future::Future;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AssertSqlSafe, Executor};
 use verity_core::Chunk;
-use verity_store::{Backend, DocumentRecord, Store};
+use verity_store::{Backend, DocumentRecord, JobCreated, NewJob, NewJobFile, Store};
 
 fn record(id: &str, collection: &str, hash: &str) -> DocumentRecord {
     DocumentRecord {
@@ -371,5 +371,235 @@ contract!(
         );
         assert_eq!(store.fail_exhausted_files(2).await.unwrap(), 1);
         assert_eq!(store.job_progress(job).await.unwrap().failed, 1);
+    }
+);
+
+fn upload_file(n: usize) -> NewJobFile {
+    NewJobFile {
+        path: format!("/uploads/job/{n:05}"),
+        source: Some(format!("upload:/team-a/f{n}.md")),
+        name: Some(format!("f{n}.md")),
+    }
+}
+
+contract!(
+    an_api_job_keeps_its_caller_key_and_per_file_states_and_cancels_its_queued_files,
+    |store: Store| async move {
+        let job = NewJob {
+            collection: "kb",
+            options: "{}",
+            caller: "key:a",
+            idempotency_key: Some("retry-1"),
+            request_hash: Some("h1"),
+            claimed_by: None,
+        };
+        let JobCreated::New(id) = store
+            .create_job_with(&job, |_| Ok((0..3).map(upload_file).collect()))
+            .await
+            .unwrap()
+        else {
+            panic!("a new job")
+        };
+        // The same caller and key: the same job, files not asked for again.
+        let again = store
+            .create_job_with(&job, |_| panic!("no files for an existing job"))
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            JobCreated::Existing {
+                id,
+                request_hash: Some("h1".into())
+            }
+        );
+        // Another caller's key is its own.
+        let other = NewJob {
+            caller: "key:b",
+            ..job.clone()
+        };
+        let JobCreated::New(other_id) = store
+            .create_job_with(&other, |_| Ok(vec![NewJobFile::path("/b.md")]))
+            .await
+            .unwrap()
+        else {
+            panic!("another caller's job is new")
+        };
+        assert_ne!(other_id, id);
+        // Files that cannot be given: no job at all.
+        let failing = NewJob {
+            idempotency_key: Some("retry-2"),
+            ..job.clone()
+        };
+        let error = store
+            .create_job_with(&failing, |_| {
+                Err(verity_core::VerityError::internal("test", "disk full"))
+            })
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("disk full"));
+        let JobCreated::New(after) = store
+            .create_job_with(&failing, |_| Ok(vec![NewJobFile::path("/c.md")]))
+            .await
+            .unwrap()
+        else {
+            panic!("the key was not taken by the failed attempt")
+        };
+
+        let record = store.job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                record.collection.as_str(),
+                record.caller.as_str(),
+                record.cancelled_at
+            ),
+            ("kb", "key:a", None)
+        );
+        assert!(record.created_at > 1_700_000_000);
+        assert!(store.job(after + 1000).await.unwrap().is_none());
+
+        let claimed = store.claim_file("w1", 60, 3).await.unwrap().unwrap();
+        assert_eq!(claimed.job_id, id);
+        assert_eq!(claimed.source.as_deref(), Some("upload:/team-a/f0.md"));
+        assert_eq!(claimed.name.as_deref(), Some("f0.md"));
+        let files = store.job_file_records(id).await.unwrap();
+        assert_eq!(
+            (files[0].state.as_str(), files[0].stage.as_deref()),
+            ("running", Some("parsing"))
+        );
+        store.set_file_stage(claimed.id, "embedding").await.unwrap();
+        assert_eq!(
+            store.job_file_records(id).await.unwrap()[0]
+                .stage
+                .as_deref(),
+            Some("embedding")
+        );
+
+        // Cancel: the queued files are cancelled, the running one goes on and finishes.
+        let cancelled = store.cancel_job(id).await.unwrap();
+        assert_eq!(
+            cancelled
+                .iter()
+                .map(|f| f.name.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["f1.md", "f2.md"]
+        );
+        assert!(store.job(id).await.unwrap().unwrap().cancelled_at.is_some());
+        assert!(
+            store.cancel_job(id).await.unwrap().is_empty(),
+            "cancelling twice changes nothing"
+        );
+        store
+            .finish_file(claimed.id, "w1", false, "added")
+            .await
+            .unwrap();
+        // A stage set after the end changes nothing.
+        store.set_file_stage(claimed.id, "embedding").await.unwrap();
+        let files = store.job_file_records(id).await.unwrap();
+        let states: Vec<_> = files
+            .iter()
+            .map(|f| (f.state.as_str(), f.stage.as_deref(), f.outcome.as_deref()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("done", None, Some("added")),
+                ("cancelled", None, None),
+                ("cancelled", None, None)
+            ]
+        );
+        let progress = store.job_progress(id).await.unwrap();
+        assert_eq!(
+            (progress.done, progress.cancelled, progress.queued),
+            (1, 2, 0)
+        );
+        // Cancelled files are never claimed: the next file is the other caller's.
+        let next = store.claim_file("w1", 60, 3).await.unwrap().unwrap();
+        assert_eq!(next.job_id, other_id);
+    }
+);
+
+contract!(
+    a_batch_owns_its_files_and_a_restart_requeues_running_files_until_their_attempts_run_out,
+    |store: Store| async move {
+        let batch = NewJob {
+            collection: "kb",
+            options: "{}",
+            caller: "local",
+            claimed_by: Some(("ingest-1", 3_600)),
+            ..NewJob::default()
+        };
+        let JobCreated::New(id) = store
+            .create_job_with(&batch, |_| {
+                Ok(["/a.md", "/b.md", "/c.md"]
+                    .into_iter()
+                    .map(NewJobFile::path)
+                    .collect())
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("a new job")
+        };
+        let files = store.job_file_records(id).await.unwrap();
+        assert!(files.iter().all(|f| f.state == "running"
+            && f.attempts == 1
+            && f.worker.as_deref() == Some("ingest-1")));
+        assert!(
+            store.claim_file("w", 60, 3).await.unwrap().is_none(),
+            "a batch's own files are leased to it"
+        );
+        store
+            .finish_files(
+                "ingest-1",
+                &[
+                    (files[0].id, false, "added".into()),
+                    (files[1].id, true, "empty file".into()),
+                ],
+            )
+            .await
+            .unwrap();
+        // Another worker's finish is ignored.
+        store
+            .finish_files("intruder", &[(files[2].id, false, "added".into())])
+            .await
+            .unwrap();
+        // The batch dies with /c.md running; /d.md is claimed by a worker that dies too.
+        let job2 = store
+            .create_job("kb", "{}", &["/d.md".into()])
+            .await
+            .unwrap();
+        store.claim_file("w1", 600, 2).await.unwrap().unwrap();
+        assert_eq!(store.requeue_running_files(2).await.unwrap(), (2, 0));
+        // /c.md (first in line) is claimed again and its worker dies again: attempts used up.
+        let c = store.claim_file("w2", 600, 2).await.unwrap().unwrap();
+        assert_eq!((c.path.as_str(), c.attempts), ("/c.md", 2));
+        assert_eq!(store.requeue_running_files(2).await.unwrap(), (0, 1));
+        let states: Vec<_> = store
+            .job_file_records(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path, f.state, f.outcome))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (
+                    "/a.md".to_string(),
+                    "done".to_string(),
+                    Some("added".to_string())
+                ),
+                ("/b.md".into(), "failed".into(), Some("empty file".into())),
+                (
+                    "/c.md".into(),
+                    "failed".into(),
+                    Some("gave up after repeated crashes".into())
+                ),
+            ]
+        );
+        let d = &store.job_file_records(job2).await.unwrap()[0];
+        assert_eq!((d.state.as_str(), d.attempts), ("queued", 1));
+        let again = store.claim_file("w3", 600, 2).await.unwrap().unwrap();
+        assert_eq!((again.path.as_str(), again.attempts), ("/d.md", 2));
     }
 );
