@@ -227,7 +227,10 @@ mod tests {
         let names = referenced_assets(INDEX_HTML);
         assert!(names.len() >= 4, "{names:?}");
         for name in &names {
-            assert!(ASSETS.iter().any(|a| &a.name == name), "{name} missing");
+            assert!(
+                ASSETS.iter().any(|a| a.name == name.as_str()),
+                "{name} missing"
+            );
         }
         for asset in ASSETS {
             assert!(

@@ -430,7 +430,10 @@
         path.textContent = heading ? ` — ${heading}` : '';
         const snippet = document.createElement('p');
         snippet.className = 'snippet';
-        const text = String(c.text || '');
+        const text = String(c.text || '')
+          .replace(/^#+ .*$/gm, '')
+          .replace(/\s+/g, ' ')
+          .trim();
         snippet.textContent = text.length > 220 ? `${text.slice(0, 220)}…` : text;
         li.append(a, path, snippet);
         return li;
@@ -512,6 +515,18 @@
     if (last < text.length) mark.append(document.createTextNode(text.slice(last)));
     return mark;
   }
+  // The surrounding chunks are cut to about CONTEXT_CHARS characters, at a word boundary.
+  const CONTEXT_CHARS = 360;
+  function tail(text) {
+    if (text.length <= CONTEXT_CHARS) return text;
+    const cut = text.slice(-CONTEXT_CHARS);
+    return `…${cut.slice(cut.search(/\s/) + 1)}`;
+  }
+  function head(text) {
+    if (text.length <= CONTEXT_CHARS) return text;
+    const cut = text.slice(0, CONTEXT_CHARS);
+    return `${cut.slice(0, Math.max(cut.lastIndexOf(' '), 1))}…`;
+  }
   function contextBlock(text, cls) {
     const div = document.createElement('div');
     div.className = cls;
@@ -544,8 +559,9 @@
     note.className = 'hint';
     note.textContent = t('loadingContext');
     body.replaceChildren(cited, note);
-    $('passage-title').focus();
-    panel.scrollIntoView({ block: 'nearest' });
+    $('passage-title').focus({ preventScroll: true });
+    const top = panel.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight - 80) panel.scrollIntoView({ block: 'start' });
     if (!c.document_id) return;
     fetchDocument(c.document_id).then(
       (doc) => {
@@ -557,12 +573,15 @@
           return;
         }
         const parts = [];
-        if (i > 0) parts.push(contextBlock(String(chunks[i - 1].text || ''), 'context before'));
+        if (i > 0) parts.push(contextBlock(tail(String(chunks[i - 1].text || '')), 'context before'));
         parts.push(highlighted(String(chunks[i].text || c.text || ''), quotes));
-        if (i + 1 < chunks.length) parts.push(contextBlock(String(chunks[i + 1].text || ''), 'context after'));
+        if (i + 1 < chunks.length) parts.push(contextBlock(head(String(chunks[i + 1].text || '')), 'context after'));
         body.replaceChildren(...parts);
+        // Bring the cited passage into view inside the panel (not the whole page).
         const hit = body.querySelector('mark.hit');
-        if (hit) hit.scrollIntoView({ block: 'nearest' });
+        if (hit && panel.scrollHeight > panel.clientHeight) {
+          panel.scrollTop = Math.max(0, hit.offsetTop - panel.clientHeight / 4);
+        }
       },
       (e) => {
         if (openCitation !== n) return;
