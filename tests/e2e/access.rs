@@ -3,7 +3,6 @@
 //! streamed or not, even when one quotes the other's text; keys are scoped to collections and
 //! actions; a revoked key stops at once; bursts over the rate limit get 429.
 
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use reqwest::StatusCode;
@@ -14,7 +13,7 @@ use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::Scope;
 
-use crate::helpers::{serve, server_runtime, settings_for, verity_command};
+use crate::helpers::{serve, server_runtime, settings_for, verity_command, write};
 
 const ACME: &str = "# Project codes\n\nEmployees of Acme receive 25 days of vacation per year. The secret project code name at Acme is BLUEBIRD, and its budget is 4 million.\n";
 const GLOBEX: &str = "# Project codes\n\nEmployees of Globex receive 31 days of vacation per year. The secret project code name at Globex is REDWOLF, and its budget is 9 million.\n";
@@ -29,13 +28,6 @@ struct SecuredApp {
     /// Ingest scope only.
     key_ingest_only: String,
     _dir: TempDir,
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn start(rate_limit_burst: u32) -> SecuredApp {

@@ -32,6 +32,14 @@ pub fn settings_for(data_dir: &Path) -> Settings {
     .unwrap()
 }
 
+/// Writes a document `name` into `dir` (created if needed); returns its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A Verity on a fresh temporary data directory.
 pub struct Scratch {
     pub verity: Verity,

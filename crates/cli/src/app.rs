@@ -155,20 +155,9 @@ impl Verity {
                 format!("top_k must be between 1 and {max_top_k}, got {top_k}"),
             ));
         }
-        let collection = request
-            .collection
-            .clone()
-            .unwrap_or_else(|| self.settings.query.default_collection.clone());
-        validate_collection_name(&collection)?;
-        // A collection the caller may not use answers exactly like one that does not exist.
-        if !caller.may_use_collection(&collection)
-            || !self.store.collection_exists(&collection).await?
-        {
-            return Err(VerityError::NotFound {
-                what: "collection",
-                name: collection,
-            });
-        }
+        let collection = self
+            .usable_collection(caller, request.collection.as_deref())
+            .await?;
         let mut filter = SearchFilter::collection(collection);
         filter.groups = caller.groups.clone();
         if let Some(metadata) = &request.filter {
@@ -408,14 +397,8 @@ impl Collections for Verity {
     }
 
     async fn delete_collection(&self, caller: &Caller, name: &str) -> VerityResult<usize> {
-        validate_collection_name(name)?;
-        if !caller.may_use_collection(name) || !self.store.collection_exists(name).await? {
-            return Err(VerityError::NotFound {
-                what: "collection",
-                name: name.to_string(),
-            });
-        }
-        Verity::delete_collection(self, name).await
+        let name = self.usable_collection(caller, Some(name)).await?;
+        Verity::delete_collection(self, &name).await
     }
 }
 

@@ -50,7 +50,7 @@ fn may_read_trace(caller: &Caller, trace: &AnswerTrace) -> bool {
 }
 
 /// The file name an upload goes by: its last path component, checked.
-fn upload_file_name(name: &str) -> VerityResult<String> {
+pub(crate) fn upload_file_name(name: &str) -> VerityResult<String> {
     let name = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
     let valid = !name.is_empty()
         && name != "."
@@ -68,7 +68,7 @@ fn upload_file_name(name: &str) -> VerityResult<String> {
 }
 
 /// The source an upload is stored under: one namespace per set of groups.
-fn upload_source(groups: &[String], file_name: &str) -> String {
+pub(crate) fn upload_source(groups: &[String], file_name: &str) -> String {
     let mut sorted = groups.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -83,7 +83,11 @@ fn upload_source(groups: &[String], file_name: &str) -> String {
 impl Verity {
     /// The collection a request names (or the default), if the caller may use it and it
     /// exists; a forbidden collection answers like an unknown one.
-    async fn usable_collection(&self, caller: &Caller, name: Option<&str>) -> VerityResult<String> {
+    pub(crate) async fn usable_collection(
+        &self,
+        caller: &Caller,
+        name: Option<&str>,
+    ) -> VerityResult<String> {
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| self.settings.query.default_collection.clone());
@@ -111,7 +115,7 @@ impl Verity {
     }
 
     /// The groups an upload gets (see the module's access rules).
-    async fn upload_groups(
+    pub(crate) async fn upload_groups(
         &self,
         caller: &Caller,
         collection: &str,

@@ -271,9 +271,10 @@ enum BenchCommand {
     /// clients, then open-loop arrivals at --factor times it; answered and refused latencies
     /// and resident memory. Serves the data directory in-process.
     Load {
-        /// Closed-loop clients that measure the sustainable rate.
-        #[arg(long, default_value_t = 8)]
-        clients: usize,
+        /// Closed-loop clients that measure the sustainable rate (default: as many as the
+        /// server admits at once, server.max_concurrent_queries).
+        #[arg(long)]
+        clients: Option<usize>,
         #[arg(long, default_value_t = 600)]
         requests: usize,
         #[arg(long, default_value_t = 4.0)]
@@ -825,6 +826,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
             let url = format!("http://127.0.0.1:{}", app.port());
             let handle = app.handle();
             tokio::spawn(app.run_until_stopped());
+            let clients = clients.unwrap_or(if limit > 0 { limit } else { 8 });
             let r = bench_load::bench_load(&url, clients, requests, factor, seconds).await?;
             handle.stop(true).await;
             if json {

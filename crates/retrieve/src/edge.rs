@@ -48,6 +48,10 @@ fn schema_of(kind: FieldKind) -> PayloadSchemaType {
 #[derive(Clone)]
 pub struct EdgeIndex {
     shard: Arc<EdgeShard>,
+    /// Held by every write and flush. `EdgeShard::flush` takes its WAL lock with `try_lock`
+    /// and panics if a write holds it, so writes from concurrent requests (uploads, deletes)
+    /// must not overlap with a flush, nor with each other.
+    writes: Arc<std::sync::Mutex<()>>,
     dimension: usize,
     bm25: Arc<Bm25Encoders>,
 }
@@ -114,9 +118,18 @@ impl EdgeIndex {
         }
         Ok(Self {
             shard: Arc::new(shard),
+            writes: Arc::new(std::sync::Mutex::new(())),
             dimension,
             bm25: Arc::new(Bm25Encoders::new()?),
         })
+    }
+
+    /// See [`EdgeIndex::writes`]. A panic while writing leaves nothing of ours half-done
+    /// behind the lock (the shard keeps its own state), so a poisoned lock is taken over.
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn check_dimension(&self, vector: &[f32]) -> VerityResult<()> {
@@ -282,6 +295,7 @@ impl VectorIndex for EdgeIndex {
             points
                 .push(PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload(chunk)).into());
         }
+        let _writing = self.write_lock();
         self.shard
             .update(UpdateOperation::PointOperation(
                 PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
@@ -292,6 +306,7 @@ impl VectorIndex for EdgeIndex {
     async fn publish_document(&self, document_id: &str) -> VerityResult<()> {
         let mut visible = serde_json::Map::new();
         visible.insert("visible".into(), Value::Bool(true));
+        let _writing = self.write_lock();
         self.shard
             .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
                 SetPayloadOp {
@@ -349,6 +364,7 @@ impl VectorIndex for EdgeIndex {
             .iter()
             .map(|id| point_id(id))
             .collect::<VerityResult<Vec<_>>>()?;
+        let _writing = self.write_lock();
         self.shard
             .update(UpdateOperation::PointOperation(
                 PointOperations::DeletePoints { ids },
@@ -365,6 +381,7 @@ impl VectorIndex for EdgeIndex {
                 .collect::<VerityResult<_>>()?;
             filter.must_not = Some(vec![Condition::HasId(keep)]);
         }
+        let _writing = self.write_lock();
         self.shard
             .update(UpdateOperation::PointOperation(
                 PointOperations::DeletePointsByFilter(filter),
@@ -451,11 +468,13 @@ impl VectorIndex for EdgeIndex {
     }
 
     async fn persist(&self) -> VerityResult<()> {
+        let _writing = self.write_lock();
         self.shard.flush();
         Ok(())
     }
 
     async fn optimize(&self) -> VerityResult<()> {
+        let _writing = self.write_lock();
         self.shard.optimize().map_err(index_error)?;
         self.shard.flush();
         Ok(())
