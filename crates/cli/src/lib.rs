@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_generate;
 pub mod bench_load;
 pub mod eval;
+pub mod jobs;
 pub mod library;
 pub mod pipeline;
 pub mod reconcile;
@@ -89,6 +90,7 @@ pub fn gateway_config(settings: &Settings) -> GatewayConfig {
         },
         cors_origins: server.cors_origins.clone(),
         max_upload_bytes: server.max_upload_bytes,
+        max_job_upload_bytes: server.max_job_upload_bytes,
         max_concurrent_queries: server.max_concurrent_queries,
         request_head_timeout: Duration::from_millis(server.request_head_timeout_ms),
         request_body_timeout: Duration::from_secs(server.request_body_timeout_seconds),
@@ -101,6 +103,7 @@ pub fn services(verity: Arc<Verity>, authenticator: Arc<dyn Authenticator>) -> S
         answers: verity.clone(),
         collections: verity.clone(),
         documents: verity.clone(),
+        jobs: verity.clone(),
         traces: verity,
         authenticator,
     }

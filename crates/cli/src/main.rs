@@ -430,8 +430,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&progress)?);
             } else {
                 println!(
-                    "job {id}: {} queued, {} running, {} done, {} failed",
-                    progress.queued, progress.running, progress.done, progress.failed
+                    "job {id}: {} queued, {} running, {} done, {} failed, {} cancelled",
+                    progress.queued,
+                    progress.running,
+                    progress.done,
+                    progress.failed,
+                    progress.cancelled
                 );
             }
             Ok(())
@@ -496,23 +500,27 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let report = if !args.json && std::io::stderr().is_terminal() {
+    // The batch is recorded as a job with a state per file (`verity job ID`).
+    let (job, report) = if !args.json && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} files {elapsed}")
                 .expect("static template"),
         );
         let report = verity
-            .ingest_paths(&args.paths, &options, &Bar(bar.clone()))
+            .ingest_as_job(&args.paths, &options, &Bar(bar.clone()))
             .await;
         bar.finish_and_clear();
         report?
     } else {
-        verity.ingest_paths(&args.paths, &options, &Quiet).await?
+        verity.ingest_as_job(&args.paths, &options, &Quiet).await?
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut output = serde_json::to_value(&report)?;
+        output["job"] = serde_json::json!(job);
+        println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         print_ingest(&report, &collection, started.elapsed());
+        println!("job {job} (`verity job {job}` shows each file's state)");
     }
     Ok(())
 }
@@ -685,6 +693,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut verity = Verity::open(settings).await?;
     verity.enable_generation().await?;
     let verity = Arc::new(verity);
+    if verity.settings.ingest.serve_worker {
+        // Jobs of POST /v1/ingest/jobs (and `verity ingest --enqueue`) are ingested here; a
+        // job a killed server left behind resumes now.
+        verity_cli::worker::start_serve_worker(Arc::clone(&verity)).await?;
+    }
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let scheme = if tls { "https" } else { "http" };

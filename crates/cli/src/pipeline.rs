@@ -26,18 +26,28 @@ const UPSERT_BATCH: usize = 64;
 
 /// A hook for the crash tests: when `VERITY_FAULT_INJECT` names this point, the process is
 /// killed with SIGKILL right here — no destructor runs, nothing is flushed, as in a real crash.
-fn fault_point(name: &str) {
-    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let fault = FAULT.get_or_init(|| std::env::var("VERITY_FAULT_INJECT").ok());
-    if fault.as_deref() == Some(name) {
-        tracing::warn!(point = name, "VERITY_FAULT_INJECT: killing this process");
-        let pid = std::process::id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &pid])
-            .status();
-        // `kill` may be missing: abort, which is just as abrupt.
-        std::process::abort();
+/// `point#N` kills the N-th time the point is reached (so earlier files get through).
+pub(crate) fn fault_point(name: &str) {
+    static FAULT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    static HITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let fault = FAULT.get_or_init(|| {
+        let value = std::env::var("VERITY_FAULT_INJECT").ok()?;
+        Some(match value.split_once('#') {
+            Some((point, n)) => (point.to_string(), n.parse().unwrap_or(1)),
+            None => (value, 1),
+        })
+    });
+    let Some((point, nth)) = fault else { return };
+    if point != name || HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 != *nth {
+        return;
     }
+    tracing::warn!(point = name, "VERITY_FAULT_INJECT: killing this process");
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status();
+    // `kill` may be missing: abort, which is just as abrupt.
+    std::process::abort();
 }
 
 /// Reads a document's bytes; `name` is its file name, whose extension says how to read it when
@@ -123,15 +133,21 @@ impl IngestProgress for Counted<'_> {
         self.0.total(files);
     }
 
+    fn embedding(&self, source: &str) {
+        self.0.embedding(source);
+    }
+
     fn done(&self, source: &str, outcome: FileOutcome) {
         count(outcome);
         self.0.done(source, outcome);
     }
 }
 
-/// Progress callbacks: `total` once, then one `done` per file.
+/// Progress callbacks: `total` once, then one `done` per file, and `embedding` for each file
+/// whose chunks go to the embedder (before its `done`).
 pub trait IngestProgress: Sync {
     fn total(&self, _files: usize) {}
+    fn embedding(&self, _source: &str) {}
     fn done(&self, _source: &str, _outcome: FileOutcome) {}
 }
 
@@ -211,7 +227,7 @@ impl IngestOptions {
         self
     }
 
-    fn validate(&self) -> VerityResult<()> {
+    pub(crate) fn validate(&self) -> VerityResult<()> {
         validate_collection_name(&self.collection)?;
         for group in &self.groups {
             validate_group_name(group)?;
@@ -454,6 +470,19 @@ impl Verity {
         source: &str,
         bytes: Vec<u8>,
     ) -> VerityResult<Result<FileOutcome, String>> {
+        self.ingest_bytes_with_progress(options, file_name, source, bytes, &Quiet)
+            .await
+    }
+
+    /// [`Self::ingest_bytes`], telling `progress` when the document goes to the embedder.
+    pub async fn ingest_bytes_with_progress(
+        &self,
+        options: &IngestOptions,
+        file_name: &str,
+        source: &str,
+        bytes: Vec<u8>,
+        progress: &dyn IngestProgress,
+    ) -> VerityResult<Result<FileOutcome, String>> {
         options.validate()?;
         let collection = options.collection.as_str();
         self.store.ensure_collection(collection).await?;
@@ -478,7 +507,7 @@ impl Verity {
         let mut batch = Batch::default();
         let mut report = IngestReport::default();
         self.stage(options, document, is_update, &mut batch).await?;
-        self.flush(collection, &mut batch, &mut report, &Counted(&Quiet))
+        self.flush(collection, &mut batch, &mut report, &Counted(progress))
             .await?;
         if let Some(failure) = report.failures.pop() {
             return Ok(Err(failure.reason));
@@ -553,6 +582,9 @@ impl Verity {
         batch.chunks = 0;
         if documents.is_empty() {
             return Ok(());
+        }
+        for document in &documents {
+            progress.embedding(&document.record.source);
         }
         let texts: Vec<String> = documents
             .iter()

@@ -22,6 +22,17 @@ pub struct Settings {
     pub generation: GenerationSettings,
     pub auth: AuthSettings,
     pub traces: TraceSettings,
+    pub ingest: IngestSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    /// `POST /v1/ingest/jobs` may name server-side paths only under this directory; unset:
+    /// server-side paths are refused.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub allowed_root: Option<PathBuf>,
+    /// `verity serve` runs an ingest worker for the job queue in its own process.
+    pub serve_worker: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +134,7 @@ pub struct ServerSettings {
     #[serde(default)]
     pub cors_origins: Vec<String>,
     pub max_upload_bytes: usize,
+    pub max_job_upload_bytes: usize,
     pub max_concurrent_queries: usize,
     pub request_head_timeout_ms: u64,
     pub request_body_timeout_seconds: u64,

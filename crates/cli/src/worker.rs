@@ -1,24 +1,173 @@
 //! Scale-out ingestion: `verity ingest --enqueue` records a job in the store; any number of
 //! `verity worker` processes (sharing the store and a Qdrant server) take its files one at a
 //! time under a lease, so a killed worker's file is picked up again when its lease runs out.
+//! `verity serve` runs one in its own process for the jobs of `POST /v1/ingest/jobs`, and
+//! `verity ingest` records its batch as a job of files it owns, so every ingest leaves per-file
+//! states behind.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use verity_core::{Language, VerityError, VerityResult};
-use verity_ingest::collect_files;
+use verity_ingest::{ParseLimits, collect_files, read_file};
+use verity_store::{Backend, ClaimedFile, JobCreated, NewJob, NewJobFile, Store};
 
 use crate::app::Verity;
-use crate::pipeline::{IngestOptions, Quiet};
+use crate::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, fault_point};
 
 /// The part of a job's ingest options kept with the job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct JobOptions {
-    tags: Vec<String>,
-    language: Option<Language>,
+pub(crate) struct JobOptions {
+    pub tags: Vec<String>,
+    pub language: Option<Language>,
     #[serde(default)]
-    groups: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// Wakes this process's idle worker when a job is created here (others poll every second).
+static WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+pub(crate) fn wake_worker() {
+    WAKE.notify_one();
+}
+
+/// How long a batch's own files stay leased to it; renewed every [`BATCH_RENEW`].
+const BATCH_LEASE_SECONDS: i64 = 600;
+const BATCH_RENEW: Duration = Duration::from_secs(60);
+
+/// Records a running file's stage as it goes to the embedder. The callback is synchronous:
+/// the store write is a task of its own (which cannot overwrite the file's end state: it only
+/// touches running files).
+struct StageHook {
+    store: Store,
+    file: i64,
+}
+
+impl IngestProgress for StageHook {
+    fn embedding(&self, _source: &str) {
+        let store = self.store.clone();
+        let file = self.file;
+        tokio::spawn(async move {
+            if let Err(error) = store.set_file_stage(file, "embedding").await {
+                tracing::warn!(%error, file, "cannot record a file's stage");
+            }
+        });
+    }
+}
+
+/// What a finished file's row says: failed or not, and its outcome or reason.
+fn outcome_of(report: &IngestReport) -> (bool, String) {
+    match report.failures.first() {
+        Some(failure) => (true, failure.reason.clone()),
+        None if report.documents_added > 0 => (false, "added".to_string()),
+        None if report.documents_updated > 0 => (false, "updated".to_string()),
+        None => (false, "unchanged".to_string()),
+    }
+}
+
+/// Removes an uploaded file once its file is done (and its job's directory once empty).
+pub(crate) fn remove_upload(path: &Path) {
+    if let Err(error) = std::fs::remove_file(path)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(%error, path = %path.display(), "cannot remove an uploaded file");
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// Messages from a batch's progress callbacks to the task that records them.
+enum BatchEvent {
+    Embedding(String),
+    Done(String, FileOutcome),
+}
+
+/// A batch's progress display, also recording each file's stage and end in its job.
+struct JobRecorder<'a> {
+    inner: &'a dyn IngestProgress,
+    events: tokio::sync::mpsc::UnboundedSender<BatchEvent>,
+}
+
+impl IngestProgress for JobRecorder<'_> {
+    fn total(&self, files: usize) {
+        self.inner.total(files);
+    }
+
+    fn embedding(&self, source: &str) {
+        let _ = self.events.send(BatchEvent::Embedding(source.to_string()));
+        self.inner.embedding(source);
+    }
+
+    fn done(&self, source: &str, outcome: FileOutcome) {
+        let _ = self
+            .events
+            .send(BatchEvent::Done(source.to_string(), outcome));
+        self.inner.done(source, outcome);
+    }
+}
+
+/// Writes a batch's events to its job, many at a time, and keeps its leases.
+async fn record_batch(
+    store: Store,
+    job: i64,
+    worker: String,
+    files: HashMap<String, i64>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<BatchEvent>,
+) {
+    let mut renew = tokio::time::interval(BATCH_RENEW);
+    renew.tick().await;
+    loop {
+        let first = tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            _ = renew.tick() => {
+                if let Err(error) = store.renew_leases(job, &worker, BATCH_LEASE_SECONDS).await {
+                    tracing::warn!(%error, job, "cannot renew the batch's leases");
+                }
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while let Ok(event) = events.try_recv() {
+            batch.push(event);
+        }
+        let mut finished = Vec::new();
+        for event in batch {
+            match event {
+                BatchEvent::Embedding(source) => {
+                    if let Some(&id) = files.get(&source)
+                        && let Err(error) = store.set_file_stage(id, "embedding").await
+                    {
+                        tracing::warn!(%error, job, "cannot record a file's stage");
+                    }
+                }
+                // Failures are recorded with their reasons from the report, at the end.
+                BatchEvent::Done(_, FileOutcome::Failed | FileOutcome::Removed) => {}
+                BatchEvent::Done(source, outcome) => {
+                    if let Some(&id) = files.get(&source) {
+                        let outcome = match outcome {
+                            FileOutcome::Unchanged => "unchanged",
+                            FileOutcome::Updated => "updated",
+                            _ => "added",
+                        };
+                        finished.push((id, false, outcome.to_string()));
+                    }
+                }
+            }
+        }
+        if !finished.is_empty()
+            && let Err(error) = store.finish_files(&worker, &finished).await
+        {
+            tracing::warn!(%error, job, "cannot record finished files");
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +225,7 @@ impl Verity {
             .store
             .create_job(&options.collection, &job_options, &all)
             .await?;
+        wake_worker();
         Ok((id, all.len()))
     }
 
@@ -109,7 +259,10 @@ impl Verity {
                     unoptimized = false;
                 }
                 if options.follow {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = WAKE.notified() => {}
+                    }
                     continue;
                 }
                 return Ok(report);
@@ -120,10 +273,21 @@ impl Verity {
                 .with_groups(job.groups)
                 .with_language(job.language)
                 .with_optimize(false);
-            let result = match self
-                .ingest_paths(&[PathBuf::from(&file.path)], &ingest_options, &Quiet)
-                .await
-            {
+            let hook = StageHook {
+                store: self.store.clone(),
+                file: file.id,
+            };
+            let result = match &file.source {
+                Some(source) => {
+                    self.ingest_uploaded(&file, source, &ingest_options, &hook)
+                        .await
+                }
+                None => self
+                    .ingest_paths(&[PathBuf::from(&file.path)], &ingest_options, &hook)
+                    .await
+                    .map(|report| outcome_of(&report)),
+            };
+            let (failed, outcome) = match result {
                 Ok(result) => result,
                 // A backend went away mid-file: leave the file to its lease (it is taken again,
                 // by this worker or another, once the lease runs out) and wait.
@@ -135,15 +299,13 @@ impl Verity {
                 }
                 Err(other) => return Err(other),
             };
-            let (failed, outcome) = match result.failures.first() {
-                Some(failure) => (true, failure.reason.clone()),
-                None if result.documents_added > 0 => (false, "added".to_string()),
-                None if result.documents_updated > 0 => (false, "updated".to_string()),
-                None => (false, "unchanged".to_string()),
-            };
             self.store
                 .finish_file(file.id, &options.name, failed, &outcome)
                 .await?;
+            fault_point("after_job_file");
+            if file.source.is_some() {
+                remove_upload(Path::new(&file.path));
+            }
             unoptimized = true;
             if failed {
                 report.files_failed += 1;
@@ -151,6 +313,109 @@ impl Verity {
                 report.files_done += 1;
             }
         }
+    }
+
+    /// Ingests an uploaded file kept at its path under its upload source.
+    async fn ingest_uploaded(
+        &self,
+        file: &ClaimedFile,
+        source: &str,
+        options: &IngestOptions,
+        progress: &dyn IngestProgress,
+    ) -> VerityResult<(bool, String)> {
+        let name = file.name.clone().unwrap_or_else(|| file.path.clone());
+        let bytes = match read_file(Path::new(&file.path), &ParseLimits::default()) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok((true, e.to_string())),
+        };
+        Ok(
+            match self
+                .ingest_bytes_with_progress(options, &name, source, bytes, progress)
+                .await?
+            {
+                Ok(outcome) => (false, outcome.as_str().to_string()),
+                Err(reason) => (true, reason),
+            },
+        )
+    }
+
+    /// `verity ingest`: the batch pipeline (many documents per embedding run), recorded as a
+    /// job whose files this process owns from the start, each file's stage and end written as
+    /// it happens. Were the process killed, its unfinished files go back to the queue (at the
+    /// next `verity serve` on SQLite; when their lease runs out on Postgres) and are finished
+    /// by a worker. Returns the job's id and the batch's report.
+    pub async fn ingest_as_job(
+        &self,
+        paths: &[PathBuf],
+        options: &IngestOptions,
+        progress: &dyn IngestProgress,
+    ) -> VerityResult<(i64, IngestReport)> {
+        options.validate()?;
+        let (files, missing) = collect_files(paths);
+        let mut rows: Vec<NewJobFile> = files
+            .into_iter()
+            .map(|f| NewJobFile::path(f.source))
+            .collect();
+        rows.extend(missing.into_iter().map(|(path, _)| NewJobFile::path(path)));
+        let job_options = serde_json::to_string(&JobOptions {
+            tags: options.tags.clone(),
+            language: options.language,
+            groups: options.groups.clone(),
+        })
+        .map_err(|e| VerityError::internal("jobs", e))?;
+        let worker = format!("ingest-{}", std::process::id());
+        let created = self
+            .store
+            .create_job_with(
+                &NewJob {
+                    collection: &options.collection,
+                    options: &job_options,
+                    caller: "local",
+                    claimed_by: Some((&worker, BATCH_LEASE_SECONDS)),
+                    ..NewJob::default()
+                },
+                |_| Ok(rows),
+            )
+            .await?;
+        let (JobCreated::New(job) | JobCreated::Existing { id: job, .. }) = created;
+        let ids: HashMap<String, i64> = self
+            .store
+            .job_file_records(job)
+            .await?
+            .into_iter()
+            .map(|f| (f.path, f.id))
+            .collect();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record_batch(
+            self.store.clone(),
+            job,
+            worker.clone(),
+            ids.clone(),
+            receiver,
+        ));
+        let report = self
+            .ingest_paths(
+                paths,
+                options,
+                &JobRecorder {
+                    inner: progress,
+                    events: sender,
+                },
+            )
+            .await;
+        // The recorder ends once the progress (holding the sender) is gone and it has written
+        // everything.
+        recorder
+            .await
+            .map_err(|e| VerityError::internal("jobs", e))?;
+        let report = report?;
+        let failed: Vec<(i64, bool, String)> = report
+            .failures
+            .iter()
+            .filter_map(|f| ids.get(&f.source).map(|&id| (id, true, f.reason.clone())))
+            .collect();
+        self.store.finish_files(&worker, &failed).await?;
+        Ok((job, report))
     }
 
     async fn claim(
@@ -164,4 +429,43 @@ impl Verity {
             .claim_file(&options.name, options.lease_seconds, options.max_attempts)
             .await
     }
+}
+
+/// Starts `verity serve`'s own ingest worker (`ingest.serve_worker`). On SQLite the locked data
+/// directory makes this process the only worker, so every running file is an orphan of a
+/// killed process: back to the queue at once (or failed, once its attempts are used up). On
+/// Postgres other workers may be alive: their leases decide. Staged uploads no job took are
+/// removed.
+pub async fn start_serve_worker(verity: Arc<Verity>) -> VerityResult<()> {
+    let options = WorkerOptions {
+        name: format!("serve-{}", std::process::id()),
+        follow: true,
+        ..WorkerOptions::default()
+    };
+    if verity.store.backend() == Backend::Sqlite {
+        let (requeued, failed) = verity
+            .store
+            .requeue_running_files(options.max_attempts)
+            .await?;
+        if requeued + failed > 0 {
+            tracing::info!(
+                requeued,
+                failed,
+                "files left running by a stopped process: requeued, or failed after repeated crashes"
+            );
+        }
+    }
+    crate::jobs::remove_stale_staging(&verity.settings.data_dir);
+    tokio::spawn(async move {
+        loop {
+            match verity.run_worker(&options).await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::error!(%error, "the ingest worker stopped; restarting it in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+    Ok(())
 }

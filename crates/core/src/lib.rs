@@ -10,6 +10,7 @@ mod answer;
 mod document;
 mod error;
 mod ids;
+mod jobs;
 mod language;
 mod library;
 mod query;
@@ -23,6 +24,10 @@ pub use answer::{
 pub use document::{Chunk, DocumentFormat, Heading, ParsedDocument};
 pub use error::{VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
+pub use jobs::{
+    FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,
+    NewIngestJob, StagedFile,
+};
 pub use language::{Language, detect_language};
 pub use library::{
     AnswerTrace, AnswerTraces, DocumentDetail, DocumentInfo, DocumentPage, DocumentQuery,

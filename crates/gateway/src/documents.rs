@@ -26,7 +26,7 @@ use crate::limits::{body_timeout_error, is_body_timeout};
 pub struct UploadLimit(pub usize);
 
 /// Text fields of an upload (collection, groups, tags) are short.
-const MAX_FIELD_BYTES: usize = 4 * 1024;
+pub(crate) const MAX_FIELD_BYTES: usize = 4 * 1024;
 const MAX_COMMENT_CHARS: usize = 2_000;
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 200;
@@ -163,7 +163,7 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
-fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
+pub(crate) fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
     if is_body_timeout(&e) {
         body_timeout_error()
     } else {
@@ -187,7 +187,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, A
     Ok(body)
 }
 
-fn split_list(value: &str) -> Vec<String> {
+pub(crate) fn split_list(value: &str) -> Vec<String> {
     value
         .split(',')
         .map(str::trim)
@@ -276,7 +276,7 @@ async fn read_multipart(
     Ok(upload)
 }
 
-fn multipart_error(e: &actix_multipart::MultipartError) -> ApiError {
+pub(crate) fn multipart_error(e: &actix_multipart::MultipartError) -> ApiError {
     if let actix_multipart::MultipartError::Payload(p) = e
         && is_body_timeout(p)
     {

@@ -69,6 +69,7 @@ impl From<VerityError> for ApiError {
                     "collection" => "collection_not_found",
                     "document" => "document_not_found",
                     "answer" => "answer_not_found",
+                    "ingest job" => "job_not_found",
                     _ => "not_found",
                 };
                 ApiError::new(StatusCode::NOT_FOUND, code, err.to_string())

@@ -10,6 +10,7 @@ mod collections;
 mod compat;
 mod documents;
 mod error;
+mod jobs;
 mod limits;
 mod openapi;
 mod page;
@@ -25,7 +26,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Condition;
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing::Instrument;
-use verity_core::{AnswerService, AnswerTraces, Authenticator, Collections, Documents};
+use verity_core::{AnswerService, AnswerTraces, Authenticator, Collections, Documents, IngestJobs};
 
 pub use auth::RateLimit;
 pub use error::ApiError;
@@ -49,6 +50,8 @@ static HTTP_SECONDS: LazyLock<prometheus::HistogramVec> = LazyLock::new(|| {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Uploaded documents over this size are refused with 413.
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 20 * 1024 * 1024;
+/// The files of one ingest job together over this size are refused with 413.
+pub const DEFAULT_MAX_JOB_UPLOAD_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -64,6 +67,8 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     /// Uploaded documents over this size are refused with 413.
     pub max_upload_bytes: usize,
+    /// All the files of one ingest job together over this size are refused with 413.
+    pub max_job_upload_bytes: usize,
     /// Questions answered at once; one more is refused with 429. 0: no limit.
     pub max_concurrent_queries: usize,
     /// A client must send its request head within this time (else 408)…
@@ -78,6 +83,7 @@ pub struct Services {
     pub answers: Arc<dyn AnswerService>,
     pub collections: Arc<dyn Collections>,
     pub documents: Arc<dyn Documents>,
+    pub jobs: Arc<dyn IngestJobs>,
     pub traces: Arc<dyn AnswerTraces>,
     pub authenticator: Arc<dyn Authenticator>,
 }
@@ -152,6 +158,7 @@ impl Default for GatewayConfig {
             tls: None,
             cors_origins: Vec::new(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            max_job_upload_bytes: DEFAULT_MAX_JOB_UPLOAD_BYTES,
             max_concurrent_queries: 16,
             request_head_timeout: std::time::Duration::from_secs(5),
             request_body_timeout: std::time::Duration::from_secs(30),
@@ -176,10 +183,15 @@ impl Application {
         let collections = web::Data::from(services.collections);
         let documents = web::Data::from(services.documents);
         let traces = web::Data::from(services.traces);
+        let jobs = web::Data::from(services.jobs);
         let authenticator = web::Data::from(services.authenticator);
         // One budget of concurrent questions for all workers.
         let query_slots = web::Data::new(limits::QuerySlots::new(config.max_concurrent_queries));
         let upload_limit = web::Data::new(documents::UploadLimit(config.max_upload_bytes));
+        let job_limits = web::Data::new(jobs::JobLimits {
+            per_file: config.max_upload_bytes,
+            total: config.max_job_upload_bytes,
+        });
         let body_timeout = config.request_body_timeout;
         // One limiter for all workers, so a caller's budget is per server, not per thread.
         let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
@@ -246,6 +258,8 @@ impl Application {
                 .app_data(collections.clone())
                 .app_data(documents.clone())
                 .app_data(traces.clone())
+                .app_data(jobs.clone())
+                .app_data(job_limits.clone())
                 .app_data(query_slots.clone())
                 .app_data(upload_limit.clone())
                 .app_data(authenticator.clone())

@@ -12,8 +12,9 @@ use utoipa::openapi::{PathItem, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use verity_core::{
     Answer, AnswerTrace, Citation, CollectionInfo, DocumentDetail, DocumentInfo, DocumentPage,
-    Feedback, Grounding, GroundingStatus, Language, MetadataFilter, QueryRequest, Rating,
-    RetrievalMode, Timings, TraceCandidate, UnsupportedSentence, UploadStatus, UploadedDocument,
+    Feedback, FileState, Grounding, GroundingStatus, IngestJob, JobCounts, JobFile, JobState,
+    Language, MetadataFilter, QueryRequest, Rating, RetrievalMode, Timings, TraceCandidate,
+    UnsupportedSentence, UploadStatus, UploadedDocument,
 };
 
 /// Every error: `{"error": {"code", "message", "details"}}`.
@@ -234,6 +235,64 @@ fn get_document() {}
 #[allow(dead_code)]
 fn delete_document() {}
 
+/// A job of files on the server (JSON); uploads are sent as multipart/form-data instead.
+#[derive(Serialize, ToSchema)]
+struct JobPathsRequest {
+    /// Default: the default collection.
+    collection: Option<String>,
+    /// Files or directories under `ingest.allowed_root` (relative ones are relative to it).
+    paths: Vec<String>,
+    /// Default: the collection's default groups, or the key's own.
+    groups: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    language: Option<Language>,
+}
+
+#[utoipa::path(post, path = "/v1/ingest/jobs", tag = "ingest jobs",
+    summary = "Queue files for ingestion (ingest scope)",
+    description = "multipart/form-data with one or more `file` parts (each within server.max_upload_bytes, all within server.max_job_upload_bytes) and optional `collection`, `groups`, `tags` (comma-separated) and `language` fields; each file is ingested under `upload:/<groups>/<file name>`. Or JSON with `paths` on the server, allowed only under ingest.allowed_root. The workers (`verity serve` runs one) ingest the files one at a time: each document is answerable as soon as its file is indexed. With an `Idempotency-Key` header, the same request again returns the same job (200).",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; one job per caller and key")),
+    request_body(content = JobPathsRequest, description = "JSON, or multipart/form-data"),
+    responses((status = 201, description = "The job, queued", body = IngestJob),
+              (status = 200, description = "The job created earlier under this Idempotency-Key", body = IngestJob),
+              (status = 400, description = "Invalid field, no file, a file name twice, a path that does not exist", body = ErrorEnvelope),
+              (status = 403, description = "No ingest scope, groups the key does not have, a path outside ingest.allowed_root, or no root configured", body = ErrorEnvelope),
+              (status = 404, description = "Unknown collection", body = ErrorEnvelope),
+              (status = 409, description = "`idempotency_conflict`: the key was used for a different request", body = ErrorEnvelope),
+              (status = 413, description = "A file over server.max_upload_bytes, or all over server.max_job_upload_bytes", body = ErrorEnvelope),
+              (status = 415, description = "Neither multipart/form-data nor JSON", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn create_job() {}
+
+#[utoipa::path(get, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
+    summary = "A job: its state, counts by file state, and every file's state",
+    params(("id" = i64, Path, description = "The job id")),
+    responses((status = 200, description = "The job", body = IngestJob),
+              (status = 404, description = "Unknown, or another caller's", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn get_job() {}
+
+#[utoipa::path(get, path = "/v1/ingest/jobs/{id}/events", tag = "ingest jobs",
+    summary = "A job's progress as Server-Sent Events",
+    description = "`file` `{name, source, state, reason?}` for every file state change (first for every file), `progress` `{state, counts}` when the counts change, and `done` `{state, counts}` once nothing is queued or running; then the stream ends.",
+    params(("id" = i64, Path, description = "The job id")),
+    responses((status = 200, description = "text/event-stream"),
+              (status = 404, description = "Unknown, or another caller's", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn job_events() {}
+
+#[utoipa::path(delete, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
+    summary = "Cancel a job: queued files become cancelled, a running file finishes",
+    params(("id" = i64, Path, description = "The job id")),
+    responses((status = 200, description = "The job", body = IngestJob),
+              (status = 404, description = "Unknown, or another caller's", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn cancel_job() {}
+
 #[utoipa::path(post, path = "/v1/feedback", tag = "answers",
     summary = "Rate one of the caller's answers",
     request_body = FeedbackRequest,
@@ -334,14 +393,16 @@ impl Modify for BearerAuth {
     paths(
         query, chat_completions, generate, feedback, answer_trace, list_collections,
         create_collection, delete_collection, list_documents, upload_document, get_document,
-        delete_document, me, healthz, readyz, metrics
+        delete_document, create_job, get_job, job_events, cancel_job, me, healthz, readyz,
+        metrics
     ),
     components(schemas(
         QueryRequest, Answer, Citation, Grounding, GroundingStatus, UnsupportedSentence,
         MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ChatCompletionRequest,
         ChatCompletion, GenerateRequest, CollectionInfo, CollectionList, NewCollection,
         DocumentInfo, DocumentDetail, DocumentPage, UploadedDocument, UploadStatus, TextUpload,
-        FeedbackRequest, Feedback, Rating, AnswerTrace, TraceCandidate, Me
+        FeedbackRequest, Feedback, Rating, AnswerTrace, TraceCandidate, Me, IngestJob, JobFile,
+        JobCounts, JobState, FileState, JobPathsRequest
     )),
     modifiers(&BearerAuth)
 )]
@@ -479,6 +540,9 @@ mod tests {
             "/v1/collections/{name}",
             "/v1/documents",
             "/v1/documents/{id}",
+            "/v1/ingest/jobs",
+            "/v1/ingest/jobs/{id}",
+            "/v1/ingest/jobs/{id}/events",
             "/v1/feedback",
             "/v1/answers/{id}",
             "/v1/me",

@@ -8,7 +8,7 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::limits::{QuerySlots, body_timeout_error, is_body_timeout, start_answer};
 use crate::sse;
-use crate::{collections, compat, documents, openapi};
+use crate::{collections, compat, documents, jobs, openapi};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::page::configure(cfg);
@@ -38,6 +38,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/documents/{id}")
             .route(web::get().to(documents::get))
             .route(web::delete().to(documents::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/ingest/jobs")
+            .route(web::post().to(jobs::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/ingest/jobs/{id}")
+            .route(web::get().to(jobs::get))
+            .route(web::delete().to(jobs::cancel))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/ingest/jobs/{id}/events")
+            .route(web::get().to(jobs::events))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -304,6 +304,26 @@ impl Store {
         Ok(())
     }
 
+    /// Extends the leases of a worker's running files of a job (a long batch keeps its files).
+    pub async fn renew_leases(
+        &self,
+        job_id: i64,
+        worker: &str,
+        lease_seconds: i64,
+    ) -> VerityResult<()> {
+        sqlx::query(
+            "UPDATE ingest_job_files SET lease_until = $1
+             WHERE job_id = $2 AND worker = $3 AND state = 'running'",
+        )
+        .bind(now() + lease_seconds)
+        .bind(job_id)
+        .bind(worker)
+        .execute(self.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Puts every running file back in the queue, for a process that knows it is the only
     /// worker (SQLite in a locked data directory): whoever ran them is dead. A file that has
     /// used up its attempts fails instead. Returns (requeued, failed).

@@ -1,0 +1,524 @@
+//! `POST /v1/ingest/jobs`, `GET /v1/ingest/jobs/{id}`, `GET /v1/ingest/jobs/{id}/events` (SSE)
+//! and `DELETE /v1/ingest/jobs/{id}`.
+//!
+//! Key decision: the gateway only receives files (streamed to a staging directory, within the
+//! per-file and per-job limits) and watches the store; the workers do the ingesting. Progress
+//! comes from polling the job (every 250 ms), so it works whichever process runs the worker.
+
+// Errors here end the request; their size does not matter next to an HTTP round trip.
+#![allow(clippy::result_large_err)]
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use verity_core::{
+    Caller, IngestJob, IngestJobs, JobCreation, JobInput, Language, NewIngestJob, Scope,
+    StagedFile, VerityError,
+};
+
+use crate::auth::Authenticated;
+use crate::documents::{MAX_FIELD_BYTES, multipart_error, payload_error, split_list};
+use crate::error::ApiError;
+
+/// How much one job may upload: each file, and all of them together.
+#[derive(Debug, Clone, Copy)]
+pub struct JobLimits {
+    pub per_file: usize,
+    pub total: usize,
+}
+
+/// A JSON job request (a list of paths) is small.
+const MAX_JSON_BYTES: usize = 1024 * 1024;
+const MAX_KEY_CHARS: usize = 255;
+/// How often a watched job is read again.
+const POLL: Duration = Duration::from_millis(250);
+
+/// A job of files on the server, sent as JSON.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathsRequest {
+    collection: Option<String>,
+    /// Files or directories under `ingest.allowed_root` (relative paths are relative to it).
+    paths: Vec<String>,
+    groups: Option<Vec<String>>,
+    #[serde(default)]
+    tags: Vec<String>,
+    language: Option<Language>,
+}
+
+/// Removes a staging directory when the request is over (a job took it already, or none was
+/// created).
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    VerityError::invalid(field, message).into()
+}
+
+fn idempotency_key(http: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = http.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default().trim();
+    let valid = !key.is_empty()
+        && key.len() <= MAX_KEY_CHARS
+        && key.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !valid {
+        return Err(invalid(
+            "Idempotency-Key",
+            format!(
+                "the Idempotency-Key header must be 1-{MAX_KEY_CHARS} printable ASCII characters"
+            ),
+        ));
+    }
+    Ok(Some(key.to_string()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+}
+
+/// Creates a job: `multipart/form-data` with `file` parts (and optional `collection`,
+/// `groups`, `tags`, `language` fields), or JSON `{"paths": [...], "collection"?, "groups"?,
+/// "tags"?, "language"?}`. 201 with the job; 200 with the earlier job for a retry under the
+/// same `Idempotency-Key`; 409 for a different request under that key.
+pub async fn create(
+    http: HttpRequest,
+    caller: Authenticated,
+    jobs: web::Data<dyn IngestJobs>,
+    limits: web::Data<JobLimits>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Ingest)?;
+    let key = idempotency_key(&http)?;
+    let content_type = http
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    // Kept until the response: removed unless the job took its files.
+    let mut staging = None;
+    let job = if content_type.starts_with("multipart/form-data") {
+        let dir = Staging(jobs.staging_dir()?);
+        let job = read_multipart(&http, payload, &dir.0, *limits.get_ref(), key).await?;
+        staging = Some(dir);
+        job
+    } else if content_type.starts_with("application/json") {
+        let mut body = Vec::new();
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(payload_error)?;
+            if body.len() + chunk.len() > MAX_JSON_BYTES {
+                return Err(too_large(format!(
+                    "a JSON job request is limited to {MAX_JSON_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let request: PathsRequest = serde_json::from_slice(&body).map_err(|e| {
+            let code = if e.is_data() {
+                "invalid_request"
+            } else {
+                "invalid_json"
+            };
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                code,
+                format!(
+                    "request body is not a job request {{\"paths\", \"collection\"?, \"groups\"?, \"tags\"?, \"language\"?}} (URLs are not supported): {e}"
+                ),
+            )
+        })?;
+        let hash = hex(&Sha256::digest(
+            serde_json::to_vec(&json!(["paths", &request])).unwrap_or_default(),
+        ));
+        NewIngestJob {
+            collection: request.collection,
+            groups: request.groups,
+            tags: request.tags,
+            language: request.language,
+            input: JobInput::Paths(request.paths),
+            idempotency_key: key,
+            request_hash: hash,
+        }
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the files as multipart/form-data with \"file\" parts, or JSON {\"paths\": [...]} for files on the server",
+        ));
+    };
+    let created = jobs.create_job(&caller, job).await;
+    drop(staging);
+    match created? {
+        JobCreation::Created(job) => Ok(HttpResponse::Created().json(job)),
+        JobCreation::Existing(job) => Ok(HttpResponse::Ok().json(job)),
+        JobCreation::KeyConflict { job_id } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            "this Idempotency-Key was used for a different request: send the same request to get its job, or use a new key",
+        )
+        .with_details(json!({"job_id": job_id}))),
+    }
+}
+
+/// Reads the form, streaming each file into `dir` within the limits.
+async fn read_multipart(
+    http: &HttpRequest,
+    payload: web::Payload,
+    dir: &std::path::Path,
+    limits: JobLimits,
+    key: Option<String>,
+) -> Result<NewIngestJob, ApiError> {
+    let mut form = actix_multipart::Multipart::new(http.headers(), payload.into_inner());
+    let mut files = Vec::new();
+    let mut hashes = Vec::new();
+    let (mut collection, mut groups, mut tags, mut language) = (None, None, Vec::new(), None);
+    let mut total = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| multipart_error(&e))?;
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let file_name = field
+                .content_disposition()
+                .and_then(|d| d.get_filename())
+                .map(str::to_string)
+                .ok_or_else(|| invalid("file", "a file part has no filename"))?;
+            let path = dir.join(format!("{:05}", files.len()));
+            let mut out = std::fs::File::create(&path)
+                .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0usize;
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| multipart_error(&e))?;
+                size += chunk.len();
+                total += chunk.len();
+                if size > limits.per_file {
+                    return Err(too_large(format!(
+                        "{file_name} is over the upload limit of {} bytes per file (server.max_upload_bytes)",
+                        limits.per_file
+                    )));
+                }
+                if total > limits.total {
+                    return Err(too_large(format!(
+                        "the files of this job are over the limit of {} bytes together (server.max_job_upload_bytes)",
+                        limits.total
+                    )));
+                }
+                hasher.update(&chunk);
+                out.write_all(&chunk)
+                    .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
+            }
+            out.sync_all()
+                .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
+            hashes.push((file_name.clone(), hex(&hasher.finalize())));
+            files.push(StagedFile {
+                name: file_name,
+                path,
+            });
+            continue;
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| multipart_error(&e))?;
+            if bytes.len() + chunk.len() > MAX_FIELD_BYTES {
+                return Err(invalid(
+                    &name,
+                    format!("the field {name:?} is over {MAX_FIELD_BYTES} bytes"),
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| invalid(&name, format!("the field {name:?} is not UTF-8 text")))?;
+        match name.as_str() {
+            "collection" => collection = Some(text.trim().to_string()),
+            "groups" => groups = Some(split_list(&text)),
+            "tags" => tags = split_list(&text),
+            "language" => {
+                language = Some(
+                    serde_json::from_value::<Language>(json!(text.trim())).map_err(|_| {
+                        invalid(
+                            "language",
+                            format!("unknown language {:?}: use en, es or pt", text.trim()),
+                        )
+                    })?,
+                )
+            }
+            other => {
+                return Err(invalid(
+                    other,
+                    format!(
+                        "unknown field {other:?}: send file parts, and optionally collection, groups, tags, language"
+                    ),
+                ));
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(invalid(
+            "file",
+            "the form has no \"file\" part: send each document as a file field named file",
+        ));
+    }
+    let hash = hex(&Sha256::digest(
+        serde_json::to_vec(&json!([
+            "uploads", collection, groups, tags, language, hashes
+        ]))
+        .unwrap_or_default(),
+    ));
+    Ok(NewIngestJob {
+        collection,
+        groups,
+        tags,
+        language,
+        input: JobInput::Uploads {
+            dir: dir.to_path_buf(),
+            files,
+        },
+        idempotency_key: key,
+        request_hash: hash,
+    })
+}
+
+/// A job id from the path; anything that is not one is an unknown job.
+fn job_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>().map_err(|_| {
+        VerityError::NotFound {
+            what: "ingest job",
+            name: id.to_string(),
+        }
+        .into()
+    })
+}
+
+pub async fn get(
+    caller: Authenticated,
+    jobs: web::Data<dyn IngestJobs>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Ingest)?;
+    Ok(HttpResponse::Ok().json(jobs.ingest_job(&caller, job_id(&id)?).await?))
+}
+
+pub async fn cancel(
+    caller: Authenticated,
+    jobs: web::Data<dyn IngestJobs>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Ingest)?;
+    Ok(HttpResponse::Ok().json(jobs.cancel_job(&caller, job_id(&id)?).await?))
+}
+
+fn event(name: &str, data: &serde_json::Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// A watched job: what was last sent, and the events still to send.
+struct Watch {
+    jobs: Arc<dyn IngestJobs>,
+    caller: Caller,
+    id: i64,
+    next: Option<IngestJob>,
+    last: Option<IngestJob>,
+    queue: VecDeque<String>,
+    finished: bool,
+}
+
+impl Watch {
+    /// The events between the last snapshot and `job`.
+    fn compare(&mut self, job: IngestJob) {
+        for (n, file) in job.files.iter().enumerate() {
+            let before = self.last.as_ref().and_then(|last| last.files.get(n));
+            if before.is_none_or(|b| b.state != file.state || b.reason != file.reason) {
+                let mut data =
+                    json!({"name": file.name, "source": file.source, "state": file.state});
+                if let Some(reason) = &file.reason {
+                    data["reason"] = json!(reason);
+                }
+                self.queue.push_back(event("file", &data));
+            }
+        }
+        if self
+            .last
+            .as_ref()
+            .is_none_or(|last| last.counts != job.counts || last.state != job.state)
+        {
+            self.queue.push_back(event(
+                "progress",
+                &json!({"state": job.state, "counts": job.counts}),
+            ));
+        }
+        if job.counts.pending() == 0 {
+            self.queue.push_back(event(
+                "done",
+                &json!({"state": job.state, "counts": job.counts}),
+            ));
+            self.finished = true;
+        }
+        self.last = Some(job);
+    }
+}
+
+/// Server-Sent Events: `file` (a file's state changed: `{name, source, state, reason?}`),
+/// `progress` (`{state, counts}` when they change), `done` (nothing queued or running any
+/// more; the stream ends). A client that leaves drops the stream, and the polling with it.
+pub async fn events(
+    caller: Authenticated,
+    jobs: web::Data<dyn IngestJobs>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.require(Scope::Ingest)?;
+    let id = job_id(&id)?;
+    // Unknown or another caller's: a 404 before any event.
+    let first = jobs.ingest_job(&caller, id).await?;
+    let watch = Watch {
+        jobs: jobs.into_inner(),
+        caller,
+        id,
+        next: Some(first),
+        last: None,
+        queue: VecDeque::new(),
+        finished: false,
+    };
+    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
+        loop {
+            if let Some(text) = watch.queue.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(Bytes::from(text)), watch));
+            }
+            if watch.finished {
+                return None;
+            }
+            let job = match watch.next.take() {
+                Some(job) => job,
+                None => {
+                    tokio::time::sleep(POLL).await;
+                    match watch.jobs.ingest_job(&watch.caller, watch.id).await {
+                        Ok(job) => job,
+                        Err(error) => {
+                            let error = ApiError::from(error);
+                            watch.queue.push_back(event(
+                                "error",
+                                &json!({"error": {"code": error.code, "message": error.message, "details": error.details}}),
+                            ));
+                            watch.finished = true;
+                            continue;
+                        }
+                    }
+                }
+            };
+            watch.compare(job);
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verity_core::{FileState, JobCounts, JobFile, JobState};
+
+    fn job(states: &[FileState]) -> IngestJob {
+        let mut counts = JobCounts::default();
+        for state in states {
+            counts.add(*state);
+        }
+        IngestJob {
+            id: 1,
+            collection: "kb".into(),
+            state: if counts.pending() == 0 {
+                JobState::Done
+            } else {
+                JobState::Running
+            },
+            created_at: 0,
+            counts,
+            files: states
+                .iter()
+                .enumerate()
+                .map(|(n, state)| JobFile {
+                    name: format!("f{n}.md"),
+                    source: format!("upload:/*/f{n}.md"),
+                    state: *state,
+                    reason: (*state == FileState::Failed).then(|| "empty file".to_string()),
+                    attempts: 1,
+                })
+                .collect(),
+        }
+    }
+
+    struct NoJobs;
+
+    #[async_trait::async_trait]
+    impl IngestJobs for NoJobs {
+        fn staging_dir(&self) -> verity_core::VerityResult<PathBuf> {
+            unreachable!()
+        }
+        async fn create_job(
+            &self,
+            _: &Caller,
+            _: NewIngestJob,
+        ) -> verity_core::VerityResult<JobCreation> {
+            unreachable!()
+        }
+        async fn ingest_job(&self, _: &Caller, _: i64) -> verity_core::VerityResult<IngestJob> {
+            unreachable!()
+        }
+        async fn cancel_job(&self, _: &Caller, _: i64) -> verity_core::VerityResult<IngestJob> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn events_name_each_change_once_and_end_with_done() {
+        let mut watch = Watch {
+            jobs: Arc::new(NoJobs),
+            caller: Caller::local(),
+            id: 1,
+            next: None,
+            last: None,
+            queue: VecDeque::new(),
+            finished: false,
+        };
+        watch.compare(job(&[FileState::Queued, FileState::Queued]));
+        assert_eq!(watch.queue.len(), 3, "two files and the progress");
+        watch.queue.clear();
+        watch.compare(job(&[FileState::Queued, FileState::Queued]));
+        assert!(watch.queue.is_empty(), "nothing changed");
+        watch.compare(job(&[FileState::Indexed, FileState::Failed]));
+        let events: Vec<_> = watch.queue.drain(..).collect();
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert!(events[0].starts_with("event: file\ndata: {\"name\":\"f0.md\""));
+        assert!(events[1].contains("\"reason\":\"empty file\""));
+        assert!(events[2].starts_with("event: progress\n"));
+        assert!(events[3].starts_with("event: done\n"));
+        assert!(watch.finished);
+    }
+}
