@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything the tests need, then the whole test suite: formatting, lints, every test of every
 # crate (unit, property, and end-to-end tests against the real model, SQLite, Postgres and
-# Qdrant Edge), and the retrieval-quality gate. No network is used once setup has run.
+# Qdrant Edge), the web page's tests in a real browser, and the retrieval-quality gate. Only
+# the installing steps (setup.sh; Chromium and npm packages in browser-test.sh, when missing)
+# use the network, and only the package registries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,4 +14,6 @@ export DATABASE_URL
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The web page in a real browser (Debian's Chromium, headless) against `verity serve`.
+scripts/browser-test.sh
 scripts/eval-gate.sh

@@ -1,6 +1,7 @@
 // A small OpenAI-compatible chat-completions engine for the browser tests. It speaks the real
 // protocol (POST /v1/chat/completions, `stream: true` → `data: {chat.completion.chunk}` lines,
-// then `data: [DONE]`) and answers by quoting the first sentence of source 1 in the prompt,
+// then `data: [DONE]`) and answers by quoting the sentence of source 1 in the prompt that
+// shares most words with the question,
 // followed by ` [1]`, a few characters every ~20 ms, so Verity's verification finds it grounded.
 //
 // Questions can ask for other behaviour (the words are in the prompt's "Question:" line):
@@ -13,25 +14,40 @@ const CHUNK_CHARS = 4;
 const CHUNK_EVERY_MS = 20;
 const FIRST_TOKEN_MS = 150;
 
-function firstSentence(prompt) {
+// Words of four letters or more, lowercased: enough for a mock to tell which sentence of a
+// source is about the question.
+function words(text) {
+  return new Set((text.toLowerCase().match(/\p{L}{4,}/gu) || []));
+}
+
+// The sentence of source 1 sharing most words with the question (the first on ties): a crude
+// stand-in for a model that quotes what answers the question.
+function bestSentence(prompt, question) {
   const m = /<source id="1"[^\n]*>\n([\s\S]*?)\n<\/source>/.exec(prompt);
   if (!m) return null;
+  const asked = words(question);
+  let best = null;
+  let bestScore = -1;
   for (const raw of m[1].split('\n')) {
     const line = raw.replace(/^\s*(?:[-*+]|\d+\.)\s+/, '').trim();
     if (!line || line.startsWith('#') || line.startsWith('|')) continue;
-    const words = line.split(/\s+/).length;
-    if (words < 5) continue;
-    const sentence = line.split(/(?<=[.!?])\s+/)[0];
-    return sentence;
+    if (line.split(/\s+/).length < 5) continue;
+    for (const sentence of line.split(/(?<=[.!?])\s+/)) {
+      const score = [...words(sentence)].filter((w) => asked.has(w)).length;
+      if (score > bestScore) {
+        best = sentence;
+        bestScore = score;
+      }
+    }
   }
-  return null;
+  return best;
 }
 
 export function answerFor(messages) {
   const user = [...messages].reverse().find((m) => m.role === 'user');
   const prompt = user ? String(user.content) : '';
   const question = (/Question: ([\s\S]*)$/.exec(prompt) || [])[1] || '';
-  const sentence = firstSentence(prompt);
+  const sentence = bestSentence(prompt, question);
   if (!sentence) return { text: 'The documents do not answer the question.', question };
   let text = `${sentence.replace(/[.!?;:,]*$/, '.')} [1]`;
   if (question.includes('mock-partial')) {
