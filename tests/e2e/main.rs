@@ -12,6 +12,7 @@ mod generation;
 mod helpers;
 mod http;
 mod ingest;
+mod jobs;
 mod knowledge;
 mod logs;
 mod oidc;
