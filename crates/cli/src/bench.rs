@@ -36,6 +36,29 @@ pub struct IngestBench {
     pub pipeline: Throughput,
     /// (pipeline time − raw embedding time) / raw embedding time, in percent.
     pub overhead_percent: f64,
+    pub pipeline_files_per_s: f64,
+    /// The same files ingested again into the last round's collection: nothing changed, so
+    /// nothing is parsed or embedded.
+    pub rerun_seconds: f64,
+    /// `rerun_seconds` as a share of the pipeline's median, in percent.
+    pub rerun_percent: f64,
+    /// The process's peak resident memory (VmHWM) over the whole benchmark, in MiB. It holds
+    /// the raw-embedding texts too; compare corpora of different sizes to see what the
+    /// pipeline adds per file.
+    pub peak_rss_mib: f64,
+}
+
+/// The peak resident memory of this process so far, in MiB.
+pub(crate) fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
+                kb.trim().parse::<f64>().ok()
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -113,6 +136,20 @@ pub async fn bench_ingest(
             texts.len()
         );
     }
+    let started = Instant::now();
+    let rerun = verity
+        .ingest_paths(
+            paths,
+            &IngestOptions::new(format!("bench-{}", repeats - 1)),
+            &Quiet,
+        )
+        .await?;
+    let rerun_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        rerun.chunks_embedded == 0,
+        "the re-run embedded {} chunks; it should find every file unchanged",
+        rerun.chunks_embedded
+    );
     let raw = median(raw_times);
     let pipeline = median(pipeline_times);
     Ok(IngestBench {
@@ -124,6 +161,10 @@ pub async fn bench_ingest(
         raw_embedding: throughput(raw, texts.len(), tokens),
         pipeline: throughput(pipeline, texts.len(), tokens),
         overhead_percent: (pipeline - raw) / raw * 100.0,
+        pipeline_files_per_s: files.len() as f64 / pipeline,
+        rerun_seconds,
+        rerun_percent: rerun_seconds / pipeline * 100.0,
+        peak_rss_mib: peak_rss_mib(),
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_corpus;
 pub mod bench_generate;
 pub mod bench_load;
 pub mod eval;

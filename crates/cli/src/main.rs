@@ -202,6 +202,20 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// A corpus of mixed formats (Markdown, HTML, text in UTF-8 and Windows-1252, PDF, DOCX,
+    /// CSV) for `bench ingest`, cut from the paragraphs of real documents.
+    Corpus {
+        /// A new (or empty) directory to write the files into.
+        out: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        files: usize,
+        /// Documents whose paragraphs the files are cut from (any format Verity reads).
+        #[arg(long = "from")]
+        sources: Vec<PathBuf>,
+        /// A SQuAD JSON file whose articles' paragraphs are used too.
+        #[arg(long)]
+        squad: Option<PathBuf>,
+    },
     /// Ingest throughput next to raw embedding throughput, in a scratch data directory.
     Ingest {
         paths: Vec<PathBuf>,
@@ -711,6 +725,28 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()> {
     match which {
+        BenchCommand::Corpus {
+            out,
+            files,
+            sources,
+            squad,
+        } => {
+            let summary =
+                verity_cli::bench_corpus::write_corpus(&out, files, &sources, squad.as_deref())?;
+            println!(
+                "{} files ({:.1} MiB) cut from {} paragraphs into {}: {}",
+                summary.files,
+                summary.bytes as f64 / 1_048_576.0,
+                summary.paragraphs,
+                out.display(),
+                summary
+                    .by_format
+                    .iter()
+                    .map(|(format, n)| format!("{n} {format}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         BenchCommand::Ingest {
             paths,
             repeats,
@@ -722,7 +758,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
                 println!(
-                    "{} files, {} chunks, {} tokens (median of {})\n  parse+chunk   {:>8.3}s\n  raw embedding {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  pipeline      {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  overhead over raw embedding: {:.1}%",
+                    "{} files, {} chunks, {} tokens (median of {})\n  parse+chunk   {:>8.3}s\n  raw embedding {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  pipeline      {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s  {:>7.1} files/s\n  overhead over raw embedding: {:.1}%\n  re-run, nothing changed: {:.3}s ({:.1}% of the pipeline)\n  peak resident memory: {:.0} MiB",
                     result.files,
                     result.chunks,
                     result.tokens,
@@ -734,7 +770,11 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     result.pipeline.seconds,
                     result.pipeline.chunks_per_s,
                     result.pipeline.tokens_per_s,
-                    result.overhead_percent
+                    result.pipeline_files_per_s,
+                    result.overhead_percent,
+                    result.rerun_seconds,
+                    result.rerun_percent,
+                    result.peak_rss_mib
                 );
             }
         }

@@ -21,6 +21,9 @@ use crate::app::Verity;
 /// length-sorted batches, small enough that documents become searchable soon.
 const CHUNKS_PER_EMBEDDING_RUN: usize = 256;
 
+/// Parsed documents waiting for the embedder, at most: parsing runs this far ahead.
+const READ_AHEAD: usize = 16;
+
 /// Points per index write: a document's points reach the index in batches of this size.
 const UPSERT_BATCH: usize = 64;
 
@@ -284,31 +287,47 @@ impl Verity {
         }
         self.store.ensure_collection(collection).await?;
 
-        let mut batch = Batch::default();
-        for file in &files {
-            match self
-                .read_if_changed(options, &file.path, &file.source)
-                .await?
-            {
-                Ok(Some((document, is_update))) => {
-                    self.stage(options, document, is_update, &mut batch).await?
-                }
-                Ok(None) => {
-                    report.documents_unchanged += 1;
-                    progress.done(&file.source, FileOutcome::Unchanged);
-                }
-                Err(reason) => {
-                    progress.done(&file.source, FileOutcome::Failed);
-                    report.fail(&file.source, reason);
-                }
-            }
-            if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
-                self.flush(collection, &mut batch, &mut report, progress)
+        // Files are read and parsed ahead (on blocking threads) while the embedder works on
+        // the batch before them; the bounded queue between the two keeps memory flat however
+        // many files there are.
+        let (parsed, mut to_write) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let files = &files;
+        let read = async move {
+            for file in files {
+                let read = self
+                    .read_if_changed(options, &file.path, &file.source)
                     .await?;
+                if parsed.send((file, read)).await.is_err() {
+                    break;
+                }
             }
-        }
-        self.flush(collection, &mut batch, &mut report, progress)
-            .await?;
+            Ok::<_, VerityError>(())
+        };
+        let write = async {
+            let mut batch = Batch::default();
+            while let Some((file, read)) = to_write.recv().await {
+                match read {
+                    Ok(Some((document, is_update))) => {
+                        self.stage(options, document, is_update, &mut batch).await?
+                    }
+                    Ok(None) => {
+                        report.documents_unchanged += 1;
+                        progress.done(&file.source, FileOutcome::Unchanged);
+                    }
+                    Err(reason) => {
+                        progress.done(&file.source, FileOutcome::Failed);
+                        report.fail(&file.source, reason);
+                    }
+                }
+                if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
+                    self.flush(collection, &mut batch, &mut report, progress)
+                        .await?;
+                }
+            }
+            self.flush(collection, &mut batch, &mut report, progress)
+                .await
+        };
+        tokio::try_join!(read, write)?;
 
         if options.prune {
             self.prune(collection, &mut report, progress).await?;

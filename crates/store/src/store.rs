@@ -250,13 +250,10 @@ impl Store {
         document: &DocumentRecord,
         chunks: &[Chunk],
     ) -> VerityResult<Vec<String>> {
+        // The first statement writes, so the transaction holds SQLite's write lock from its
+        // start: one that read first and then wrote would fail at once (SQLITE_BUSY, snapshot
+        // stale) whenever another connection wrote in between, instead of waiting its turn.
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let previous: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = $1")
-                .bind(&document.id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?;
         sqlx::query(
             "INSERT INTO documents (id, collection, source, title, format, content_hash, pipeline, status, text, language, tags, modified, access_groups)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing', $8, $9, $10, $11, $13)
@@ -285,6 +282,12 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        let previous: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM chunks WHERE document_id = $1")
+                .bind(&document.id)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?;
         sqlx::query("DELETE FROM chunks WHERE document_id = $1")
             .bind(&document.id)
             .execute(&mut *tx)
