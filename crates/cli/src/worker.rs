@@ -39,9 +39,8 @@ pub(crate) fn wake_worker() {
 const BATCH_LEASE_SECONDS: i64 = 600;
 const BATCH_RENEW: Duration = Duration::from_secs(60);
 
-/// Records a running file's stage as it goes to the embedder. The callback is synchronous:
-/// the store write is a task of its own (which cannot overwrite the file's end state: it only
-/// touches running files).
+/// Records a running file's stage as it goes to the embedder (a write that only touches
+/// running files, so it can never overwrite a file's end state).
 struct StageHook {
     store: Store,
     file: i64,
@@ -49,13 +48,12 @@ struct StageHook {
 
 impl IngestProgress for StageHook {
     fn embedding(&self, _source: &str) {
-        let store = self.store.clone();
-        let file = self.file;
-        tokio::spawn(async move {
-            if let Err(error) = store.set_file_stage(file, "embedding").await {
-                tracing::warn!(%error, file, "cannot record a file's stage");
-            }
-        });
+        if let Err(error) = write_now({
+            let (store, file) = (self.store.clone(), self.file);
+            async move { store.set_file_stage(file, "embedding").await }
+        }) {
+            tracing::warn!(%error, file = self.file, "cannot record a file's stage");
+        }
     }
 }
 
@@ -81,16 +79,72 @@ pub(crate) fn remove_upload(path: &Path) {
     }
 }
 
-/// Messages from a batch's progress callbacks to the task that records them.
-enum BatchEvent {
-    Embedding(String),
-    Done(String, FileOutcome),
+/// Runs a store write to its end from a synchronous progress callback, so that it happens
+/// between the pipeline's own writes (on SQLite a second writer at the same moment could make
+/// the pipeline's write fail as busy).
+fn write_now(
+    write: impl std::future::Future<Output = VerityResult<()>> + Send + 'static,
+) -> VerityResult<()> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(write))
+        }
+        // A single-threaded runtime (tests) cannot wait here: the write runs as a task of its
+        // own, at the same time as the pipeline's.
+        Ok(handle) => {
+            handle.spawn(async move {
+                if let Err(error) = write.await {
+                    tracing::warn!(%error, "cannot record an ingest job's progress");
+                }
+            });
+            Ok(())
+        }
+        Err(_) => Ok(()),
+    }
 }
 
-/// A batch's progress display, also recording each file's stage and end in its job.
+/// A batch's progress display that also records each file's stage and end in its job. The
+/// writes happen in the callbacks themselves, between the pipeline's own store writes (on
+/// SQLite a second writer at the same time could make the pipeline's writes fail as busy);
+/// unchanged files are written 64 at a time, so a re-run of an unchanged batch stays fast.
 struct JobRecorder<'a> {
     inner: &'a dyn IngestProgress,
-    events: tokio::sync::mpsc::UnboundedSender<BatchEvent>,
+    store: Store,
+    job: i64,
+    worker: String,
+    files: HashMap<String, i64>,
+    pending: std::sync::Mutex<Vec<(i64, bool, String)>>,
+    renewed: std::sync::Mutex<std::time::Instant>,
+}
+
+impl JobRecorder<'_> {
+    fn write(
+        &self,
+        what: &str,
+        write: impl std::future::Future<Output = VerityResult<()>> + Send + 'static,
+    ) {
+        if let Err(error) = write_now(write) {
+            tracing::warn!(%error, job = self.job, "cannot record {what}");
+        }
+    }
+
+    fn flush(&self) {
+        let finished = std::mem::take(&mut *self.pending.lock().expect("not poisoned"));
+        if !finished.is_empty() {
+            let (store, worker) = (self.store.clone(), self.worker.clone());
+            self.write("finished files", async move {
+                store.finish_files(&worker, &finished).await
+            });
+        }
+        let mut renewed = self.renewed.lock().expect("not poisoned");
+        if renewed.elapsed() >= BATCH_RENEW {
+            *renewed = std::time::Instant::now();
+            let (store, worker, job) = (self.store.clone(), self.worker.clone(), self.job);
+            self.write("the batch's leases", async move {
+                store.renew_leases(job, &worker, BATCH_LEASE_SECONDS).await
+            });
+        }
+    }
 }
 
 impl IngestProgress for JobRecorder<'_> {
@@ -99,74 +153,37 @@ impl IngestProgress for JobRecorder<'_> {
     }
 
     fn embedding(&self, source: &str) {
-        let _ = self.events.send(BatchEvent::Embedding(source.to_string()));
+        self.flush();
+        if let Some(&id) = self.files.get(source) {
+            let store = self.store.clone();
+            self.write("a file's stage", async move {
+                store.set_file_stage(id, "embedding").await
+            });
+        }
         self.inner.embedding(source);
     }
 
     fn done(&self, source: &str, outcome: FileOutcome) {
-        let _ = self
-            .events
-            .send(BatchEvent::Done(source.to_string(), outcome));
+        // Failures are recorded with their reasons from the report, at the end.
+        if let (Some(&id), false) = (
+            self.files.get(source),
+            matches!(outcome, FileOutcome::Failed | FileOutcome::Removed),
+        ) {
+            let label = match outcome {
+                FileOutcome::Unchanged => "unchanged",
+                FileOutcome::Updated => "updated",
+                _ => "added",
+            };
+            let full = {
+                let mut pending = self.pending.lock().expect("not poisoned");
+                pending.push((id, false, label.to_string()));
+                pending.len() >= 64
+            };
+            if full || outcome != FileOutcome::Unchanged {
+                self.flush();
+            }
+        }
         self.inner.done(source, outcome);
-    }
-}
-
-/// Writes a batch's events to its job, many at a time, and keeps its leases.
-async fn record_batch(
-    store: Store,
-    job: i64,
-    worker: String,
-    files: HashMap<String, i64>,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<BatchEvent>,
-) {
-    let mut renew = tokio::time::interval(BATCH_RENEW);
-    renew.tick().await;
-    loop {
-        let first = tokio::select! {
-            event = events.recv() => match event {
-                Some(event) => event,
-                None => return,
-            },
-            _ = renew.tick() => {
-                if let Err(error) = store.renew_leases(job, &worker, BATCH_LEASE_SECONDS).await {
-                    tracing::warn!(%error, job, "cannot renew the batch's leases");
-                }
-                continue;
-            }
-        };
-        let mut batch = vec![first];
-        while let Ok(event) = events.try_recv() {
-            batch.push(event);
-        }
-        let mut finished = Vec::new();
-        for event in batch {
-            match event {
-                BatchEvent::Embedding(source) => {
-                    if let Some(&id) = files.get(&source)
-                        && let Err(error) = store.set_file_stage(id, "embedding").await
-                    {
-                        tracing::warn!(%error, job, "cannot record a file's stage");
-                    }
-                }
-                // Failures are recorded with their reasons from the report, at the end.
-                BatchEvent::Done(_, FileOutcome::Failed | FileOutcome::Removed) => {}
-                BatchEvent::Done(source, outcome) => {
-                    if let Some(&id) = files.get(&source) {
-                        let outcome = match outcome {
-                            FileOutcome::Unchanged => "unchanged",
-                            FileOutcome::Updated => "updated",
-                            _ => "added",
-                        };
-                        finished.push((id, false, outcome.to_string()));
-                    }
-                }
-            }
-        }
-        if !finished.is_empty()
-            && let Err(error) = store.finish_files(&worker, &finished).await
-        {
-            tracing::warn!(%error, job, "cannot record finished files");
-        }
     }
 }
 
@@ -385,29 +402,18 @@ impl Verity {
             .into_iter()
             .map(|f| (f.path, f.id))
             .collect();
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let recorder = tokio::spawn(record_batch(
-            self.store.clone(),
+        let recorder = JobRecorder {
+            inner: progress,
+            store: self.store.clone(),
             job,
-            worker.clone(),
-            ids.clone(),
-            receiver,
-        ));
-        let report = self
-            .ingest_paths(
-                paths,
-                options,
-                &JobRecorder {
-                    inner: progress,
-                    events: sender,
-                },
-            )
-            .await;
-        // The recorder ends once the progress (holding the sender) is gone and it has written
-        // everything.
-        recorder
-            .await
-            .map_err(|e| VerityError::internal("jobs", e))?;
+            worker: worker.clone(),
+            files: ids.clone(),
+            pending: std::sync::Mutex::new(Vec::new()),
+            renewed: std::sync::Mutex::new(std::time::Instant::now()),
+        };
+        let report = self.ingest_paths(paths, options, &recorder).await;
+        let finished = std::mem::take(&mut *recorder.pending.lock().expect("not poisoned"));
+        self.store.finish_files(&worker, &finished).await?;
         let report = report?;
         let failed: Vec<(i64, bool, String)> = report
             .failures
