@@ -758,7 +758,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
                 println!(
-                    "{} files, {} chunks, {} tokens (median of {})\n  parse+chunk   {:>8.3}s\n  raw embedding {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  pipeline      {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s  {:>7.1} files/s\n  overhead over raw embedding: {:.1}%\n  re-run, nothing changed: {:.3}s ({:.1}% of the pipeline)\n  peak resident memory: {:.0} MiB",
+                    "{} files, {} chunks, {} tokens (median of {})\n  parse+chunk   {:>8.3}s\n  raw embedding {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s\n  pipeline      {:>8.3}s  {:>8.1} chunks/s  {:>9.0} tokens/s  {:>7.1} files/s\n  overhead over raw embedding: {:.1}%\n  re-run, nothing changed: {:.3}s ({:.1}% of the pipeline)\n  peak resident memory: {:.0} MiB during the pipeline, {:.0} MiB with raw embedding",
                     result.files,
                     result.chunks,
                     result.tokens,
@@ -774,6 +774,7 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     result.overhead_percent,
                     result.rerun_seconds,
                     result.rerun_percent,
+                    result.pipeline_peak_rss_mib,
                     result.peak_rss_mib
                 );
             }
