@@ -43,6 +43,9 @@ const MAX_JSON_BYTES: usize = 1024 * 1024;
 const MAX_KEY_CHARS: usize = 255;
 /// How often a watched job is read again.
 const POLL: Duration = Duration::from_millis(250);
+/// Polls without news before an SSE comment goes out: a server only learns that a client left
+/// when a write fails, so a watcher of a job that never moves is not polled for ever.
+const QUIET_POLLS: u32 = 20;
 
 /// A job of files on the server, sent as JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -346,9 +349,25 @@ struct Watch {
     last: Option<IngestJob>,
     queue: VecDeque<String>,
     finished: bool,
+    /// Polls in a row that found nothing new.
+    quiet: u32,
 }
 
 impl Watch {
+    /// The events a poll's snapshot brings, or now and then an SSE comment when it brings none.
+    fn polled(&mut self, job: IngestJob) {
+        self.compare(job);
+        if !self.queue.is_empty() {
+            self.quiet = 0;
+            return;
+        }
+        self.quiet += 1;
+        if self.quiet >= QUIET_POLLS {
+            self.quiet = 0;
+            self.queue.push_back(": waiting\n\n".to_string());
+        }
+    }
+
     /// The events between the last snapshot and `job`.
     fn compare(&mut self, job: IngestJob) {
         for (n, file) in job.files.iter().enumerate() {
@@ -403,6 +422,7 @@ pub async fn events(
         last: None,
         queue: VecDeque::new(),
         finished: false,
+        quiet: 0,
     };
     let stream = futures_util::stream::unfold(watch, |mut watch| async move {
         loop {
@@ -430,7 +450,7 @@ pub async fn events(
                     }
                 }
             };
-            watch.compare(job);
+            watch.polled(job);
         }
     });
     Ok(HttpResponse::Ok()
@@ -506,9 +526,18 @@ mod tests {
             last: None,
             queue: VecDeque::new(),
             finished: false,
+            quiet: 0,
         };
         watch.compare(job(&[FileState::Queued, FileState::Queued]));
         assert_eq!(watch.queue.len(), 3, "two files and the progress");
+        watch.queue.clear();
+        // A job that does not move: nothing, until a comment shows the client is still there.
+        for _ in 1..QUIET_POLLS {
+            watch.polled(job(&[FileState::Queued, FileState::Queued]));
+            assert!(watch.queue.is_empty());
+        }
+        watch.polled(job(&[FileState::Queued, FileState::Queued]));
+        assert_eq!(watch.queue.pop_front().as_deref(), Some(": waiting\n\n"));
         watch.queue.clear();
         watch.compare(job(&[FileState::Queued, FileState::Queued]));
         assert!(watch.queue.is_empty(), "nothing changed");
