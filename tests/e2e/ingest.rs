@@ -345,3 +345,36 @@ async fn pdf_docx_and_csv_are_ingested_and_pdf_passages_keep_their_page() {
         assert!(!chunk.text.contains("Ignore previous"), "{chunk:#?}");
     }
 }
+
+#[tokio::test]
+async fn the_parse_limits_in_the_settings_fail_a_file_alone_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::settings_for(&dir.path().join("data"));
+    settings.ingest.max_file_mib = 1;
+    let verity = verity_cli::app::Verity::open(settings).await.unwrap();
+    let docs = dir.path().join("docs");
+    fs::create_dir_all(&docs).unwrap();
+    fs::write(docs.join("leave.md"), LEAVE).unwrap();
+    // 1.5 MiB of text: over the 1 MiB the settings allow.
+    let big = format!(
+        "# Minutes\n\n{}",
+        "The committee met and agreed. ".repeat(52_000)
+    );
+    fs::write(docs.join("minutes.md"), big).unwrap();
+    let report = verity
+        .ingest_paths(
+            &[docs],
+            &verity_cli::pipeline::IngestOptions::new("kb"),
+            &verity_cli::pipeline::Quiet,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.documents_added, 1, "{report:?}");
+    assert_eq!(report.documents_failed, 1, "{report:?}");
+    let failure = &report.failures[0];
+    assert!(failure.source.ends_with("minutes.md"), "{failure:?}");
+    assert!(
+        failure.reason.contains("limit") || failure.reason.contains("large"),
+        "{failure:?}"
+    );
+}

@@ -54,12 +54,14 @@ pub(crate) fn fault_point(name: &str) {
 }
 
 /// Reads a document's bytes; `name` is its file name, whose extension says how to read it when
-/// the content does not. Parsing runs on its own thread under the default [`ParseLimits`]: a
-/// panic or a timeout fails this document only. Blocks until then (call it off the async
-/// workers).
-fn parse_named(name: &Path, bytes: Vec<u8>) -> Result<ParsedDocument, String> {
-    parse_document(bytes, name, &fallback_title(name), &ParseLimits::default())
-        .map_err(|e| e.to_string())
+/// the content does not. Parsing runs on its own thread under `limits`: a panic or a timeout
+/// fails this document only. Blocks until then (call it off the async workers).
+fn parse_named(
+    name: &Path,
+    bytes: Vec<u8>,
+    limits: &ParseLimits,
+) -> Result<ParsedDocument, String> {
+    parse_document(bytes, name, &fallback_title(name), limits).map_err(|e| e.to_string())
 }
 
 /// A file that could not be ingested, and why.
@@ -432,7 +434,7 @@ impl Verity {
         path: &Path,
         source: &str,
     ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
-        let bytes = match read_file(path, &ParseLimits::default()) {
+        let bytes = match read_file(path, &self.settings.parse_limits()) {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Err(e.to_string())),
         };
@@ -464,7 +466,8 @@ impl Verity {
         }
         let name = name.to_path_buf();
         // Parsing is CPU-bound (a PDF can take a while): off the async workers.
-        let parsed = tokio::task::spawn_blocking(move || parse_named(&name, bytes))
+        let limits = self.settings.parse_limits();
+        let parsed = tokio::task::spawn_blocking(move || parse_named(&name, bytes, &limits))
             .await
             .map_err(|e| VerityError::internal("ingest", e))?;
         Ok(parsed.map(|parsed| {

@@ -33,6 +33,11 @@ pub struct IngestSettings {
     pub allowed_root: Option<PathBuf>,
     /// `verity serve` runs an ingest worker for the job queue in its own process.
     pub serve_worker: bool,
+    /// Limits on each file parsed (see [`Settings::parse_limits`]).
+    pub max_file_mib: u64,
+    pub max_decompressed_mib: u64,
+    pub max_pdf_pages: usize,
+    pub parse_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +194,20 @@ fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBu
 }
 
 impl Settings {
+    /// The limits every file is parsed under: the settings' sizes, page count and time, the
+    /// parser's own defaults for the rest (compression ratio, nesting depth, text length).
+    pub fn parse_limits(&self) -> verity_ingest::ParseLimits {
+        const MIB: u64 = 1024 * 1024;
+        let ingest = &self.ingest;
+        verity_ingest::ParseLimits {
+            max_file_bytes: ingest.max_file_mib * MIB,
+            max_decompressed_bytes: ingest.max_decompressed_mib * MIB,
+            max_pages: ingest.max_pdf_pages,
+            timeout: std::time::Duration::from_secs(ingest.parse_timeout_seconds),
+            ..verity_ingest::ParseLimits::default()
+        }
+    }
+
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(file) = file {

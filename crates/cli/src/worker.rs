@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use verity_core::{Language, VerityError, VerityResult};
-use verity_ingest::{ParseLimits, collect_files, read_file};
+use verity_ingest::{collect_files, read_file};
 use verity_store::{Backend, ClaimedFile, JobCreated, NewJob, NewJobFile, Store};
 
 use crate::app::Verity;
@@ -341,7 +341,7 @@ impl Verity {
         progress: &dyn IngestProgress,
     ) -> VerityResult<(bool, String)> {
         let name = file.name.clone().unwrap_or_else(|| file.path.clone());
-        let bytes = match read_file(Path::new(&file.path), &ParseLimits::default()) {
+        let bytes = match read_file(Path::new(&file.path), &self.settings.parse_limits()) {
             Ok(bytes) => bytes,
             Err(e) => return Ok((true, e.to_string())),
         };
