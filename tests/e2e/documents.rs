@@ -17,7 +17,9 @@ use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::{Scope, SearchFilter, document_id};
 
-use crate::helpers::{serve, server_runtime, settings_for, write};
+use crate::helpers::{
+    BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, write,
+};
 
 const ACME: &str = "# Travel rules\n\nAcme staff book trains for trips under 600 kilometres. The Acme travel desk code is ORCHID-7.\n";
 const GLOBEX: &str = "# Travel rules\n\nGlobex staff book flights for trips over 300 kilometres. The Globex travel desk code is MAPLE-3.\n";
@@ -104,45 +106,6 @@ fn app() -> &'static DocumentsApp {
             _dir: dir,
         }
     })
-}
-
-const BOUNDARY: &str = "verity-test-boundary-7f3a";
-
-/// A multipart/form-data body: `(name, file name, bytes)` parts.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, file_name, bytes) in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
-        match file_name {
-            Some(file) => body.extend_from_slice(
-                format!(
-                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                )
-                .as_bytes(),
-            ),
-            None => body.extend_from_slice(
-                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-            ),
-        }
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    text: String,
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, body, text }
 }
 
 fn client() -> reqwest::Client {

@@ -32,10 +32,11 @@ pub fn settings_for(data_dir: &Path) -> Settings {
     .unwrap()
 }
 
-/// Writes a document `name` into `dir` (created if needed); returns its path.
+/// Writes a document `name` (which may name subdirectories) into `dir`, creating the folders
+/// it needs; returns its path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -234,4 +235,42 @@ pub fn verity_command(
         command.env("VERITY_FAULT_INJECT", point);
     }
     command
+}
+
+/// The boundary of the multipart bodies [`multipart`] writes.
+pub const BOUNDARY: &str = "verity-test-boundary-7f3a";
+
+/// A multipart/form-data body of `(field name, file name, bytes)` parts, written by hand so
+/// tests can send malformed ones too.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file_name, bytes) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let disposition = match file_name {
+            Some(file) => format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// An HTTP answer: status, body as JSON (`null` if it is not JSON) and as text.
+pub struct Reply {
+    pub status: reqwest::StatusCode,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Reply { status, body, text }
 }

@@ -17,7 +17,9 @@ use verity_auth::{AuthMode, create_key};
 use verity_cli::app::Verity;
 use verity_core::Scope;
 
-use crate::helpers::{serve, server_runtime, settings_for, verity_command};
+use crate::helpers::{
+    BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, verity_command, write,
+};
 
 const VACATION: &str = "# Vacation\n\nStaff of Acme carry over at most eight vacation days into the next year. The carry-over form is VAC-22.\n";
 const BIKES: &str = "Bicycle parking is in the courtyard behind building C. Each bicycle needs a yellow sticker from the front desk.\n";
@@ -97,48 +99,6 @@ fn app() -> &'static JobsApp {
 }
 
 /// Writes `dir/name`, creating its directories.
-fn put(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-const BOUNDARY: &str = "verity-jobs-boundary-51c";
-
-/// A multipart/form-data body: `(name, file name, bytes)` parts.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, file_name, bytes) in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
-        let disposition = match file_name {
-            Some(file) => format!(
-                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            ),
-            None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
-        };
-        body.extend_from_slice(disposition.as_bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    text: String,
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Reply {
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, body, text }
-}
-
 fn post_job(
     base_url: &str,
     key: Option<&str>,
@@ -395,7 +355,7 @@ fn an_idempotency_key_returns_the_same_job_and_refuses_a_different_request() {
         .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
         assert_eq!(bad.body["error"]["details"]["field"], "Idempotency-Key");
-        put(&app.root, "idem.md", "# Idem\n\nThe gym opens at 06:00.");
+        write(&app.root, "idem.md", "# Idem\n\nThe gym opens at 06:00.");
         let body = json!({"collection": "shared", "paths": ["idem.md"]});
         let post = |body: Value| {
             send(
@@ -516,12 +476,12 @@ fn another_callers_job_is_a_404_like_an_unknown_one_and_an_admin_sees_it() {
 fn server_side_paths_are_ingested_only_under_the_allowed_root() {
     let app = app();
     app.runtime.block_on(async {
-        put(
+        write(
             &app.root,
             "policies/canteen.md",
             "# Canteen\n\nThe canteen serves breakfast from 07:30 to 09:45.",
         );
-        put(
+        write(
             app.dir.path(),
             "outside.md",
             "# Outside\n\nThe secret code is PLUM-9.",
@@ -762,7 +722,7 @@ async fn a_killed_server_resumes_its_job_on_restart_without_re_embedding_finishe
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // `verity ingest` leaves a job with a state per file too.
-    let seed = put(
+    let seed = write(
         dir.path(),
         "seed/intro.md",
         "# Intro\n\nThe office opens at 08:00.",

@@ -9,11 +9,11 @@
 //! `"stream": true` is the endpoint that streams text as it is generated.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How often a streamed chat completion shows it is alive while its text is being generated
-/// and verified.
-const PROGRESS_COMMENT_EVERY: Duration = Duration::from_millis(250);
+/// How long a streamed chat completion may stay silent (while its text is generated and
+/// verified) before it shows it is alive, and so learns whether its client is still there.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
 
 use futures_util::StreamExt;
 
@@ -202,33 +202,26 @@ pub async fn chat_completions(
     };
     let role = chunk(json!({"role": "assistant"}), None, None);
     // Each answer event becomes the chunks it stands for. The body owns `events`, so a client
-    // that goes away drops them, which cancels the generation. While text is generated but not
-    // yet verified, an SSE comment (ignored by clients) goes out now and then: a server only
-    // learns that a client left when a write fails.
-    let answer = futures_util::stream::unfold(
-        (events, chunk, Instant::now()),
-        |(mut events, chunk, mut written)| async move {
-            loop {
-                let chunks = match events.recv().await? {
-                    AnswerEvent::Grounding(answer) => vec![
-                        chunk(json!({"content": answer.answer}), None, None),
-                        chunk(json!({}), Some("stop"), Some(verity_extension(&answer))),
-                    ],
-                    AnswerEvent::Error(message) => {
-                        let error = json!({"error": {"code": "internal", "message": message, "details": null}});
-                        vec![Bytes::from(format!("data: {error}\n\n"))]
-                    }
-                    AnswerEvent::Done(_) => return None,
-                    AnswerEvent::Delta(_) if written.elapsed() >= PROGRESS_COMMENT_EVERY => {
-                        vec![Bytes::from_static(b": generating\n\n")]
-                    }
-                    AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => continue,
-                };
-                written = Instant::now();
-                return Some((futures_util::stream::iter(chunks), (events, chunk, written)));
-            }
-        },
-    )
+    // that goes away drops them, which cancels the generation; the heartbeat below is how a
+    // silent stream notices.
+    let answer = futures_util::stream::unfold((events, chunk), |(mut events, chunk)| async move {
+        loop {
+            let chunks = match events.recv().await? {
+                AnswerEvent::Grounding(answer) => vec![
+                    chunk(json!({"content": answer.answer}), None, None),
+                    chunk(json!({}), Some("stop"), Some(verity_extension(&answer))),
+                ],
+                AnswerEvent::Error(message) => {
+                    let error =
+                        json!({"error": {"code": "internal", "message": message, "details": null}});
+                    vec![Bytes::from(format!("data: {error}\n\n"))]
+                }
+                AnswerEvent::Done(_) => return None,
+                AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => continue,
+            };
+            return Some((futures_util::stream::iter(chunks), (events, chunk)));
+        }
+    })
     .flatten();
     let body = futures_util::stream::once(async move { role })
         .chain(answer)
@@ -236,6 +229,7 @@ pub async fn chat_completions(
             Bytes::from_static(b"data: [DONE]\n\n")
         }))
         .map(Ok::<_, Infallible>);
+    let body = crate::sse::with_heartbeat(body, HEARTBEAT_EVERY);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))

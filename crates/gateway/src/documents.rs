@@ -120,19 +120,8 @@ pub async fn upload(
     let upload = if content_type.starts_with("multipart/form-data") {
         read_multipart(&http, payload, limit.0).await?
     } else if content_type.starts_with("application/json") {
-        let body = read_body(payload, limit.0).await?;
-        let text: TextUpload = serde_json::from_slice(&body).map_err(|e| {
-            let code = if e.is_data() {
-                "invalid_request"
-            } else {
-                "invalid_json"
-            };
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                code,
-                format!("request body is not a document upload: {e}"),
-            )
-        })?;
+        let body = read_body(payload, limit.0, || document_too_large(limit.0)).await?;
+        let text: TextUpload = json_body(&body, "a document upload")?;
         Upload {
             collection: text.collection,
             file_name: text.name,
@@ -155,15 +144,17 @@ pub async fn upload(
     Ok(HttpResponse::build(status).json(uploaded))
 }
 
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        format!("the document is over the upload limit of {limit} bytes (server.max_upload_bytes)"),
-    )
+pub(crate) fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
 }
 
-pub(crate) fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
+fn document_too_large(limit: usize) -> ApiError {
+    too_large(format!(
+        "the document is over the upload limit of {limit} bytes (server.max_upload_bytes)"
+    ))
+}
+
+fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
     if is_body_timeout(&e) {
         body_timeout_error()
     } else {
@@ -175,16 +166,41 @@ pub(crate) fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
     }
 }
 
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// The whole body, or `over_limit()` once it passes `limit` bytes.
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    over_limit: impl Fn() -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(payload_error)?;
         if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+            return Err(over_limit());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A JSON body read by hand (past the JSON extractor's size limit): 400 `invalid_request`
+/// when its fields are wrong, `invalid_json` when it is not JSON; `what` names what it must be.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_data() {
+            "invalid_request"
+        } else {
+            "invalid_json"
+        };
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!("request body is not {what}: {e}"),
+        )
+    })
 }
 
 pub(crate) fn split_list(value: &str) -> Vec<String> {
@@ -229,7 +245,7 @@ async fn read_multipart(
             let chunk = chunk.map_err(|e| multipart_error(&e))?;
             if bytes.len() + chunk.len() > cap {
                 return Err(if name == "file" {
-                    too_large(limit)
+                    document_too_large(limit)
                 } else {
                     invalid(
                         &name,

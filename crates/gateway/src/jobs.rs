@@ -28,7 +28,9 @@ use verity_core::{
 };
 
 use crate::auth::Authenticated;
-use crate::documents::{MAX_FIELD_BYTES, multipart_error, payload_error, split_list};
+use crate::documents::{
+    MAX_FIELD_BYTES, json_body, multipart_error, read_body, split_list, too_large,
+};
 use crate::error::ApiError;
 
 /// How much one job may upload: each file, and all of them together.
@@ -43,9 +45,9 @@ const MAX_JSON_BYTES: usize = 1024 * 1024;
 const MAX_KEY_CHARS: usize = 255;
 /// How often a watched job is read again.
 const POLL: Duration = Duration::from_millis(250);
-/// Polls without news before an SSE comment goes out: a server only learns that a client left
-/// when a write fails, so a watcher of a job that never moves is not polled for ever.
-const QUIET_POLLS: u32 = 20;
+/// Silence before an SSE comment goes out, so that a watcher of a job that never moves is not
+/// polled for ever once it has left (see [`crate::sse::with_heartbeat`]).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// A job of files on the server, sent as JSON.
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,14 +97,6 @@ fn idempotency_key(http: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn too_large(message: String) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
-}
-
 /// Creates a job: `multipart/form-data` with `file` parts (and optional `collection`,
 /// `groups`, `tags`, `language` fields), or JSON `{"paths": [...], "collection"?, "groups"?,
 /// "tags"?, "language"?}`. 201 with the job; 200 with the earlier job for a retry under the
@@ -130,32 +124,17 @@ pub async fn create(
         staging = Some(dir);
         job
     } else if content_type.starts_with("application/json") {
-        let mut body = Vec::new();
-        let mut payload = payload;
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(payload_error)?;
-            if body.len() + chunk.len() > MAX_JSON_BYTES {
-                return Err(too_large(format!(
-                    "a JSON job request is limited to {MAX_JSON_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let request: PathsRequest = serde_json::from_slice(&body).map_err(|e| {
-            let code = if e.is_data() {
-                "invalid_request"
-            } else {
-                "invalid_json"
-            };
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                code,
-                format!(
-                    "request body is not a job request {{\"paths\", \"collection\"?, \"groups\"?, \"tags\"?, \"language\"?}} (URLs are not supported): {e}"
-                ),
-            )
-        })?;
-        let hash = hex(&Sha256::digest(
+        let body = read_body(payload, MAX_JSON_BYTES, || {
+            too_large(format!(
+                "a JSON job request is limited to {MAX_JSON_BYTES} bytes"
+            ))
+        })
+        .await?;
+        let request: PathsRequest = json_body(
+            &body,
+            "a job request {\"paths\", \"collection\"?, \"groups\"?, \"tags\"?, \"language\"?} (URLs are not supported)",
+        )?;
+        let hash = hex::encode(Sha256::digest(
             serde_json::to_vec(&json!(["paths", &request])).unwrap_or_default(),
         ));
         NewIngestJob {
@@ -237,7 +216,7 @@ async fn read_multipart(
             }
             out.sync_all()
                 .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
-            hashes.push((file_name.clone(), hex(&hasher.finalize())));
+            hashes.push((file_name.clone(), hex::encode(hasher.finalize())));
             files.push(StagedFile {
                 name: file_name,
                 path,
@@ -287,7 +266,7 @@ async fn read_multipart(
             "the form has no \"file\" part: send each document as a file field named file",
         ));
     }
-    let hash = hex(&Sha256::digest(
+    let hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&json!([
             "uploads", collection, groups, tags, language, hashes
         ]))
@@ -349,25 +328,9 @@ struct Watch {
     last: Option<IngestJob>,
     queue: VecDeque<String>,
     finished: bool,
-    /// Polls in a row that found nothing new.
-    quiet: u32,
 }
 
 impl Watch {
-    /// The events a poll's snapshot brings, or now and then an SSE comment when it brings none.
-    fn polled(&mut self, job: IngestJob) {
-        self.compare(job);
-        if !self.queue.is_empty() {
-            self.quiet = 0;
-            return;
-        }
-        self.quiet += 1;
-        if self.quiet >= QUIET_POLLS {
-            self.quiet = 0;
-            self.queue.push_back(": waiting\n\n".to_string());
-        }
-    }
-
     /// The events between the last snapshot and `job`.
     fn compare(&mut self, job: IngestJob) {
         for (n, file) in job.files.iter().enumerate() {
@@ -422,7 +385,6 @@ pub async fn events(
         last: None,
         queue: VecDeque::new(),
         finished: false,
-        quiet: 0,
     };
     let stream = futures_util::stream::unfold(watch, |mut watch| async move {
         loop {
@@ -450,14 +412,14 @@ pub async fn events(
                     }
                 }
             };
-            watch.polled(job);
+            watch.compare(job);
         }
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+        .streaming(crate::sse::with_heartbeat(stream, HEARTBEAT_EVERY)))
 }
 
 #[cfg(test)]
@@ -526,18 +488,10 @@ mod tests {
             last: None,
             queue: VecDeque::new(),
             finished: false,
-            quiet: 0,
         };
         watch.compare(job(&[FileState::Queued, FileState::Queued]));
         assert_eq!(watch.queue.len(), 3, "two files and the progress");
-        watch.queue.clear();
-        // A job that does not move: nothing, until a comment shows the client is still there.
-        for _ in 1..QUIET_POLLS {
-            watch.polled(job(&[FileState::Queued, FileState::Queued]));
-            assert!(watch.queue.is_empty());
-        }
-        watch.polled(job(&[FileState::Queued, FileState::Queued]));
-        assert_eq!(watch.queue.pop_front().as_deref(), Some(": waiting\n\n"));
+
         watch.queue.clear();
         watch.compare(job(&[FileState::Queued, FileState::Queued]));
         assert!(watch.queue.is_empty(), "nothing changed");

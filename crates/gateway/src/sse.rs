@@ -2,9 +2,10 @@
 //! JSON `data:` line each.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use actix_web::web::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use verity_core::{AnswerEvent, AnswerStream, Citation, Timings};
@@ -36,6 +37,25 @@ pub fn encode(event: &AnswerEvent) -> String {
     format!("event: {}\ndata: {data}\n\n", event.name())
 }
 
+/// `body`, with an SSE comment (`: waiting`, which SSE clients ignore) whenever it has sent
+/// nothing for `every`. A server learns that a client left only when a write fails, so a
+/// stream that may stay silent a long time (an answer being verified, a job that does not
+/// move) needs these to notice, and to drop what it is producing for nobody.
+pub fn with_heartbeat<S>(body: S, every: Duration) -> impl Stream<Item = Result<Bytes, Infallible>>
+where
+    S: Stream<Item = Result<Bytes, Infallible>>,
+{
+    futures_util::stream::unfold(Box::pin(body), move |mut body| async move {
+        // Dropping `next()` when the timer wins loses nothing: the stream keeps its own state.
+        tokio::select! {
+            item = body.next() => item.map(|item| (item, body)),
+            () = tokio::time::sleep(every) => {
+                Some((Ok(Bytes::from_static(b": waiting\n\n")), body))
+            }
+        }
+    })
+}
+
 #[derive(Serialize)]
 struct Done<'a> {
     timings: &'a Timings,
@@ -49,6 +69,29 @@ struct Sources<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_silent_stream_sends_a_comment_and_a_busy_one_does_not() {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
+        let body = futures_util::stream::unfold(receiver, |mut r| async move {
+            r.recv().await.map(|item| (item, r))
+        });
+        let mut stream = Box::pin(with_heartbeat(body, Duration::from_millis(50)));
+        sender
+            .send(Ok(Bytes::from_static(b"data: 1\n\n")))
+            .await
+            .unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), "data: 1\n\n");
+        // Nothing for 50 ms: a comment.
+        assert_eq!(stream.next().await.unwrap().unwrap(), ": waiting\n\n");
+        sender
+            .send(Ok(Bytes::from_static(b"data: 2\n\n")))
+            .await
+            .unwrap();
+        assert_eq!(stream.next().await.unwrap().unwrap(), "data: 2\n\n");
+        drop(sender);
+        assert!(stream.next().await.is_none(), "ends with its body");
+    }
 
     #[test]
     fn events_are_named_and_carry_one_json_line() {
