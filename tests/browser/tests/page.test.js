@@ -256,6 +256,11 @@ describe('the page, with API keys', () => {
     await page.keyboard.type(queryOnly);
     await page.keyboard.press('Enter');
     await page.waitForSelector('#signout', { state: 'visible' });
+    // The page moves the focus once it has loaded the caller's collections, just after the
+    // sign-out button shows: wait for that moment, then check where the focus is.
+    await page
+      .waitForFunction(() => document.activeElement?.id === 'question', null, { timeout: 5000 })
+      .catch(() => {});
     assert.equal(await page.evaluate(() => document.activeElement.id), 'question');
     await page.keyboard.type('How long must a password be?');
     await page.keyboard.press('Enter');
