@@ -1,0 +1,856 @@
+//! Whether a passage supports a sentence, read for meaning as far as rules can: the sentence's
+//! words must be the passage's, and what word overlap cannot see is checked on its own —
+//!
+//! - **numbers with their units**: every quantity in the sentence is in the passage with the
+//!   same unit ("20 days" is not "20 weeks", "20 working days" not "20 calendar days"), numbers
+//!   written as words included ("five" = 5, "cinco", "dez");
+//! - **dates**: every month and weekday the sentence names is in the passage (years are numbers);
+//! - **names**: every capitalised word or acronym inside the sentence is in the passage;
+//! - **negation**: a word the sentence negates is not asserted by the passage span that supports
+//!   the sentence, and the other way round (not, never, no, without, prohibited; no, nunca, sin,
+//!   ningún; não, nunca, sem, nenhum…), where "no more than 5" is a limit, not a negation;
+//! - **roles**: when two roles (employee, manager, a name) sit on either side of the same verb
+//!   in the sentence and in the passage, the one acting is the same (a passive "by" turns them
+//!   round).
+//!
+//! Everything is computed from words, in microseconds: texts are analysed once per answer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use verity_core::Language;
+
+use crate::lexicon::{
+    AGENT_MARKERS, DISCOURSE_WORDS, LIMIT_WORDS, NEGATORS, PROHIBITIONS, ROLE_NOUNS, SYNONYMS,
+    currency_symbol, day_kind, is_one, month, number_word, same_unit, unit, weekday,
+};
+use crate::terms::{STOP_WORDS, fold};
+
+/// A token of a text.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    /// A word, folded; `capital` if written with a capital, `initial` if it opens a sentence.
+    Word {
+        text: String,
+        capital: bool,
+        upper: bool,
+        initial: bool,
+    },
+    Number(String),
+    /// A currency symbol or `%`, by its unit name.
+    Symbol(&'static str),
+    /// Punctuation that ends a clause.
+    Break,
+}
+
+fn tokenize(text: &str) -> Vec<Tok> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut initial = true;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() {
+            let mut raw = String::new();
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || (matches!(chars[i], ',' | '.' | ':')
+                        && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
+            {
+                raw.push(chars[i]);
+                i += 1;
+            }
+            out.push(Tok::Number(normalise_number(&raw)));
+            initial = false;
+            continue;
+        }
+        if c.is_alphabetic() {
+            let mut raw = String::new();
+            while i < chars.len()
+                && (chars[i].is_alphanumeric()
+                    || (matches!(chars[i], '\'' | '’')
+                        && chars.get(i + 1).is_some_and(|c| c.is_alphabetic())))
+            {
+                raw.push(chars[i]);
+                i += 1;
+            }
+            if raw == "R" && chars.get(i) == Some(&'$') {
+                out.push(Tok::Symbol("brl"));
+                i += 1;
+                initial = false;
+                continue;
+            }
+            let capital = raw.chars().next().is_some_and(char::is_uppercase);
+            let upper = raw.chars().count() > 1 && raw.chars().all(|c| !c.is_lowercase());
+            let folded: String = raw
+                .chars()
+                .flat_map(char::to_lowercase)
+                .map(fold)
+                .map(|c| if c == '’' { '\'' } else { c })
+                .collect();
+            for (n, part) in split_apostrophes(&folded).into_iter().enumerate() {
+                out.push(Tok::Word {
+                    text: part,
+                    capital: capital && n == 0,
+                    upper: upper && n == 0,
+                    initial: initial && n == 0,
+                });
+            }
+            initial = false;
+            continue;
+        }
+        match c {
+            '%' => out.push(Tok::Symbol("percent")),
+            '.' | '!' | '?' | '\n' => {
+                out.push(Tok::Break);
+                initial = true;
+            }
+            ',' | ';' | ':' | '(' | ')' | '"' | '“' | '”' | '«' | '»' | '—' | '–' | '[' | ']' => {
+                out.push(Tok::Break)
+            }
+            other => {
+                if let Some(symbol) = currency_symbol(&other.to_string()) {
+                    out.push(Tok::Symbol(symbol));
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `don't` → `do not`, `can't` → `can not`, `employee's` → `employee`, `l'eau` → `l eau`.
+fn split_apostrophes(word: &str) -> Vec<String> {
+    if let Some(base) = word.strip_suffix("n't") {
+        let base = match base {
+            "ca" => "can",
+            "wo" => "will",
+            "sha" => "shall",
+            other => other,
+        };
+        return vec![base.to_string(), "not".to_string()];
+    }
+    word.split('\'')
+        .filter(|p| !p.is_empty() && *p != "s")
+        .map(str::to_string)
+        .collect()
+}
+
+/// `1,500` and `1.500` (thousands) and `1500` all become `1500`; a decimal comma becomes a
+/// point.
+pub(crate) fn normalise_number(raw: &str) -> String {
+    if raw.contains(':') {
+        return raw.to_string();
+    }
+    let groups: Vec<&str> = raw.split([',', '.']).collect();
+    let thousands = groups.len() > 1 && groups[1..].iter().all(|g| g.len() == 3);
+    if thousands {
+        groups.concat()
+    } else {
+        raw.replace(',', ".")
+    }
+}
+
+/// A crude stem for English, Spanish and Portuguese: plural and verb endings off, then the
+/// first six letters, so that "expires"/"expired"/"expire" and "vacaciones"/"vacación" meet.
+fn stem(word: &str) -> String {
+    let n = word.chars().count();
+    let mut w = word.to_string();
+    if n > 5 && w.ends_with("ies") {
+        w.truncate(w.len() - 3);
+        w.push('y');
+    } else if n > 5 && w.ends_with("ing") {
+        w.truncate(w.len() - 3);
+    } else if n > 4 && w.ends_with("ed") {
+        w.truncate(w.len() - 2);
+    } else if n > 4 && w.ends_with("es") {
+        w.truncate(w.len() - 2);
+    } else if n > 3
+        && w.ends_with('s')
+        && !w.ends_with("ss")
+        && !w.ends_with("us")
+        && !w.ends_with("is")
+    {
+        w.truncate(w.len() - 1);
+    }
+    if w.chars().count() > 4 && w.ends_with('e') {
+        w.truncate(w.len() - 1);
+    }
+    w.chars().take(6).collect()
+}
+
+static SYNONYM_STEMS: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
+    SYNONYMS
+        .iter()
+        .map(|(word, target)| (stem(&fold_word(word)), stem(&fold_word(target))))
+        .collect()
+});
+
+static IGNORED: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    STOP_WORDS
+        .iter()
+        .chain(DISCOURSE_WORDS)
+        .chain(NEGATORS)
+        .copied()
+        .collect()
+});
+
+fn fold_word(word: &str) -> String {
+    word.chars()
+        .flat_map(char::to_lowercase)
+        .map(fold)
+        .collect()
+}
+
+/// The term a folded word counts as, or `None` for a function word.
+fn term(word: &str) -> Option<String> {
+    if IGNORED.contains(word) || word.chars().count() < 2 {
+        return None;
+    }
+    let stemmed = stem(word);
+    Some(SYNONYM_STEMS.get(&stemmed).cloned().unwrap_or(stemmed))
+}
+
+fn is_negator(word: &str, language: Language) -> bool {
+    NEGATORS.contains(&word) && !(language == Language::Portuguese && word == "no")
+}
+
+/// A quantity: a number, and the unit and kind of day after it when there are.
+#[derive(Debug, Clone, PartialEq)]
+struct Quantity {
+    value: String,
+    unit: Option<&'static str>,
+    day_kind: Option<&'static str>,
+}
+
+/// One content word of a sentence, in order.
+#[derive(Debug, Clone)]
+struct Item {
+    term: String,
+    /// Names a role: a role noun or a name.
+    role: bool,
+    /// An agent marker ("by", "por", "pelo") stands right before it.
+    after_agent: bool,
+}
+
+/// One sentence, analysed.
+#[derive(Debug, Clone, Default)]
+struct Sentence {
+    items: Vec<Item>,
+    terms: HashSet<String>,
+    /// The first content word after each negator, or `allow` after "prohibited".
+    negated: Vec<String>,
+}
+
+/// A text analysed once: its sentences, terms, quantities, dates and names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Analysis {
+    sentences: Vec<Sentence>,
+    terms: HashSet<String>,
+    /// Every folded word, for looking names up.
+    words: HashSet<String>,
+    quantities: Vec<Quantity>,
+    months: HashSet<u8>,
+    weekdays: HashSet<u8>,
+    /// Capitalised words inside a sentence and acronyms, folded.
+    names: Vec<String>,
+}
+
+impl Analysis {
+    pub(crate) fn new(text: &str, language: Language) -> Self {
+        let tokens = tokenize(text);
+        let mut analysis = Analysis::default();
+        let mut sentence = Sentence::default();
+        let mut agent_pending = false;
+        let mut i = 0;
+        while i < tokens.len() {
+            let token = &tokens[i];
+            match token {
+                Tok::Break => {
+                    agent_pending = false;
+                    if matches!(text_at(&tokens, i), Some(true)) && !sentence.items.is_empty() {
+                        analysis.sentences.push(std::mem::take(&mut sentence));
+                    }
+                }
+                Tok::Number(_) | Tok::Symbol(_) => {}
+                Tok::Word {
+                    text: word,
+                    capital,
+                    upper,
+                    initial,
+                } => {
+                    analysis.words.insert(word.clone());
+                    if let Some(m) =
+                        month(word).filter(|_| word != "may" || (*capital && !*initial))
+                    {
+                        analysis.months.insert(m);
+                    }
+                    if let Some(d) = weekday_at(&tokens, i) {
+                        analysis.weekdays.insert(d);
+                    }
+                    if is_negator(word, language) {
+                        if let Some(negated) = negated_term(&tokens, i + 1) {
+                            sentence.negated.push(negated);
+                        }
+                    } else if PROHIBITIONS.contains(&word.as_str()) {
+                        sentence.negated.push(term("allow").unwrap_or_default());
+                    }
+                    if AGENT_MARKERS.contains(&word.as_str()) {
+                        agent_pending = true;
+                    }
+                    let name = word.chars().count() > 1
+                        && ((*capital && !*initial) || *upper)
+                        && month(word).is_none()
+                        && weekday(word).is_none();
+                    if name {
+                        analysis.names.push(word.clone());
+                    }
+                    if let Some(t) = term(word) {
+                        let role = name || ROLE_NOUNS.contains(&word.as_str());
+                        sentence.terms.insert(t.clone());
+                        analysis.terms.insert(t.clone());
+                        sentence.items.push(Item {
+                            term: t,
+                            role,
+                            after_agent: agent_pending,
+                        });
+                        agent_pending = false;
+                    }
+                }
+            }
+            i += 1;
+        }
+        if !sentence.items.is_empty() || !sentence.negated.is_empty() {
+            analysis.sentences.push(sentence);
+        }
+        analysis.quantities = quantities(&tokens, language);
+        analysis
+    }
+
+    /// Adds the words of a title or heading (they count for coverage and names).
+    pub(crate) fn add_words(&mut self, text: &str) {
+        for token in tokenize(text) {
+            if let Tok::Word { text: word, .. } = token {
+                if let Some(t) = term(&word) {
+                    self.terms.insert(t);
+                }
+                self.words.insert(word);
+            }
+        }
+    }
+
+    /// Content terms of the whole text.
+    pub(crate) fn term_count(&self) -> usize {
+        self.terms.len()
+    }
+
+    /// Whether the text has a number (a sentence with one states something to check).
+    pub(crate) fn has_quantity(&self) -> bool {
+        !self.quantities.is_empty()
+    }
+
+    /// How many of this claim's terms `sources` contain.
+    fn covered(&self, sources: &[&Analysis]) -> usize {
+        self.terms
+            .iter()
+            .filter(|t| sources.iter().any(|s| s.terms.contains(*t)))
+            .count()
+    }
+}
+
+/// Whether the `Break` at `i` ends a sentence (`.`, `!`, `?`, a line end) rather than a clause.
+/// Sentence breaks are followed by a token marked `initial`, or by the end.
+fn text_at(tokens: &[Tok], i: usize) -> Option<bool> {
+    match tokens.get(i + 1) {
+        None => Some(true),
+        Some(Tok::Word { initial, .. }) => Some(*initial),
+        Some(Tok::Break) => Some(false),
+        _ => Some(false),
+    }
+}
+
+/// Portuguese weekdays other than Saturday and Sunday are ordinals ("segunda") followed by
+/// "feira"; alone they are not days.
+fn weekday_at(tokens: &[Tok], i: usize) -> Option<u8> {
+    let Tok::Word { text, .. } = &tokens[i] else {
+        return None;
+    };
+    let day = weekday(text)?;
+    let needs_feira = matches!(
+        text.as_str(),
+        "segunda" | "terca" | "quarta" | "quinta" | "sexta"
+    );
+    let feira = matches!(tokens.get(i + 1), Some(Tok::Word { text, .. }) if text == "feira");
+    (!needs_feira || feira).then_some(day)
+}
+
+/// The first content word after a negator at `from`, unless the negation is a limit ("no more
+/// than") or reaches the end of its clause first.
+fn negated_term(tokens: &[Tok], from: usize) -> Option<String> {
+    for token in &tokens[from..] {
+        match token {
+            Tok::Word { text, .. } => {
+                if LIMIT_WORDS.contains(&text.as_str()) {
+                    return None;
+                }
+                if let Some(t) = term(text) {
+                    return Some(t);
+                }
+            }
+            Tok::Break => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The quantities of a token stream: digits and number words, with the unit written before
+/// (`€45`, `R$ 30`) or up to three words after (`20 working days`, `30 días corridos`).
+fn quantities(tokens: &[Tok], language: Language) -> Vec<Quantity> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let (value, next) = match &tokens[i] {
+            Tok::Number(n) => (n.clone(), i + 1),
+            Tok::Word { text, .. } => match number_word(text, language) {
+                Some(n) => spelled_number(tokens, i, n, language),
+                None if is_one(text) && unit_follows(tokens, i + 1) => ("1".to_string(), i + 1),
+                None => {
+                    i += 1;
+                    continue;
+                }
+            },
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        let mut quantity = Quantity {
+            value,
+            unit: None,
+            day_kind: None,
+        };
+        if let Some(Tok::Symbol(symbol)) = i.checked_sub(1).and_then(|p| tokens.get(p)) {
+            quantity.unit = Some(*symbol);
+        }
+        for token in tokens[next..].iter().take(4) {
+            match token {
+                Tok::Symbol(symbol) if quantity.unit.is_none() => quantity.unit = Some(*symbol),
+                Tok::Word { text, .. } => {
+                    if let Some(kind) = day_kind(text) {
+                        quantity.day_kind = Some(kind);
+                    } else if let Some(u) = unit(text) {
+                        if quantity.unit.is_some() {
+                            break;
+                        }
+                        quantity.unit = Some(u);
+                    } else if quantity.unit.is_some() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        out.push(quantity);
+        i = next;
+    }
+    out
+}
+
+/// A number written in words, possibly compound: "twenty-five", "treinta y cinco", "dos mil".
+/// Returns the value and the index after it.
+fn spelled_number(tokens: &[Tok], start: usize, first: u32, language: Language) -> (String, usize) {
+    let mut value = first;
+    let mut i = start + 1;
+    while let Some(Tok::Word { text, .. }) = tokens.get(i) {
+        let (skip, word) = if matches!(text.as_str(), "y" | "e" | "and") {
+            match tokens.get(i + 1) {
+                Some(Tok::Word { text, .. }) => (2, text),
+                _ => break,
+            }
+        } else {
+            (1, text)
+        };
+        match number_word(word, language) {
+            Some(n @ (100 | 1000)) => value = value.max(1) * n,
+            Some(n) if n < 10 && value >= 20 && value % 10 == 0 => value += n,
+            _ => break,
+        }
+        i += skip;
+    }
+    (value.to_string(), i)
+}
+
+fn unit_follows(tokens: &[Tok], from: usize) -> bool {
+    tokens[from..].iter().take(2).any(|t| match t {
+        Tok::Word { text, .. } => unit(text).is_some(),
+        _ => false,
+    })
+}
+
+/// Why a passage does not support a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Failure {
+    /// The share of the sentence's terms found in the passages, to rank failures.
+    pub coverage: f32,
+    pub reason: String,
+}
+
+/// Checks that the `sources` (named `cited` in reasons, e.g. `[2]`) together support
+/// `claim`. Returns the share of the claim's words they contain.
+pub(crate) fn check(
+    claim: &Analysis,
+    sources: &[&Analysis],
+    cited: &str,
+    min_support: f32,
+) -> Result<f32, Failure> {
+    let coverage = if claim.terms.is_empty() {
+        1.0
+    } else {
+        claim.covered(sources) as f32 / claim.terms.len() as f32
+    };
+    let fail = |reason: String| Err(Failure { coverage, reason });
+    if coverage < min_support {
+        return fail(format!(
+            "only {:.0}% of its words appear in {cited} (at least {:.0}% needed)",
+            coverage * 100.0,
+            min_support * 100.0
+        ));
+    }
+    if let Some(reason) = quantity_mismatch(claim, sources, cited) {
+        return fail(reason);
+    }
+    if let Some(m) = claim
+        .months
+        .iter()
+        .find(|m| !sources.iter().any(|s| s.months.contains(m)))
+    {
+        return fail(format!("{cited} does not mention the month it names ({m})"));
+    }
+    if let Some(d) = claim
+        .weekdays
+        .iter()
+        .find(|d| !sources.iter().any(|s| s.weekdays.contains(d)))
+    {
+        return fail(format!(
+            "{cited} does not mention the weekday it names ({d})"
+        ));
+    }
+    if let Some(name) = claim.names.iter().find(|name| {
+        !sources
+            .iter()
+            .any(|s| s.words.contains(*name) || term(name).is_some_and(|t| s.terms.contains(&t)))
+    }) {
+        return fail(format!("{cited} does not mention \"{name}\""));
+    }
+    let span = span(claim, sources);
+    if let Some(reason) = negation_mismatch(claim, &span, cited) {
+        return fail(reason);
+    }
+    if let Some(reason) = role_swap(claim, &span, cited) {
+        return fail(reason);
+    }
+    Ok(coverage)
+}
+
+fn quantity_mismatch(claim: &Analysis, sources: &[&Analysis], cited: &str) -> Option<String> {
+    for q in &claim.quantities {
+        let same_value: Vec<&Quantity> = sources
+            .iter()
+            .flat_map(|s| &s.quantities)
+            .filter(|s| s.value == q.value)
+            .collect();
+        if same_value.is_empty() {
+            return Some(format!("the number {} does not appear in {cited}", q.value));
+        }
+        let unit_ok = |s: &&Quantity| match (q.unit, s.unit) {
+            (Some(a), Some(b)) => same_unit(a, b),
+            _ => true,
+        };
+        let kind_ok = |s: &&Quantity| match (q.day_kind, s.day_kind) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if !same_value.iter().any(|s| unit_ok(s) && kind_ok(s)) {
+            let theirs = same_value[0];
+            return Some(format!(
+                "{cited} gives {} {}, not {} {}",
+                theirs.value,
+                describe_unit(theirs),
+                q.value,
+                describe_unit(q)
+            ));
+        }
+    }
+    None
+}
+
+fn describe_unit(q: &Quantity) -> String {
+    match (q.day_kind, q.unit) {
+        (Some(kind), Some(unit)) => format!("{kind} {unit}"),
+        (None, Some(unit)) => unit.to_string(),
+        (Some(kind), None) => kind.to_string(),
+        (None, None) => "(no unit)".to_string(),
+    }
+}
+
+/// The passage sentences that support the claim: the one sharing most of its terms, and the
+/// next best if it adds terms the first lacks.
+fn span<'a>(claim: &Analysis, sources: &[&'a Analysis]) -> Vec<&'a Sentence> {
+    let Some(claim_sentence) = claim.sentences.first() else {
+        return Vec::new();
+    };
+    let mut ranked: Vec<(usize, &Sentence)> = sources
+        .iter()
+        .flat_map(|s| &s.sentences)
+        .map(|s| (s.terms.intersection(&claim_sentence.terms).count(), s))
+        .filter(|(shared, _)| *shared > 0)
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut span: Vec<&Sentence> = Vec::new();
+    let mut covered: HashSet<&String> = HashSet::new();
+    for (_, sentence) in ranked.into_iter().take(3) {
+        let adds = sentence
+            .terms
+            .intersection(&claim_sentence.terms)
+            .any(|t| !covered.contains(t));
+        if span.is_empty() || adds {
+            covered.extend(sentence.terms.intersection(&claim_sentence.terms));
+            span.push(sentence);
+        }
+        if span.len() == 2 {
+            break;
+        }
+    }
+    span
+}
+
+/// A word negated on one side and asserted on the other, unless the other side negates a word
+/// of its own that this side does not use (the same negation, said with another verb: "may not
+/// carry over" and "carry-over is not allowed").
+fn negation_mismatch(claim: &Analysis, span: &[&Sentence], cited: &str) -> Option<String> {
+    let claim = claim.sentences.first()?;
+    let span_terms: HashSet<&String> = span.iter().flat_map(|s| &s.terms).collect();
+    let span_negated: HashSet<&String> = span.iter().flat_map(|s| &s.negated).collect();
+    let claim_negated: HashSet<&String> = claim.negated.iter().collect();
+    let span_negates_other = span_negated.iter().any(|t| !claim.terms.contains(*t));
+    let claim_negates_other = claim_negated.iter().any(|t| !span_terms.contains(t));
+    if let Some(t) = claim_negated
+        .iter()
+        .find(|t| span_terms.contains(*t) && !span_negated.contains(*t))
+        && !span_negates_other
+    {
+        return Some(format!(
+            "it negates \"{t}…\", which {cited} states without negation"
+        ));
+    }
+    if let Some(t) = span_negated
+        .iter()
+        .find(|t| claim.terms.contains(**t) && !claim_negated.contains(*t))
+        && !claim_negates_other
+    {
+        return Some(format!(
+            "{cited} negates \"{t}…\", which it states without negation"
+        ));
+    }
+    None
+}
+
+/// Who acts, when two roles stand on either side of a shared word (the verb, usually): the one
+/// before it, or the one after it when an agent marker ("by") introduces that one.
+fn actor<'a>(sentence: &'a Sentence, a: &str, b: &str, pivot: &str) -> Option<&'a str> {
+    let pos = |t: &str| sentence.items.iter().position(|i| i.term == t);
+    let (pa, pb, pp) = (pos(a)?, pos(b)?, pos(pivot)?);
+    let (before, after) = if pa < pp && pp < pb {
+        (pa, pb)
+    } else if pb < pp && pp < pa {
+        (pb, pa)
+    } else {
+        return None;
+    };
+    // "approved by the manager": the marker counts only right after the verb.
+    let acting = if sentence.items[after].after_agent && after == pp + 1 {
+        after
+    } else {
+        before
+    };
+    Some(sentence.items[acting].term.as_str())
+}
+
+fn role_swap(claim: &Analysis, span: &[&Sentence], cited: &str) -> Option<String> {
+    let claim = claim.sentences.first()?;
+    let roles: Vec<(usize, &Item)> = claim
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.role)
+        .collect();
+    for (x, (ia, a)) in roles.iter().enumerate() {
+        for (ib, b) in &roles[x + 1..] {
+            if a.term == b.term {
+                continue;
+            }
+            for pivot in &claim.items[ia + 1..*ib] {
+                if pivot.role {
+                    continue;
+                }
+                for sentence in span {
+                    let (Some(theirs), Some(ours)) = (
+                        actor(sentence, &a.term, &b.term, &pivot.term),
+                        actor(claim, &a.term, &b.term, &pivot.term),
+                    ) else {
+                        continue;
+                    };
+                    if theirs != ours {
+                        return Some(format!(
+                            "it has \"{ours}\" do what {cited} says \"{theirs}\" does (\"{}\")",
+                            pivot.term
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn en(text: &str) -> Analysis {
+        Analysis::new(text, Language::English)
+    }
+
+    fn ok(claim: &str, passage: &str, language: Language) -> Result<f32, Failure> {
+        let c = Analysis::new(claim, language);
+        let p = Analysis::new(passage, language);
+        check(&c, &[&p], "[1]", 0.6)
+    }
+
+    #[test]
+    fn stems_meet_across_inflections() {
+        assert_eq!(stem("expires"), stem("expired"));
+        assert_eq!(stem("expire"), stem("expired"));
+        assert_eq!(stem("days"), stem("day"));
+        assert_eq!(stem("vacaciones"), stem("vacacion"));
+        assert_eq!(stem("policies"), stem("policy"));
+        assert_eq!(term("staff"), term("employees"));
+    }
+
+    #[test]
+    fn quantities_read_units_and_spelled_numbers() {
+        let q = en("You get twenty-five working days, €45 a day and 10% more.").quantities;
+        assert_eq!(q[0].value, "25");
+        assert_eq!(q[0].unit, Some("day"));
+        assert_eq!(q[0].day_kind, Some("working"));
+        assert_eq!(q[1].value, "45");
+        assert_eq!(q[1].unit, Some("eur"));
+        assert_eq!(q[2].unit, Some("percent"));
+        let es = Analysis::new("Son treinta y cinco días corridos.", Language::Spanish);
+        assert_eq!(es.quantities[0].value, "35");
+        assert_eq!(es.quantities[0].day_kind, Some("calendar"));
+    }
+
+    #[test]
+    fn a_changed_unit_or_kind_of_day_is_caught() {
+        let passage = "Employees receive 20 working days of annual leave.";
+        assert!(
+            ok(
+                "Employees receive 20 working days of leave.",
+                passage,
+                Language::English
+            )
+            .is_ok()
+        );
+        let weeks = ok(
+            "Employees receive 20 weeks of annual leave.",
+            passage,
+            Language::English,
+        );
+        assert!(weeks.unwrap_err().reason.contains("not 20 week"));
+        assert!(
+            ok(
+                "Employees receive 20 calendar days of annual leave.",
+                passage,
+                Language::English
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn negation_is_compared_with_the_supporting_span() {
+        let passage = "Employees may carry over up to five unused days. Days beyond that expire and cannot be paid out.";
+        let l = Language::English;
+        assert!(ok("Employees may not carry over unused days.", passage, l).is_err());
+        assert!(ok("Unused days beyond five cannot be paid out.", passage, l).is_ok());
+        assert!(ok("Days beyond five are paid out.", passage, l).is_err());
+        assert!(
+            ok(
+                "Employees can carry over no more than 5 unused days.",
+                passage,
+                l
+            )
+            .is_ok()
+        );
+        assert!(
+            ok(
+                "Carrying over days is not allowed.",
+                "Employees may not carry over days.",
+                l
+            )
+            .is_ok()
+        );
+        let pt = "Os dias não utilizados não são pagos.";
+        assert!(
+            ok(
+                "Os dias não utilizados são pagos.",
+                pt,
+                Language::Portuguese
+            )
+            .is_err()
+        );
+        // Portuguese "no" is "in the", not a negation.
+        let end = "No fim do ano, os dias são pagos.";
+        assert!(
+            ok(
+                "No fim do ano, os dias são pagos.",
+                end,
+                Language::Portuguese
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_swapped_role_is_caught_and_a_passive_is_not_a_swap() {
+        let passage = "The manager approves the employee's request in the HR portal.";
+        let l = Language::English;
+        assert!(
+            ok(
+                "The employee approves the manager's request in the HR portal.",
+                passage,
+                l
+            )
+            .is_err()
+        );
+        assert!(
+            ok(
+                "The employee's request is approved by the manager in the HR portal.",
+                passage,
+                l
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn names_and_months_must_be_in_the_passage() {
+        let passage = "Requests go through Kallpa. Unused days expire on 31 March.";
+        let l = Language::English;
+        assert!(ok("Requests go through Workday.", passage, l).is_err());
+        assert!(ok("Unused days expire on 31 May.", passage, l).is_err());
+        assert!(ok("Unused days expire on 31 March.", passage, l).is_ok());
+    }
+}
