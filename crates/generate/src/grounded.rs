@@ -18,7 +18,7 @@ use crate::metrics::METRICS;
 use crate::no_answer::model_abstention_message;
 use crate::prompt::build_prompt;
 use crate::sanitize::{StreamSanitizer, sanitize};
-use crate::verify::{SourceEvidence, Verification, verify};
+use crate::verify::{SourceEvidence, Verification, verify_in};
 
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerConfig {
@@ -283,7 +283,12 @@ impl Answerer {
         run.timings.generate_ms = ms(stats.total);
 
         let evidence: Vec<SourceEvidence> = given.iter().map(SourceEvidence::new).collect();
-        let verification = verify(&sanitize(&raw), &evidence, self.config.min_support);
+        let verification = verify_in(
+            &sanitize(&raw),
+            language,
+            &evidence,
+            self.config.min_support,
+        );
         let answer = grounded_answer(verification, citations, language, generator.name());
         run.finish(answer).await
     }
@@ -513,7 +518,12 @@ mod tests {
             .enumerate()
             .map(|(i, p)| citation(i, p))
             .collect();
-        let verification = verify(generated, &evidence, crate::verify::DEFAULT_MIN_SUPPORT);
+        let verification = verify_in(
+            generated,
+            language,
+            &evidence,
+            crate::verify::DEFAULT_MIN_SUPPORT,
+        );
         grounded_answer(verification, given, language, "test".into())
     }
 

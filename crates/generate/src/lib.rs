@@ -43,4 +43,4 @@ pub use openai::{OpenAiConfig, OpenAiGenerator};
 pub use prompt::{GroundedPrompt, build_prompt};
 pub use sanitize::{StreamSanitizer, sanitize};
 pub use terms::term_coverage;
-pub use verify::{DEFAULT_MIN_SUPPORT, SourceEvidence, Verification, verify};
+pub use verify::{DEFAULT_MIN_SUPPORT, SourceEvidence, Verification, verify, verify_in};

@@ -41,6 +41,8 @@ enum Tok {
     Symbol(&'static str),
     /// Punctuation that ends a clause.
     Break,
+    /// A possessive `'s`: the next word is owned, not done ("the employee's request").
+    Possessive,
 }
 
 fn tokenize(text: &str) -> Vec<Tok> {
@@ -95,6 +97,9 @@ fn tokenize(text: &str) -> Vec<Tok> {
                     upper: upper && n == 0,
                     initial: initial && n == 0,
                 });
+            }
+            if folded.ends_with("'s") || folded.ends_with("s'") {
+                out.push(Tok::Possessive);
             }
             initial = false;
             continue;
@@ -151,9 +156,17 @@ pub(crate) fn normalise_number(raw: &str) -> String {
     }
 }
 
-/// A crude stem for English, Spanish and Portuguese: plural and verb endings off, then the
-/// first six letters, so that "expires"/"expired"/"expire" and "vacaciones"/"vacación" meet.
-fn stem(word: &str) -> String {
+/// A crude stem: plural and verb endings off, then the first six letters, so that
+/// "expires"/"expired"/"expire", "vacaciones"/"vacación" and "contar"/"contando" meet.
+fn stem(word: &str, language: Language) -> String {
+    let w = match language {
+        Language::English => english_stem(word),
+        Language::Spanish | Language::Portuguese => romance_stem(word),
+    };
+    w.chars().take(6).collect()
+}
+
+fn english_stem(word: &str) -> String {
     let n = word.chars().count();
     let mut w = word.to_string();
     if n > 5 && w.ends_with("ies") {
@@ -176,14 +189,46 @@ fn stem(word: &str) -> String {
     if w.chars().count() > 4 && w.ends_with('e') {
         w.truncate(w.len() - 1);
     }
-    w.chars().take(6).collect()
+    w
 }
 
-static SYNONYM_STEMS: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-    SYNONYMS
-        .iter()
-        .map(|(word, target)| (stem(&fold_word(word)), stem(&fold_word(target))))
-        .collect()
+/// Spanish and Portuguese: one inflection off (gerund, participle, infinitive, verb person,
+/// plural, gender), keeping at least four letters (five for participles, so that "feriado" and
+/// "férias" stay apart).
+fn romance_stem(word: &str) -> String {
+    const PARTICIPLES: &[&str] = &["ados", "adas", "idos", "idas", "ado", "ada", "ido", "ida"];
+    const OTHERS: &[&str] = &[
+        "ando", "endo", "indo", "ar", "er", "ir", "an", "en", "am", "em", "as", "es", "os",
+    ];
+    let n = word.chars().count();
+    for suffix in PARTICIPLES {
+        if word.ends_with(suffix) && n - suffix.len() >= 5 {
+            return word[..word.len() - suffix.len()].to_string();
+        }
+    }
+    for suffix in OTHERS {
+        if word.ends_with(suffix) && n - suffix.len() >= 4 {
+            return word[..word.len() - suffix.len()].to_string();
+        }
+    }
+    for suffix in ["a", "e", "o", "s"] {
+        if word.ends_with(suffix) && n > 3 {
+            return word[..word.len() - 1].to_string();
+        }
+    }
+    word.to_string()
+}
+
+/// Synonyms by the stem they have in each language, to one canonical (English) stem.
+static SYNONYM_STEMS: LazyLock<HashMap<(Language, String), String>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for language in Language::ALL {
+        for (word, target) in SYNONYMS {
+            let canonical = stem(&fold_word(target), Language::English);
+            map.insert((language, stem(&fold_word(word), language)), canonical);
+        }
+    }
+    map
 });
 
 static IGNORED: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
@@ -202,14 +247,40 @@ fn fold_word(word: &str) -> String {
         .collect()
 }
 
-/// The term a folded word counts as, or `None` for a function word.
-fn term(word: &str) -> Option<String> {
-    if IGNORED.contains(word) || word.chars().count() < 2 {
+/// The term a folded word counts as, or `None` for a function word or a number word (numbers
+/// count by their value).
+fn term(word: &str, language: Language) -> Option<String> {
+    if IGNORED.contains(word) || word.chars().count() < 2 || number_word(word, language).is_some() {
         return None;
     }
-    let stemmed = stem(word);
-    Some(SYNONYM_STEMS.get(&stemmed).cloned().unwrap_or(stemmed))
+    let stemmed = stem(word, language);
+    Some(
+        SYNONYM_STEMS
+            .get(&(language, stemmed))
+            .cloned()
+            .unwrap_or_else(|| stem(word, language)),
+    )
 }
+
+/// The forms of "to be" that make the next verb passive ("is approved", "fue aprobado", "foi
+/// aprovado").
+const BE_FORMS: &[&str] = &[
+    "is", "are", "was", "were", "be", "been", "being", "es", "son", "fue", "fueron", "sera",
+    "seran", "sido", "e", "sao", "foi", "foram", "serao", "se",
+];
+
+/// Words that may stand between who acts and the verb: "the manager **must** approve",
+/// "Finance **then** pays", "la jefatura **debe** registrar".
+const AUXILIARIES: &[&str] = &[
+    "must", "can", "may", "should", "will", "would", "shall", "could", "might", "then", "also",
+    "always", "usually", "do", "does", "did", "have", "has", "had", "to", "debe", "deben", "puede",
+    "pueden", "tiene", "tienen", "que", "siempre", "tambien", "luego", "deve", "devem", "pode",
+    "podem", "tem", "sempre", "tambem", "depois", "se", "lo", "la", "le", "les", "the", "a", "o",
+    "el", "os", "as", "los", "las", "su", "sus", "seu", "sua", "your", "their", "its",
+];
+
+/// Words that make the unit after them a rate ("45 euros **per** day", "por semana").
+const PER_WORDS: &[&str] = &["per", "a", "an", "each", "every", "por", "al", "cada", "ao"];
 
 fn is_negator(word: &str, language: Language) -> bool {
     NEGATORS.contains(&word) && !(language == Language::Portuguese && word == "no")
@@ -221,6 +292,8 @@ struct Quantity {
     value: String,
     unit: Option<&'static str>,
     day_kind: Option<&'static str>,
+    /// The unit of a rate: `day` in "45 euros per day".
+    per: Option<&'static str>,
 }
 
 /// One content word of a sentence, in order.
@@ -231,6 +304,15 @@ struct Item {
     role: bool,
     /// An agent marker ("by", "por", "pelo") stands right before it.
     after_agent: bool,
+    /// A form of "to be" stands right before it: a passive verb ("is approved").
+    after_be: bool,
+    /// It follows a possessive ("the employee's request"): owned, not done.
+    possessed: bool,
+    /// Which clause of the sentence it is in (commas and semicolons separate clauses).
+    clause: usize,
+    /// Only auxiliary words ("must", "then", "debe") stand between it and the word before, so
+    /// that word can be who does it.
+    joined: bool,
 }
 
 /// One sentence, analysed.
@@ -243,9 +325,11 @@ struct Sentence {
 }
 
 /// A text analysed once: its sentences, terms, quantities, dates and names.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Analysis {
+    language: Language,
     sentences: Vec<Sentence>,
+    /// Content terms, and the values of its numbers.
     terms: HashSet<String>,
     /// Every folded word, for looking names up.
     words: HashSet<String>,
@@ -259,20 +343,44 @@ pub(crate) struct Analysis {
 impl Analysis {
     pub(crate) fn new(text: &str, language: Language) -> Self {
         let tokens = tokenize(text);
-        let mut analysis = Analysis::default();
+        let mut analysis = Analysis {
+            language,
+            sentences: Vec::new(),
+            terms: HashSet::new(),
+            words: HashSet::new(),
+            quantities: Vec::new(),
+            months: HashSet::new(),
+            weekdays: HashSet::new(),
+            names: Vec::new(),
+        };
+        // A capitalised word opening a sentence is a name if the text never writes it in
+        // lowercase ("Finance then pays…"), or if a name follows it ("Pierre Curie won…").
+        let lowercase: HashSet<&str> = tokens
+            .iter()
+            .filter_map(|t| match t {
+                Tok::Word {
+                    text,
+                    capital: false,
+                    ..
+                } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
         let mut sentence = Sentence::default();
-        let mut agent_pending = false;
-        let mut i = 0;
-        while i < tokens.len() {
-            let token = &tokens[i];
+        let (mut agent, mut be, mut possessed, mut clause) = (false, false, false, 0);
+        let mut joined = true;
+        for (i, token) in tokens.iter().enumerate() {
             match token {
                 Tok::Break => {
-                    agent_pending = false;
+                    (agent, be, possessed, joined) = (false, false, false, false);
+                    clause += 1;
                     if matches!(text_at(&tokens, i), Some(true)) && !sentence.items.is_empty() {
                         analysis.sentences.push(std::mem::take(&mut sentence));
+                        clause = 0;
                     }
                 }
-                Tok::Number(_) | Tok::Symbol(_) => {}
+                Tok::Possessive => possessed = true,
+                Tok::Number(_) | Tok::Symbol(_) => joined = false,
                 Tok::Word {
                     text: word,
                     capital,
@@ -289,41 +397,60 @@ impl Analysis {
                         analysis.weekdays.insert(d);
                     }
                     if is_negator(word, language) {
-                        if let Some(negated) = negated_term(&tokens, i + 1) {
+                        if let Some(negated) = negated_term(&tokens, i + 1, language) {
                             sentence.negated.push(negated);
                         }
                     } else if PROHIBITIONS.contains(&word.as_str()) {
-                        sentence.negated.push(term("allow").unwrap_or_default());
+                        sentence
+                            .negated
+                            .push(term("allow", Language::English).unwrap_or_default());
                     }
                     if AGENT_MARKERS.contains(&word.as_str()) {
-                        agent_pending = true;
+                        agent = true;
                     }
+                    if BE_FORMS.contains(&word.as_str()) {
+                        be = true;
+                    }
+                    let next_capital =
+                        matches!(tokens.get(i + 1), Some(Tok::Word { capital: true, .. }));
+                    let initial_name = next_capital || !lowercase.contains(word.as_str());
                     let name = word.chars().count() > 1
-                        && ((*capital && !*initial) || *upper)
+                        && ((*capital && (!*initial || initial_name)) || *upper)
                         && month(word).is_none()
-                        && weekday(word).is_none();
-                    if name {
+                        && weekday(word).is_none()
+                        && !IGNORED.contains(word.as_str());
+                    if name && !*initial {
                         analysis.names.push(word.clone());
                     }
-                    if let Some(t) = term(word) {
-                        let role = name || ROLE_NOUNS.contains(&word.as_str());
+                    if let Some(t) = term(word, language) {
                         sentence.terms.insert(t.clone());
                         analysis.terms.insert(t.clone());
                         sentence.items.push(Item {
                             term: t,
-                            role,
-                            after_agent: agent_pending,
+                            role: name || ROLE_NOUNS.contains(&word.as_str()),
+                            after_agent: agent,
+                            after_be: be,
+                            possessed,
+                            clause,
+                            joined,
                         });
-                        agent_pending = false;
+                        (agent, be, possessed, joined) = (false, false, false, true);
+                    } else if !AUXILIARIES.contains(&word.as_str()) {
+                        joined = false;
                     }
                 }
             }
-            i += 1;
         }
         if !sentence.items.is_empty() || !sentence.negated.is_empty() {
             analysis.sentences.push(sentence);
         }
         analysis.quantities = quantities(&tokens, language);
+        let values: Vec<String> = analysis
+            .quantities
+            .iter()
+            .map(|q| q.value.clone())
+            .collect();
+        analysis.terms.extend(values);
         analysis
     }
 
@@ -331,7 +458,7 @@ impl Analysis {
     pub(crate) fn add_words(&mut self, text: &str) {
         for token in tokenize(text) {
             if let Tok::Word { text: word, .. } = token {
-                if let Some(t) = term(&word) {
+                if let Some(t) = term(&word, self.language) {
                     self.terms.insert(t);
                 }
                 self.words.insert(word);
@@ -386,14 +513,14 @@ fn weekday_at(tokens: &[Tok], i: usize) -> Option<u8> {
 
 /// The first content word after a negator at `from`, unless the negation is a limit ("no more
 /// than") or reaches the end of its clause first.
-fn negated_term(tokens: &[Tok], from: usize) -> Option<String> {
+fn negated_term(tokens: &[Tok], from: usize, language: Language) -> Option<String> {
     for token in &tokens[from..] {
         match token {
             Tok::Word { text, .. } => {
                 if LIMIT_WORDS.contains(&text.as_str()) {
                     return None;
                 }
-                if let Some(t) = term(text) {
+                if let Some(t) = term(text, language) {
                     return Some(t);
                 }
             }
@@ -429,23 +556,40 @@ fn quantities(tokens: &[Tok], language: Language) -> Vec<Quantity> {
             value,
             unit: None,
             day_kind: None,
+            per: None,
         };
         if let Some(Tok::Symbol(symbol)) = i.checked_sub(1).and_then(|p| tokens.get(p)) {
             quantity.unit = Some(*symbol);
         }
-        for token in tokens[next..].iter().take(4) {
+        // The unit within two words ("20 paid working days"), then a rate ("per day", "a la
+        // semana"); articles and other function words are skipped.
+        let (mut per_pending, mut other_words) = (false, 0);
+        for token in tokens[next..].iter().take(7) {
             match token {
-                Tok::Symbol(symbol) if quantity.unit.is_none() => quantity.unit = Some(*symbol),
+                Tok::Symbol(symbol) if quantity.unit.is_none() && !per_pending => {
+                    quantity.unit = Some(*symbol)
+                }
                 Tok::Word { text, .. } => {
                     if let Some(kind) = day_kind(text) {
                         quantity.day_kind = Some(kind);
+                    } else if PER_WORDS.contains(&text.as_str()) {
+                        per_pending = true;
                     } else if let Some(u) = unit(text) {
-                        if quantity.unit.is_some() {
+                        if per_pending {
+                            quantity.per = Some(u);
+                            break;
+                        } else if quantity.unit.is_none() {
+                            quantity.unit = Some(u);
+                        } else {
                             break;
                         }
-                        quantity.unit = Some(u);
-                    } else if quantity.unit.is_some() {
-                        break;
+                    } else if IGNORED.contains(text.as_str()) {
+                        continue;
+                    } else {
+                        other_words += 1;
+                        if quantity.unit.is_some() || per_pending || other_words > 2 {
+                            break;
+                        }
                     }
                 }
                 _ => break,
@@ -537,9 +681,9 @@ pub(crate) fn check(
         ));
     }
     if let Some(name) = claim.names.iter().find(|name| {
-        !sources
-            .iter()
-            .any(|s| s.words.contains(*name) || term(name).is_some_and(|t| s.terms.contains(&t)))
+        !sources.iter().any(|s| {
+            s.words.contains(*name) || term(name, s.language).is_some_and(|t| s.terms.contains(&t))
+        })
     }) {
         return fail(format!("{cited} does not mention \"{name}\""));
     }
@@ -547,9 +691,10 @@ pub(crate) fn check(
     if let Some(reason) = negation_mismatch(claim, &span, cited) {
         return fail(reason);
     }
-    if let Some(reason) = role_swap(claim, &span, cited) {
+    if let Some(reason) = role_swap(claim, sources, &span, cited) {
         return fail(reason);
     }
+
     Ok(coverage)
 }
 
@@ -571,7 +716,14 @@ fn quantity_mismatch(claim: &Analysis, sources: &[&Analysis], cited: &str) -> Op
             (Some(a), Some(b)) => a == b,
             _ => true,
         };
-        if !same_value.iter().any(|s| unit_ok(s) && kind_ok(s)) {
+        let per_ok = |s: &&Quantity| match (q.per, s.per) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if !same_value
+            .iter()
+            .any(|s| unit_ok(s) && kind_ok(s) && per_ok(s))
+        {
             let theirs = same_value[0];
             return Some(format!(
                 "{cited} gives {} {}, not {} {}",
@@ -586,11 +738,15 @@ fn quantity_mismatch(claim: &Analysis, sources: &[&Analysis], cited: &str) -> Op
 }
 
 fn describe_unit(q: &Quantity) -> String {
-    match (q.day_kind, q.unit) {
+    let unit = match (q.day_kind, q.unit) {
         (Some(kind), Some(unit)) => format!("{kind} {unit}"),
         (None, Some(unit)) => unit.to_string(),
         (Some(kind), None) => kind.to_string(),
-        (None, None) => "(no unit)".to_string(),
+        (None, None) => String::new(),
+    };
+    match q.per {
+        Some(per) => format!("{unit} per {per}").trim_start().to_string(),
+        None => unit,
     }
 }
 
@@ -627,7 +783,9 @@ fn span<'a>(claim: &Analysis, sources: &[&'a Analysis]) -> Vec<&'a Sentence> {
 
 /// A word negated on one side and asserted on the other, unless the other side negates a word
 /// of its own that this side does not use (the same negation, said with another verb: "may not
-/// carry over" and "carry-over is not allowed").
+/// carry over" and "carry-over is not allowed"), or both negate as often, each a word the other
+/// has (the negation attached elsewhere: "no fixed schedule" and "do not expire on a fixed
+/// schedule").
 fn negation_mismatch(claim: &Analysis, span: &[&Sentence], cited: &str) -> Option<String> {
     let claim = claim.sentences.first()?;
     let span_terms: HashSet<&String> = span.iter().flat_map(|s| &s.terms).collect();
@@ -635,6 +793,13 @@ fn negation_mismatch(claim: &Analysis, span: &[&Sentence], cited: &str) -> Optio
     let claim_negated: HashSet<&String> = claim.negated.iter().collect();
     let span_negates_other = span_negated.iter().any(|t| !claim.terms.contains(*t));
     let claim_negates_other = claim_negated.iter().any(|t| !span_terms.contains(t));
+    let same_negations = !claim_negated.is_empty()
+        && claim_negated.len() == span_negated.len()
+        && !span_negates_other
+        && !claim_negates_other;
+    if same_negations {
+        return None;
+    }
     if let Some(t) = claim_negated
         .iter()
         .find(|t| span_terms.contains(*t) && !span_negated.contains(*t))
@@ -656,58 +821,86 @@ fn negation_mismatch(claim: &Analysis, span: &[&Sentence], cited: &str) -> Optio
     None
 }
 
-/// Who acts, when two roles stand on either side of a shared word (the verb, usually): the one
-/// before it, or the one after it when an agent marker ("by") introduces that one.
-fn actor<'a>(sentence: &'a Sentence, a: &str, b: &str, pivot: &str) -> Option<&'a str> {
-    let pos = |t: &str| sentence.items.iter().position(|i| i.term == t);
-    let (pa, pb, pp) = (pos(a)?, pos(b)?, pos(pivot)?);
-    let (before, after) = if pa < pp && pp < pb {
-        (pa, pb)
-    } else if pb < pp && pp < pa {
-        (pb, pa)
-    } else {
-        return None;
-    };
-    // "approved by the manager": the marker counts only right after the verb.
-    let acting = if sentence.items[after].after_agent && after == pp + 1 {
-        after
-    } else {
-        before
-    };
-    Some(sentence.items[acting].term.as_str())
+/// Who does what the word at `at` says: the roles right before it (active: "the manager
+/// approves"), or the ones after an agent marker right after it (passive: "approved by the
+/// manager"). Empty when the sentence does not say (a passive without agent, no role next to
+/// the verb).
+fn agent(sentence: &Sentence, at: usize) -> Vec<&str> {
+    let items = &sentence.items;
+    let verb = &items[at];
+    let clause = verb.clause;
+    let after = items[at + 1..]
+        .iter()
+        .take_while(|i| i.clause == clause)
+        .collect::<Vec<_>>();
+    if after.first().is_some_and(|i| i.after_agent) {
+        // "by the engineering company of Gustave Eiffel": roles after at most two other words.
+        return after
+            .iter()
+            .skip_while(|i| !i.role)
+            .take_while(|i| i.role)
+            .map(|i| i.term.as_str())
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+    }
+    if verb.after_be {
+        return Vec::new();
+    }
+    if !verb.joined {
+        return Vec::new();
+    }
+    items[..at]
+        .iter()
+        .rev()
+        .take_while(|i| i.role && i.clause == clause)
+        .map(|i| i.term.as_str())
+        .collect()
 }
 
-fn role_swap(claim: &Analysis, span: &[&Sentence], cited: &str) -> Option<String> {
-    let claim = claim.sentences.first()?;
-    let roles: Vec<(usize, &Item)> = claim
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.role)
-        .collect();
-    for (x, (ia, a)) in roles.iter().enumerate() {
-        for (ib, b) in &roles[x + 1..] {
-            if a.term == b.term {
+/// A role doing what the passage says another role does: "the manager submits the report"
+/// where the passage has the employee submit it. Only roles the passage names count (a role
+/// it never names is a different check's business), and only words a role is next to.
+fn role_swap(
+    claim: &Analysis,
+    sources: &[&Analysis],
+    span: &[&Sentence],
+    cited: &str,
+) -> Option<String> {
+    let sentence = claim.sentences.first()?;
+    for (at, item) in sentence.items.iter().enumerate() {
+        if item.role || item.possessed {
+            continue;
+        }
+        let ours = agent(sentence, at);
+        if ours.is_empty()
+            || !ours
+                .iter()
+                .any(|t| sources.iter().any(|s| s.terms.contains(*t)))
+        {
+            continue;
+        }
+        for theirs_sentence in span {
+            let mut positions = theirs_sentence
+                .items
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.term == item.term);
+            let (Some((position, _)), None) = (positions.next(), positions.next()) else {
+                continue;
+            };
+            if theirs_sentence.items[position].possessed {
                 continue;
             }
-            for pivot in &claim.items[ia + 1..*ib] {
-                if pivot.role {
-                    continue;
-                }
-                for sentence in span {
-                    let (Some(theirs), Some(ours)) = (
-                        actor(sentence, &a.term, &b.term, &pivot.term),
-                        actor(claim, &a.term, &b.term, &pivot.term),
-                    ) else {
-                        continue;
-                    };
-                    if theirs != ours {
-                        return Some(format!(
-                            "it has \"{ours}\" do what {cited} says \"{theirs}\" does (\"{}\")",
-                            pivot.term
-                        ));
-                    }
-                }
+            let theirs = agent(theirs_sentence, position);
+            if !theirs.is_empty() && !theirs.iter().any(|t| ours.contains(t)) {
+                return Some(format!(
+                    "it has \"{}\" do \"{}\", which {cited} says \"{}\" does",
+                    ours.join(" "),
+                    item.term,
+                    theirs.join(" ")
+                ));
             }
         }
     }
@@ -730,12 +923,18 @@ mod tests {
 
     #[test]
     fn stems_meet_across_inflections() {
-        assert_eq!(stem("expires"), stem("expired"));
-        assert_eq!(stem("expire"), stem("expired"));
-        assert_eq!(stem("days"), stem("day"));
-        assert_eq!(stem("vacaciones"), stem("vacacion"));
-        assert_eq!(stem("policies"), stem("policy"));
-        assert_eq!(term("staff"), term("employees"));
+        let (en, es) = (Language::English, Language::Spanish);
+        assert_eq!(stem("expires", en), stem("expired", en));
+        assert_eq!(stem("expire", en), stem("expired", en));
+        assert_eq!(stem("days", en), stem("day", en));
+        assert_eq!(stem("vacaciones", es), stem("vacacion", es));
+        assert_eq!(stem("dias", es), stem("dia", es));
+        assert_eq!(stem("policies", en), stem("policy", en));
+        let en = Language::English;
+        assert_eq!(term("staff", en), term("employees", en));
+        let pt = Language::Portuguese;
+        assert_eq!(term("contando", pt), term("contar", pt));
+        assert_ne!(term("feriado", pt), term("ferias", pt));
     }
 
     #[test]

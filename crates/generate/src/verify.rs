@@ -25,7 +25,8 @@ use std::collections::HashSet;
 
 use unicode_segmentation::UnicodeSegmentation;
 use verity_core::{
-    AttributedSentence, CitationAction, RetrievedChunk, UnsupportedSentence, detect_language,
+    AttributedSentence, CitationAction, Language, RetrievedChunk, UnsupportedSentence,
+    detect_language,
 };
 
 use crate::no_answer::says_no_answer;
@@ -69,9 +70,21 @@ pub struct Verification {
     pub cited: Vec<u32>,
 }
 
-/// Verifies `answer` (already sanitized) against `sources`, numbered from 1.
+/// Verifies `answer` (already sanitized) against `sources`, numbered from 1, reading it in the
+/// language it looks written in.
 pub fn verify(answer: &str, sources: &[SourceEvidence], min_support: f32) -> Verification {
-    let language = detect_language(answer);
+    verify_in(answer, detect_language(answer), sources, min_support)
+}
+
+/// [`verify`], for an answer written in `language` (the question's: the prompt asks for it).
+/// A short answer's language is easy to mistake ("no" is a Spanish negation and Portuguese
+/// "in the").
+pub fn verify_in(
+    answer: &str,
+    language: Language,
+    sources: &[SourceEvidence],
+    min_support: f32,
+) -> Verification {
     let mut kept = String::new();
     let mut supported = 0;
     let mut unsupported = Vec::new();
