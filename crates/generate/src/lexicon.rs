@@ -61,9 +61,20 @@ pub const LIMIT_WORDS: &[&str] = &[
     "ultrapassar",
     "ultrapassa",
     "apenas",
-    "so", // "sin embargo", "no obstante": however
+    "so",
+    // "sin embargo", "no obstante": however
     "embargo",
     "obstante",
+    // "no other river carries more water": a comparison
+    "other",
+    "otro",
+    "otra",
+    "otros",
+    "otras",
+    "outro",
+    "outra",
+    "outros",
+    "outras",
 ];
 
 /// Words that introduce the agent of a passive verb: "approved **by** the manager" has its
@@ -270,8 +281,6 @@ pub const DISCOURSE_WORDS: &[&str] = &[
     "said",
     "mentions",
     "mentioned",
-    "indicates",
-    "indicated",
     "also",
     "however",
     "therefore",
@@ -299,7 +308,6 @@ pub const DISCOURSE_WORDS: &[&str] = &[
     "fuentes",
     "documento",
     "documentos",
-    "indica",
     "menciona",
     "dice",
     "ademas",
@@ -317,7 +325,6 @@ pub const DISCOURSE_WORDS: &[&str] = &[
     "fontes",
     "conforme",
     "diz",
-    "informa",
     "alem",
     "disso",
     "tambem",

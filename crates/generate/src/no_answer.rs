@@ -7,7 +7,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::RegexSet;
 use verity_core::Language;
 
 use crate::terms::fold;
@@ -38,13 +38,13 @@ pub(crate) fn model_abstention_message(language: Language) -> &'static str {
 }
 
 /// Patterns over the folded sentence (lowercase, accents removed, spaces collapsed).
-static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+static PATTERNS: LazyLock<RegexSet> = LazyLock::new(|| {
     const SOURCES_EN: &str = r"(sources?|documents?|documentation|passages?|context|texts?|excerpts?|information|materials?)";
     const SOURCES_ES: &str =
         r"(fuentes?|documentos?|documentacion|pasajes?|textos?|contexto|fragmentos?|informacion)";
     const SOURCES_PT: &str =
         r"(fontes?|documentos?|documentacao|trechos?|textos?|contexto|passagens?|informac(ao|oes))";
-    [
+    let patterns = [
         // English
         format!(
             r"\b{SOURCES_EN}( provided| given| available| above)? (do|does|did) not (say|state|mention|contain|answer|specify|provide|include|cover|address|indicate|give|describe|explain|discuss|offer|list)\b"
@@ -72,10 +72,8 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\bnao (e|sao|esta|estao|foi|foram) (mencionad|especificad|indicad|informad|detalhad|possivel (responder|determinar|saber))".to_string(),
         r"\bnao se (menciona|mencionam|especifica|indica|informa|diz|sabe)\b".to_string(),
         r"\bnao (consigo|posso|e possivel|foi possivel|pude) (responder|determinar|encontrar|saber|dizer)\b".to_string(),
-    ]
-    .iter()
-    .map(|p| Regex::new(p).expect("a valid no-answer pattern"))
-    .collect()
+    ];
+    RegexSet::new(patterns).expect("valid no-answer patterns")
 });
 
 /// Whether `sentence` (markers removed) says the sources do not answer the question.
@@ -91,7 +89,7 @@ pub(crate) fn says_no_answer(sentence: &str) -> bool {
         .replace("cannot", "can not");
     let folded = folded.split_whitespace().collect::<Vec<_>>().join(" ");
     let folded = folded.trim_start_matches(|c: char| !c.is_alphanumeric());
-    PATTERNS.iter().any(|p| p.is_match(folded))
+    PATTERNS.is_match(folded)
 }
 
 #[cfg(test)]

@@ -253,13 +253,11 @@ fn term(word: &str, language: Language) -> Option<String> {
     if IGNORED.contains(word) || word.chars().count() < 2 || number_word(word, language).is_some() {
         return None;
     }
-    let stemmed = stem(word, language);
-    Some(
-        SYNONYM_STEMS
-            .get(&(language, stemmed))
-            .cloned()
-            .unwrap_or_else(|| stem(word, language)),
-    )
+    let key = (language, stem(word, language));
+    Some(match SYNONYM_STEMS.get(&key) {
+        Some(canonical) => canonical.clone(),
+        None => key.1,
+    })
 }
 
 /// The forms of "to be" that make the next verb passive ("is approved", "fue aprobado", "foi
