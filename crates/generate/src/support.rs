@@ -280,8 +280,44 @@ const AUXILIARIES: &[&str] = &[
 /// Words that make the unit after them a rate ("45 euros **per** day", "por semana").
 const PER_WORDS: &[&str] = &["per", "a", "an", "each", "every", "por", "al", "cada", "ao"];
 
+/// What the word lists say about a word, looked up once (one hash lookup per word instead of a
+/// scan of each list).
+mod kind {
+    pub const NEGATOR: u16 = 1;
+    pub const PROHIBITION: u16 = 2;
+    pub const AGENT: u16 = 4;
+    pub const BE: u16 = 8;
+    pub const ROLE: u16 = 16;
+    pub const AUXILIARY: u16 = 32;
+    pub const LIMIT: u16 = 64;
+    pub const PER: u16 = 128;
+}
+
+static KINDS: LazyLock<HashMap<&'static str, u16>> = LazyLock::new(|| {
+    let mut map: HashMap<&'static str, u16> = HashMap::new();
+    for (list, flag) in [
+        (NEGATORS, kind::NEGATOR),
+        (PROHIBITIONS, kind::PROHIBITION),
+        (AGENT_MARKERS, kind::AGENT),
+        (BE_FORMS, kind::BE),
+        (ROLE_NOUNS, kind::ROLE),
+        (AUXILIARIES, kind::AUXILIARY),
+        (LIMIT_WORDS, kind::LIMIT),
+        (PER_WORDS, kind::PER),
+    ] {
+        for word in list {
+            *map.entry(word).or_default() |= flag;
+        }
+    }
+    map
+});
+
+fn is(word: &str, flag: u16) -> bool {
+    KINDS.get(word).is_some_and(|k| k & flag != 0)
+}
+
 fn is_negator(word: &str, language: Language) -> bool {
-    NEGATORS.contains(&word) && !(language == Language::Portuguese && word == "no")
+    is(word, kind::NEGATOR) && !(language == Language::Portuguese && word == "no")
 }
 
 /// A quantity: a number, and the unit and kind of day after it when there are.
@@ -398,15 +434,15 @@ impl Analysis {
                         if let Some(negated) = negated_term(&tokens, i + 1, language) {
                             sentence.negated.push(negated);
                         }
-                    } else if PROHIBITIONS.contains(&word.as_str()) {
+                    } else if is(word, kind::PROHIBITION) {
                         sentence
                             .negated
                             .push(term("allow", Language::English).unwrap_or_default());
                     }
-                    if AGENT_MARKERS.contains(&word.as_str()) {
+                    if is(word, kind::AGENT) {
                         agent = true;
                     }
-                    if BE_FORMS.contains(&word.as_str()) {
+                    if is(word, kind::BE) {
                         be = true;
                     }
                     let next_capital =
@@ -425,7 +461,7 @@ impl Analysis {
                         analysis.terms.insert(t.clone());
                         sentence.items.push(Item {
                             term: t,
-                            role: name || ROLE_NOUNS.contains(&word.as_str()),
+                            role: name || is(word, kind::ROLE),
                             after_agent: agent,
                             after_be: be,
                             possessed,
@@ -433,7 +469,7 @@ impl Analysis {
                             joined,
                         });
                         (agent, be, possessed, joined) = (false, false, false, true);
-                    } else if !AUXILIARIES.contains(&word.as_str()) {
+                    } else if !is(word, kind::AUXILIARY) {
                         joined = false;
                     }
                 }
@@ -515,7 +551,7 @@ fn negated_term(tokens: &[Tok], from: usize, language: Language) -> Option<Strin
     for token in &tokens[from..] {
         match token {
             Tok::Word { text, .. } => {
-                if LIMIT_WORDS.contains(&text.as_str()) {
+                if is(text, kind::LIMIT) {
                     return None;
                 }
                 if let Some(t) = term(text, language) {
@@ -570,7 +606,7 @@ fn quantities(tokens: &[Tok], language: Language) -> Vec<Quantity> {
                 Tok::Word { text, .. } => {
                     if let Some(kind) = day_kind(text) {
                         quantity.day_kind = Some(kind);
-                    } else if PER_WORDS.contains(&text.as_str()) {
+                    } else if is(text, kind::PER) {
                         per_pending = true;
                     } else if let Some(u) = unit(text) {
                         if per_pending {
