@@ -605,6 +605,22 @@ async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
     for removed in &answer.grounding.unsupported {
         println!("  removed: {:?}: {}", removed.sentence, removed.reason);
     }
+    for set in &answer.grounding.attributed {
+        let cited = |markers: &[u32]| -> String {
+            if markers.is_empty() {
+                "nothing".to_string()
+            } else {
+                markers.iter().map(|n| format!("[{n}]")).collect()
+            }
+        };
+        println!(
+            "  {}: {:?}: the model cited {}, the sources say {}",
+            set.action.as_str(),
+            set.sentence,
+            cited(&set.model_citations),
+            cited(&set.citations)
+        );
+    }
     let heading = match answer.grounding.status {
         GroundingStatus::Abstained => "Nearest passages (none supports an answer):",
         _ => "Sources:",

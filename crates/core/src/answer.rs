@@ -105,6 +105,15 @@ pub enum CitationAction {
     Corrected,
 }
 
+impl CitationAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CitationAction::Attributed => "attributed",
+            CitationAction::Corrected => "corrected",
+        }
+    }
+}
+
 /// A sentence of a generated answer that was kept with citations Verity found, not the ones
 /// the model wrote.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -174,9 +174,7 @@ fn english_stem(word: &str) -> String {
         w.push('y');
     } else if n > 5 && w.ends_with("ing") {
         w.truncate(w.len() - 3);
-    } else if n > 4 && w.ends_with("ed") {
-        w.truncate(w.len() - 2);
-    } else if n > 4 && w.ends_with("es") {
+    } else if n > 4 && (w.ends_with("ed") || w.ends_with("es")) {
         w.truncate(w.len() - 2);
     } else if n > 3
         && w.ends_with('s')
@@ -651,7 +649,7 @@ fn spelled_number(tokens: &[Tok], start: usize, first: u32, language: Language) 
         };
         match number_word(word, language) {
             Some(n @ (100 | 1000)) => value = value.max(1) * n,
-            Some(n) if n < 10 && value >= 20 && value % 10 == 0 => value += n,
+            Some(n) if n < 10 && value >= 20 && value.is_multiple_of(10) => value += n,
             _ => break,
         }
         i += skip;
@@ -796,7 +794,7 @@ fn span<'a>(claim: &Analysis, sources: &[&'a Analysis]) -> Vec<&'a Sentence> {
         .map(|s| (s.terms.intersection(&claim_sentence.terms).count(), s))
         .filter(|(shared, _)| *shared > 0)
         .collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|(shared, _)| std::cmp::Reverse(*shared));
     let mut span: Vec<&Sentence> = Vec::new();
     let mut covered: HashSet<&String> = HashSet::new();
     for (_, sentence) in ranked.into_iter().take(3) {
