@@ -746,9 +746,10 @@ async fn deletes(m: &Matrix, findings: &mut Findings) {
             );
             let expected = if kind.key.is_none() {
                 StatusCode::UNAUTHORIZED
-            } else if !kind.scopes.contains(&Scope::Ingest) {
-                StatusCode::FORBIDDEN
-            } else if Oracle::reads(kind, doc.collection, doc.groups) {
+            } else if !kind.scopes.contains(&Scope::Ingest)
+                || Oracle::reads(kind, doc.collection, doc.groups)
+            {
+                // No ingest scope, or a document it reads but may not write.
                 StatusCode::FORBIDDEN
             } else {
                 StatusCode::NOT_FOUND

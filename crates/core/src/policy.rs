@@ -300,7 +300,7 @@ mod tests {
             &admin,
             "key:b",
             "handbook",
-            &[finance.clone()]
+            std::slice::from_ref(&finance)
         ));
         assert!(!may_read_trace(
             &admin,

@@ -13,6 +13,9 @@
 //!   not browsers (curl, scripts) send neither header and are not affected, nor is the page
 //!   Verity itself serves.
 
+// A refusal ends the request; its size does not matter next to an HTTP round trip.
+#![allow(clippy::result_large_err)]
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HOST, ORIGIN};
