@@ -4,12 +4,17 @@
 //!
 //! Rules, in one place:
 //! - a job belongs to the caller that created it; for anyone else it does not exist (the same
-//!   `NotFound` as an unknown id), except for an admin of its collection;
+//!   `NotFound` as an unknown id), except for an admin of its collection that may read the
+//!   documents it writes ([`policy::may_read_job`]; cancelling: [`policy::may_cancel_job`]);
+//! - a path job may not replace a document stored with groups its caller may not write
+//!   ([`policy::may_overwrite`]): refused here at once, and again by the worker;
 //! - uploaded files are saved under `<data_dir>/uploads/job-<id>/` and ingested under
 //!   `upload:/<groups>/<name>` with the same group rules as `POST /v1/documents`; each file is
 //!   removed once it is done, failed or cancelled;
-//! - server-side paths are accepted only under `ingest.allowed_root`, checked lexically first
-//!   (so nothing outside is even looked at) and again after resolving symbolic links;
+//! - server-side paths are accepted only under `ingest.allowed_root` and outside the data
+//!   directory, checked lexically first (so nothing outside is even looked at) and again after
+//!   resolving symbolic links; the worker checks each file once more when it opens it
+//!   ([`verity_ingest::read_file_under`]), since the file may have changed meanwhile;
 //! - an `Idempotency-Key` names one job per caller: the same request again gets that job, a
 //!   different request under the same key is refused.
 

@@ -49,6 +49,7 @@ mod tests {
         // Another document's lock is free.
         let other = tokio::time::timeout(Duration::from_millis(100), locks.lock("doc-b")).await;
         assert!(other.is_ok());
+        drop(other);
         // The same document's waits until the first is released.
         let waiting = tokio::spawn({
             let locks = locks.clone();
