@@ -136,6 +136,9 @@ fn outside_root(path: &str) -> VerityError {
     ))
 }
 
+/// Server-side paths one job request may name (directories expand to any number of files).
+const MAX_JOB_PATHS: usize = 1_000;
+
 /// The files a list of server-side paths names, each checked to be under `root` and outside
 /// `data_dir` (where other callers' uploads wait for their workers).
 fn files_under_root(
@@ -156,6 +159,15 @@ fn files_under_root(
         return Err(VerityError::invalid(
             "paths",
             "paths is empty: name at least one file or directory under ingest.allowed_root",
+        ));
+    }
+    if paths.len() > MAX_JOB_PATHS {
+        return Err(VerityError::invalid(
+            "paths",
+            format!(
+                "paths names {} entries; at most {MAX_JOB_PATHS}: name their directories instead",
+                paths.len()
+            ),
         ));
     }
     let mut files = Vec::new();
@@ -288,7 +300,12 @@ impl Verity {
                             .to_string(),
                     ));
                 };
-                files_under_root(root, &self.settings.data_dir, paths)
+                // Walking directories is blocking I/O: off the HTTP workers.
+                let (root, data_dir, paths) =
+                    (root.clone(), self.settings.data_dir.clone(), paths.clone());
+                tokio::task::spawn_blocking(move || files_under_root(&root, &data_dir, &paths))
+                    .await
+                    .map_err(|e| VerityError::internal("jobs", e))?
             }
             JobInput::Uploads { files, .. } => {
                 if files.is_empty() {
@@ -519,6 +536,11 @@ mod tests {
             VerityError::InvalidRequest { .. }
         ));
         assert!(files_under_root(&root, &data, &[]).is_err());
+        let many = vec!["sub/a.md".to_string(); MAX_JOB_PATHS + 1];
+        assert!(matches!(
+            files_under_root(&root, &data, &many).unwrap_err(),
+            VerityError::InvalidRequest { .. }
+        ));
         // The data directory, even under the root, is never ingested from the server.
         std::fs::write(root.join("sub/b.md"), "# B\n\nText.").unwrap();
         assert!(matches!(
