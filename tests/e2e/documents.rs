@@ -287,8 +287,26 @@ fn an_uploaded_document_is_answerable_at_once_listed_read_updated_and_deleted() 
 fn a_json_upload_with_explicit_groups_and_tags_is_read_by_its_extension() {
     let app = app();
     app.runtime.block_on(async {
+        // Only a key in both groups may give a document both.
+        let both = create_key(
+            &app.verity.store,
+            "both teams",
+            &[Scope::Query, Scope::Ingest],
+            None,
+            &["team-a".to_string(), "team-b".to_string()],
+        )
+        .await
+        .unwrap()
+        .key;
+        for key in [&app.key_admin, &app.key_a] {
+            let refused = send(post_documents(app, key).json(
+                &json!({"collection": "shared", "name": "canteen.txt", "groups": ["team-a", "team-b"], "text": "Lunch."}),
+            ))
+            .await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        }
         let reply = send(
-            post_documents(app, &app.key_admin)
+            post_documents(app, &both)
                 .json(&json!({"collection": "shared", "name": "canteen.txt", "groups": ["team-a", "team-b"],
                               "tags": ["facilities"], "text": "The canteen serves lunch from 11:45 to 14:15 on weekdays."})),
         )
@@ -302,13 +320,14 @@ fn a_json_upload_with_explicit_groups_and_tags_is_read_by_its_extension() {
             let answer = ask(app, key, "When does the canteen serve lunch?").await;
             assert!(answer.body["answer"].as_str().unwrap().contains("11:45"), "{}", answer.text);
         }
-        // A key with groups may publish to everyone, but only by saying so: `"groups": []`.
-        let public = send(
-            post_documents(app, &app.key_a)
-                .json(&json!({"collection": "shared", "name": "visitors.md", "groups": [],
-                              "text": "# Visitors\n\nVisitors sign in at the reception desk on the ground floor and wear a badge."})),
-        )
-        .await;
+        // A key with groups never publishes to everyone, even by saying so: `"groups": []`.
+        let visitors = json!({"collection": "shared", "name": "visitors.md", "groups": [],
+            "text": "# Visitors\n\nVisitors sign in at the reception desk on the ground floor and wear a badge."});
+        let refused = send(post_documents(app, &app.key_a).json(&visitors)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+        assert!(refused.body["error"]["message"].as_str().unwrap().contains("never public"));
+        // A key without groups (it reads public documents only) publishes them.
+        let public = send(post_documents(app, &app.key_admin).json(&visitors)).await;
         assert_eq!(public.status, StatusCode::CREATED, "{}", public.text);
         assert_eq!(public.body["document"]["source"], "upload:/*/visitors.md");
         let answer = ask(app, &app.key_b, "Where do visitors sign in?").await;
@@ -765,8 +784,29 @@ fn answers_have_traces_their_asker_can_read_and_rate_and_nobody_else_can() {
         let trace = get(app, &app.key_a, &format!("/v1/answers/{id}")).await;
         assert_eq!(trace.body["feedback"]["rating"], "down");
         assert_eq!(trace.body["feedback"]["comment"], "It should say the 600 km rule first.");
-        // An unrestricted admin may read every trace (to monitor answers).
-        assert_eq!(get(app, &app.key_admin, &format!("/v1/answers/{id}")).await.status, StatusCode::OK);
+        // An admin reads the traces of answers from documents it may read: not this one
+        // without groups (it reads public documents only), this one with team-a.
+        assert_eq!(get(app, &app.key_admin, &format!("/v1/answers/{id}")).await.status, StatusCode::NOT_FOUND);
+        let team_a_admin = create_key(
+            &app.verity.store,
+            "team-a admin",
+            &[Scope::Query, Scope::Admin],
+            None,
+            &["team-a".to_string()],
+        )
+        .await
+        .unwrap()
+        .key;
+        assert_eq!(get(app, &team_a_admin, &format!("/v1/answers/{id}")).await.status, StatusCode::OK);
+        // It may read it, but only the asker rates it.
+        let rating = send(
+            client()
+                .post(format!("{}/v1/feedback", app.base_url))
+                .bearer_auth(&team_a_admin)
+                .json(&json!({"answer_id": id, "rating": "up"})),
+        )
+        .await;
+        assert_eq!(rating.status, StatusCode::FORBIDDEN, "{}", rating.text);
 
         // Another caller: the same 404 as an unknown answer, for reading and for rating.
         let unknown = uuid::Uuid::new_v4().to_string();

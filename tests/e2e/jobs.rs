@@ -452,7 +452,29 @@ fn another_callers_job_is_a_404_like_an_unknown_one_and_an_admin_sees_it() {
             .status,
             StatusCode::NOT_FOUND
         );
-        let admin = finished_job(&app.base_url, Some(&app.key_admin), id).await;
+        // An admin of the collection sees it if it may read what the job writes: not the one
+        // without groups (public documents only), the one of team-a.
+        assert_eq!(
+            get(
+                &app.base_url,
+                Some(&app.key_admin),
+                &format!("/v1/ingest/jobs/{id}")
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+        let team_a_admin = create_key(
+            &app.verity.store,
+            "team-a admin",
+            &[Scope::Ingest, Scope::Admin],
+            None,
+            &["team-a".to_string()],
+        )
+        .await
+        .unwrap()
+        .key;
+        let admin = finished_job(&app.base_url, Some(&team_a_admin), id).await;
         assert_eq!(admin["state"], "done");
         // Without the ingest scope, nothing.
         let reader = create_key(&app.verity.store, "reader", &[Scope::Query], None, &[])

@@ -12,6 +12,8 @@ mod generation;
 mod helpers;
 mod http;
 mod ingest;
+mod integrity;
+mod isolation;
 mod jobs;
 mod knowledge;
 mod logs;

@@ -12,7 +12,7 @@ use verity_core::{
     Answer, AnswerService, AnswerStream, AnswerTrace, Caller, CollectionInfo, Collections,
     Embedder, MetadataFilter, QueryRequest, Readiness, RetrievalMode, RetrievedChunk, SearchFilter,
     SearchQuery, Timings, VectorIndex, VerityError, VerityResult, detect_language, parse_day,
-    validate_collection_name, validate_group_name,
+    policy, validate_collection_name, validate_group_name,
 };
 use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
 use verity_generate::{
@@ -37,6 +37,8 @@ pub struct Verity {
     pub answerer: Arc<Answerer>,
     /// When old answer traces were last deleted (seconds since the Unix epoch).
     pub(crate) traces_pruned_at: Arc<AtomicI64>,
+    /// Serialises the writes and deletes of each document in this process.
+    pub(crate) document_locks: crate::locks::DocumentLocks,
     _lock: File,
 }
 
@@ -97,6 +99,7 @@ impl Verity {
             chunker: Arc::new(chunker),
             answerer,
             traces_pruned_at: Arc::new(AtomicI64::new(0)),
+            document_locks: crate::locks::DocumentLocks::default(),
             _lock: lock,
         })
     }
@@ -347,17 +350,6 @@ pub async fn connect_generator(settings: &Settings) -> anyhow::Result<Option<Arc
     })
 }
 
-/// Whether a caller with these groups may read a document with those (`None`: no condition;
-/// a document without groups is readable by all).
-pub(crate) fn readable(caller_groups: Option<&[String]>, document_groups: &[String]) -> bool {
-    match caller_groups {
-        None => true,
-        Some(mine) => {
-            document_groups.is_empty() || document_groups.iter().any(|g| mine.contains(g))
-        }
-    }
-}
-
 #[async_trait]
 impl Collections for Verity {
     async fn list_collections(&self, caller: &Caller) -> VerityResult<Vec<CollectionInfo>> {
@@ -371,7 +363,7 @@ impl Collections for Verity {
                 .documents_in_collection(&name)
                 .await?
                 .iter()
-                .filter(|d| readable(caller.groups.as_deref(), &d.groups))
+                .filter(|d| policy::groups_readable(caller.groups.as_deref(), &d.groups))
                 .count();
             out.push(CollectionInfo { name, documents });
         }
@@ -388,9 +380,10 @@ impl Collections for Verity {
         for group in default_groups {
             validate_group_name(group)?;
         }
-        if !caller.may_use_collection(name) {
+        if !policy::may_create_collection(caller, name, default_groups) {
             return Err(VerityError::Forbidden(format!(
-                "this key may not use the collection {name:?}"
+                "this key may not create the collection {name:?} with these default groups: \
+                 it may use only its own collections and give only groups of its own"
             )));
         }
         self.store.create_collection(name, default_groups).await
@@ -398,6 +391,17 @@ impl Collections for Verity {
 
     async fn delete_collection(&self, caller: &Caller, name: &str) -> VerityResult<usize> {
         let name = self.usable_collection(caller, Some(name)).await?;
+        let documents = self.store.documents_in_collection(&name).await?;
+        if !policy::may_delete_collection(
+            caller,
+            &name,
+            documents.iter().map(|d| d.groups.as_slice()),
+        ) {
+            return Err(VerityError::Forbidden(format!(
+                "the collection {name:?} holds documents of groups this key may not write: \
+                 only a key without group limits may delete it"
+            )));
+        }
         Verity::delete_collection(self, &name).await
     }
 }

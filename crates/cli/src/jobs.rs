@@ -4,12 +4,17 @@
 //!
 //! Rules, in one place:
 //! - a job belongs to the caller that created it; for anyone else it does not exist (the same
-//!   `NotFound` as an unknown id), except for an admin of its collection;
+//!   `NotFound` as an unknown id), except for an admin of its collection that may read the
+//!   documents it writes ([`policy::may_read_job`]; cancelling: [`policy::may_cancel_job`]);
+//! - a path job may not replace a document stored with groups its caller may not write
+//!   ([`policy::may_overwrite`]): refused here at once, and again by the worker;
 //! - uploaded files are saved under `<data_dir>/uploads/job-<id>/` and ingested under
 //!   `upload:/<groups>/<name>` with the same group rules as `POST /v1/documents`; each file is
 //!   removed once it is done, failed or cancelled;
-//! - server-side paths are accepted only under `ingest.allowed_root`, checked lexically first
-//!   (so nothing outside is even looked at) and again after resolving symbolic links;
+//! - server-side paths are accepted only under `ingest.allowed_root` and outside the data
+//!   directory, checked lexically first (so nothing outside is even looked at) and again after
+//!   resolving symbolic links; the worker checks each file once more when it opens it
+//!   ([`verity_ingest::read_file_under`]), since the file may have changed meanwhile;
 //! - an `Idempotency-Key` names one job per caller: the same request again gets that job, a
 //!   different request under the same key is refused.
 
@@ -19,7 +24,7 @@ use std::path::{Component, Path, PathBuf};
 use async_trait::async_trait;
 use verity_core::{
     Caller, FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,
-    NewIngestJob, Scope, VerityError, VerityResult,
+    NewIngestJob, VerityError, VerityResult, policy,
 };
 use verity_ingest::collect_files;
 use verity_store::{JobCreated, JobFileRecord, JobRecord, NewJob, NewJobFile};
@@ -103,6 +108,13 @@ fn job_view(job: JobRecord, files: Vec<JobFileRecord>) -> IngestJob {
     }
 }
 
+/// The groups a job's documents get, as kept with the job.
+fn job_groups(job: &JobRecord) -> Vec<String> {
+    serde_json::from_str::<JobOptions>(&job.options)
+        .map(|options| options.groups)
+        .unwrap_or_default()
+}
+
 /// `path` with `.` and `..` resolved by the letters alone (no file system access).
 fn lexical(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -124,8 +136,19 @@ fn outside_root(path: &str) -> VerityError {
     ))
 }
 
-/// The files a list of server-side paths names, each checked to be under `root`.
-fn files_under_root(root: &Path, paths: &[String]) -> VerityResult<Vec<NewJobFile>> {
+/// Server-side paths one job request may name (directories expand to any number of files).
+const MAX_JOB_PATHS: usize = 1_000;
+
+/// The files a list of server-side paths names, each checked to be under `root` and outside
+/// `data_dir` (where other callers' uploads wait for their workers).
+fn files_under_root(
+    root: &Path,
+    data_dir: &Path,
+    paths: &[String],
+) -> VerityResult<Vec<NewJobFile>> {
+    let data_dir = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
     let root = root.canonicalize().map_err(|e| {
         VerityError::Config(format!(
             "ingest.allowed_root {} cannot be read: {e}",
@@ -136,6 +159,15 @@ fn files_under_root(root: &Path, paths: &[String]) -> VerityResult<Vec<NewJobFil
         return Err(VerityError::invalid(
             "paths",
             "paths is empty: name at least one file or directory under ingest.allowed_root",
+        ));
+    }
+    if paths.len() > MAX_JOB_PATHS {
+        return Err(VerityError::invalid(
+            "paths",
+            format!(
+                "paths names {} entries; at most {MAX_JOB_PATHS}: name their directories instead",
+                paths.len()
+            ),
         ));
     }
     let mut files = Vec::new();
@@ -173,6 +205,12 @@ fn files_under_root(root: &Path, paths: &[String]) -> VerityResult<Vec<NewJobFil
             if !Path::new(&file.source).starts_with(&root) {
                 return Err(outside_root(&file.path.display().to_string()));
             }
+            if Path::new(&file.source).starts_with(&data_dir) {
+                return Err(VerityError::Forbidden(format!(
+                    "{} is in Verity's data directory, which is never ingested from the server",
+                    file.path.display()
+                )));
+            }
             if seen.insert(file.source.clone()) {
                 let name = Path::new(&file.source)
                     .strip_prefix(&root)
@@ -195,16 +233,50 @@ fn files_under_root(root: &Path, paths: &[String]) -> VerityResult<Vec<NewJobFil
 }
 
 impl Verity {
+    /// A job the caller may read ([`policy::may_read_job`]), else the 404 of an unknown id.
     async fn readable_job(&self, caller: &Caller, id: i64) -> VerityResult<JobRecord> {
         match self.store.job(id).await? {
             Some(job)
-                if job.caller == caller.subject
-                    || (caller.may(Scope::Admin) && caller.may_use_collection(&job.collection)) =>
+                if policy::may_read_job(
+                    caller,
+                    &job.caller,
+                    &job.collection,
+                    &job_groups(&job),
+                ) =>
             {
                 Ok(job)
             }
             _ => Err(job_not_found(id)),
         }
+    }
+
+    /// `ingest.allowed_root`, canonical (`None` if unset or unreadable: paths are refused then).
+    fn allowed_root(&self) -> Option<PathBuf> {
+        self.settings
+            .ingest
+            .allowed_root
+            .as_ref()
+            .and_then(|root| root.canonicalize().ok())
+    }
+
+    /// Refuses a path job that would replace a stored document its caller may not write (the
+    /// worker checks again when it ingests each file; this makes the refusal a 403 at once).
+    async fn check_overwrites(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        rows: &[NewJobFile],
+    ) -> VerityResult<()> {
+        for row in rows {
+            let id = verity_core::document_id(collection, &row.path);
+            if let Some(stored) = self.store.document_state(&id).await?
+                && !policy::may_overwrite(caller.groups.as_deref(), &stored.groups)
+            {
+                let name = row.name.as_deref().unwrap_or(&row.path);
+                return Err(VerityError::Forbidden(policy::overwrite_refused(name)));
+            }
+        }
+        Ok(())
     }
 
     async fn job_view(&self, job: JobRecord) -> VerityResult<IngestJob> {
@@ -228,7 +300,12 @@ impl Verity {
                             .to_string(),
                     ));
                 };
-                files_under_root(root, paths)
+                // Walking directories is blocking I/O: off the HTTP workers.
+                let (root, data_dir, paths) =
+                    (root.clone(), self.settings.data_dir.clone(), paths.clone());
+                tokio::task::spawn_blocking(move || files_under_root(&root, &data_dir, &paths))
+                    .await
+                    .map_err(|e| VerityError::internal("jobs", e))?
             }
             JobInput::Uploads { files, .. } => {
                 if files.is_empty() {
@@ -272,10 +349,21 @@ impl Verity {
             .with_tags(job.tags.clone())
             .validate()?;
         let rows = self.job_files(&job.input, &groups).await?;
+        let root = match &job.input {
+            JobInput::Paths(_) => {
+                self.check_overwrites(caller, &collection, &rows).await?;
+                self.allowed_root()
+            }
+            JobInput::Uploads { .. } => None,
+        };
         let options = serde_json::to_string(&JobOptions {
             tags: job.tags,
             language: job.language,
             groups,
+            writer: caller.groups.clone(),
+            root,
+            collection_must_exist: true,
+            api_key: caller.subject.strip_prefix("key:").map(str::to_string),
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
         let staging = match &job.input {
@@ -375,6 +463,13 @@ impl IngestJobs for Verity {
 
     async fn cancel_job(&self, caller: &Caller, id: i64) -> VerityResult<IngestJob> {
         let job = self.readable_job(caller, id).await?;
+        if !policy::may_cancel_job(caller, &job.caller, &job.collection, &job_groups(&job)) {
+            return Err(VerityError::Forbidden(
+                "this key may read the job but not cancel it: its documents have groups the key \
+                 may not write"
+                    .to_string(),
+            ));
+        }
         for file in self.store.cancel_job(id).await? {
             if file.source.is_some() {
                 remove_upload(Path::new(&file.path));
@@ -414,8 +509,9 @@ mod tests {
         std::fs::write(root.join("sub/a.md"), "# A\n\nText.").unwrap();
         std::fs::write(dir.path().join("secret.md"), "# Secret\n\nText.").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret.md"), root.join("link.md")).unwrap();
+        let data = dir.path().join("data");
 
-        let files = files_under_root(&root, &["sub".to_string()]).unwrap();
+        let files = files_under_root(&root, &data, &["sub".to_string()]).unwrap();
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].name.as_deref(), Some("sub/a.md"));
         for escape in [
@@ -424,7 +520,7 @@ mod tests {
             "link.md",
             "/etc/passwd",
         ] {
-            let error = files_under_root(&root, &[escape.to_string()]).unwrap_err();
+            let error = files_under_root(&root, &data, &[escape.to_string()]).unwrap_err();
             assert!(
                 matches!(error, VerityError::Forbidden(_)),
                 "{escape}: {error}"
@@ -432,13 +528,24 @@ mod tests {
         }
         // A directory holding a link out is refused as a whole.
         assert!(matches!(
-            files_under_root(&root, &[".".to_string()]).unwrap_err(),
+            files_under_root(&root, &data, &[".".to_string()]).unwrap_err(),
             VerityError::Forbidden(_)
         ));
         assert!(matches!(
-            files_under_root(&root, &["missing.md".to_string()]).unwrap_err(),
+            files_under_root(&root, &data, &["missing.md".to_string()]).unwrap_err(),
             VerityError::InvalidRequest { .. }
         ));
-        assert!(files_under_root(&root, &[]).is_err());
+        assert!(files_under_root(&root, &data, &[]).is_err());
+        let many = vec!["sub/a.md".to_string(); MAX_JOB_PATHS + 1];
+        assert!(matches!(
+            files_under_root(&root, &data, &many).unwrap_err(),
+            VerityError::InvalidRequest { .. }
+        ));
+        // The data directory, even under the root, is never ingested from the server.
+        std::fs::write(root.join("sub/b.md"), "# B\n\nText.").unwrap();
+        assert!(matches!(
+            files_under_root(&root, &root.join("sub"), &["sub/b.md".to_string()]).unwrap_err(),
+            VerityError::Forbidden(_)
+        ));
     }
 }

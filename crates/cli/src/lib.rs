@@ -10,6 +10,7 @@ pub mod bench_load;
 pub mod eval;
 pub mod jobs;
 pub mod library;
+mod locks;
 pub mod pipeline;
 pub mod reconcile;
 pub mod settings;
@@ -20,9 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use verity_auth::{BearerAuthenticator, JwksSource, OidcConfig, OidcValidator, parse_algorithm};
+use verity_auth::{
+    AuthMode, BearerAuthenticator, JwksSource, OidcConfig, OidcValidator, parse_algorithm,
+};
 use verity_core::Authenticator;
-use verity_gateway::{Application, GatewayConfig, RateLimit, Services, TlsFiles};
+use verity_gateway::{Application, GatewayConfig, OpenAccessGuard, RateLimit, Services, TlsFiles};
 
 use crate::app::Verity;
 use crate::settings::Settings;
@@ -95,6 +98,9 @@ pub fn gateway_config(settings: &Settings) -> GatewayConfig {
         max_concurrent_queries: server.max_concurrent_queries,
         request_head_timeout: Duration::from_millis(server.request_head_timeout_ms),
         request_body_timeout: Duration::from_secs(server.request_body_timeout_seconds),
+        open_access_guard: (settings.auth.mode == AuthMode::Off).then(|| {
+            OpenAccessGuard::new(&server.bind, &server.allowed_hosts, &server.cors_origins)
+        }),
     }
 }
 

@@ -1,30 +1,26 @@
 //! Documents and answer traces through the API: [`Documents`] and [`AnswerTraces`] for
 //! [`Verity`], and the recording of every answer's trace.
 //!
-//! Access rules, in one place:
-//! - a document exists for a caller only if it may use the document's collection and shares
-//!   one of its groups (or the document has none); otherwise every call answers `NotFound`,
-//!   exactly as for an unknown id;
+//! Who may do what is decided in [`verity_core::policy`]; this module applies it:
+//! - a document the caller may not read does not exist for it: every call answers `NotFound`,
+//!   exactly as for an unknown id; one it reads but may not write is a 403 on delete;
 //! - an uploaded document's source is `upload:/<groups>/<file name>` (`*` for no groups), so
-//!   callers of different groups uploading the same file name get different documents and can
-//!   never overwrite each other's;
-//! - a caller may only give an upload groups it belongs to, or none (public: everyone reads
-//!   public documents, so that reveals nothing); without `groups` an upload gets the
-//!   collection's default groups, or else the caller's own; a caller with the admin scope may
-//!   give any groups (it may delete the whole collection anyway);
-//! - an answer's trace belongs to whoever asked, and to admins of its collection.
+//!   callers of different groups uploading the same file name get different documents; the
+//!   pipeline also refuses to replace a stored document its writer may not write;
+//! - an answer's trace belongs to whoever asked, and to the admins of its collection who may
+//!   read every document it names; only the asker rates it.
 
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use verity_core::{
     AnswerEvent, AnswerStream, AnswerTrace, AnswerTraces, Caller, DocumentDetail, DocumentInfo,
-    DocumentPage, DocumentQuery, Documents, Feedback, PUBLIC_GROUP, Rating, RetrievedChunk, Scope,
+    DocumentPage, DocumentQuery, Documents, Feedback, PUBLIC_GROUP, Rating, RetrievedChunk,
     TraceCandidate, Upload, UploadStatus, UploadedDocument, VerityError, VerityResult, document_id,
-    validate_collection_name, validate_group_name,
+    policy, validate_collection_name,
 };
 
-use crate::app::{Verity, readable};
+use crate::app::Verity;
 use crate::pipeline::{FileOutcome, IngestOptions};
 
 /// Traces are pruned at most this often (seconds).
@@ -41,12 +37,6 @@ fn document_not_found(id: &str) -> VerityError {
         what: "document",
         name: id.to_string(),
     }
-}
-
-/// Whether the caller may read this trace: it asked, or it administers the collection.
-fn may_read_trace(caller: &Caller, trace: &AnswerTrace) -> bool {
-    trace.caller == caller.subject
-        || (caller.may(Scope::Admin) && caller.may_use_collection(&trace.collection))
 }
 
 /// The file name an upload goes by: its last path component, checked.
@@ -105,8 +95,7 @@ impl Verity {
     async fn readable_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentInfo> {
         match self.store.document(id).await? {
             Some(document)
-                if caller.may_use_collection(&document.collection)
-                    && readable(caller.groups.as_deref(), &document.groups) =>
+                if policy::may_read_document(caller, &document.collection, &document.groups) =>
             {
                 Ok(document)
             }
@@ -114,41 +103,18 @@ impl Verity {
         }
     }
 
-    /// The groups an upload gets (see the module's access rules).
+    /// The groups an upload or a job's documents get ([`policy::new_document_groups`]).
     pub(crate) async fn upload_groups(
         &self,
         caller: &Caller,
         collection: &str,
         asked: Option<Vec<String>>,
     ) -> VerityResult<Vec<String>> {
-        let explicit = asked.is_some();
-        let mut groups = match asked {
-            Some(groups) => groups,
+        let default = match asked {
+            Some(_) => Vec::new(),
             None => self.store.collection_default_groups(collection).await?,
         };
-        for group in &groups {
-            validate_group_name(group)?;
-        }
-        match &caller.groups {
-            Some(_) if caller.may(Scope::Admin) => {}
-            Some(mine) => {
-                if groups.is_empty() && !explicit {
-                    groups = mine.clone();
-                }
-                if let Some(other) = groups.iter().find(|g| !mine.contains(g)) {
-                    let own = if mine.is_empty() {
-                        "it has none, so its documents are public".to_string()
-                    } else {
-                        format!("{}, or none for a public document", mine.join(", "))
-                    };
-                    return Err(VerityError::Forbidden(format!(
-                        "this key is not in the group {other:?}: it may only give documents its own groups ({own})"
-                    )));
-                }
-            }
-            None => {}
-        }
-        Ok(groups)
+        policy::new_document_groups(caller, asked, default)
     }
 
     /// Streams `events` on, giving the answer its id and recording its trace (before `done`
@@ -264,7 +230,7 @@ impl Documents for Verity {
             let exhausted = page.len() < batch;
             for document in page {
                 after = Some(document.source.clone());
-                if !readable(caller.groups.as_deref(), &document.groups) {
+                if !policy::groups_readable(caller.groups.as_deref(), &document.groups) {
                     continue;
                 }
                 if documents.len() == query.limit {
@@ -309,9 +275,12 @@ impl Documents for Verity {
             .upload_groups(caller, &collection, upload.groups)
             .await?;
         let source = upload_source(&groups, &file_name);
+        let id = document_id(&collection, &source);
+        let _writing = self.document_locks.lock(&id).await;
         let options = IngestOptions::new(&collection)
             .with_groups(groups)
             .with_tags(upload.tags)
+            .with_writer(caller.groups.clone())
             .with_optimize(false);
         let outcome = self
             .ingest_bytes(&options, &file_name, &source, upload.bytes)
@@ -324,7 +293,6 @@ impl Documents for Verity {
             FileOutcome::Unchanged => UploadStatus::Unchanged,
             _ => UploadStatus::Updated,
         };
-        let id = document_id(&collection, &source);
         let document =
             self.store.document(&id).await?.ok_or_else(|| {
                 VerityError::internal("ingest", "an uploaded document is not stored")
@@ -333,7 +301,15 @@ impl Documents for Verity {
     }
 
     async fn delete_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentInfo> {
+        // Not while an upload or a worker writes it: its points would outlive its document.
+        let _deleting = self.document_locks.lock(id).await;
         let document = self.readable_document(caller, id).await?;
+        if !policy::may_write_document(caller, &document.collection, &document.groups) {
+            return Err(VerityError::Forbidden(format!(
+                "{} has groups this key may not write, so it may not delete it",
+                document.source
+            )));
+        }
         // Index first, made durable, then the store: a crash in between leaves a document
         // without vectors (found by reconcile), never vectors without their document.
         self.index.delete_document_chunks(id, &[]).await?;
@@ -346,12 +322,30 @@ impl Documents for Verity {
 #[async_trait]
 impl AnswerTraces for Verity {
     async fn answer_trace(&self, caller: &Caller, id: &str) -> VerityResult<AnswerTrace> {
-        match self.store.trace(id).await? {
-            Some(trace) if may_read_trace(caller, &trace) => Ok(trace),
-            _ => Err(VerityError::NotFound {
-                what: "answer",
-                name: id.to_string(),
-            }),
+        let not_found = || VerityError::NotFound {
+            what: "answer",
+            name: id.to_string(),
+        };
+        let Some(trace) = self.store.trace(id).await? else {
+            return Err(not_found());
+        };
+        // The groups of the documents it names, looked up only for someone other than the
+        // asker (`None`: no longer stored).
+        let mut candidate_groups = Vec::new();
+        if trace.caller != caller.subject {
+            for candidate in &trace.candidates {
+                let groups = self
+                    .store
+                    .document(&candidate.document_id)
+                    .await?
+                    .map(|d| d.groups);
+                candidate_groups.push(groups);
+            }
+        }
+        if policy::may_read_trace(caller, &trace.caller, &trace.collection, &candidate_groups) {
+            Ok(trace)
+        } else {
+            Err(not_found())
         }
     }
 
@@ -362,8 +356,14 @@ impl AnswerTraces for Verity {
         rating: Rating,
         comment: Option<String>,
     ) -> VerityResult<Feedback> {
-        // Only the asker rates its answer: the same check (and 404) as reading the trace.
-        self.answer_trace(caller, answer_id).await?;
+        // Only the asker rates its answer; whoever may not even read it gets the 404 of an
+        // unknown id.
+        let trace = self.answer_trace(caller, answer_id).await?;
+        if !policy::may_rate_answer(caller, &trace.caller) {
+            return Err(VerityError::Forbidden(
+                "only the caller that asked may rate an answer".to_string(),
+            ));
+        }
         self.store
             .set_feedback(answer_id, rating, comment.as_deref())
             .await?

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use verity_core::{
     Chunk, IndexedChunk, Language, ParsedDocument, VerityError, VerityResult, detect_language,
-    document_id, validate_collection_name, validate_group_name,
+    document_id, policy, validate_collection_name, validate_group_name,
 };
 use verity_ingest::{
-    ParseLimits, collect_files, content_hash, embedding_text, fallback_title, parse_document,
-    read_file,
+    ParseLimits, collect_files, collect_files_under, content_hash, embedding_text, fallback_title,
+    parse_document, read_file, read_file_under,
 };
 use verity_store::DocumentRecord;
 
@@ -166,6 +166,8 @@ enum Stored {
     New,
     Changed,
     Unchanged,
+    /// Stored with groups the writer may not write: left as it is.
+    Refused,
 }
 
 /// A document read and parsed, not yet chunked.
@@ -193,6 +195,14 @@ pub struct IngestOptions {
     pub groups: Vec<String>,
     /// Optimise and flush the index at the end (a worker does it once its queue is empty).
     pub optimize: bool,
+    /// The groups of whoever asked for this ingest: a document already stored with groups it
+    /// may not write ([`verity_core::policy::may_overwrite`]) is refused, not replaced.
+    /// `None`: no limit (the operator, the CLI).
+    pub writer: Option<Vec<String>>,
+    /// Files must be regular files under this canonical directory when they are opened,
+    /// reached through no symbolic link (server-side paths sent over the API: they were
+    /// checked when the job was accepted, and are checked again here, on the opened file).
+    pub root: Option<PathBuf>,
 }
 
 impl IngestOptions {
@@ -204,7 +214,19 @@ impl IngestOptions {
             language: None,
             groups: Vec::new(),
             optimize: true,
+            writer: None,
+            root: None,
         }
+    }
+
+    pub fn with_root(mut self, root: Option<PathBuf>) -> Self {
+        self.root = root;
+        self
+    }
+
+    pub fn with_writer(mut self, writer: Option<Vec<String>>) -> Self {
+        self.writer = writer;
+        self
     }
 
     pub fn with_prune(mut self, prune: bool) -> Self {
@@ -281,7 +303,10 @@ impl Verity {
         let progress = &Counted(progress);
         let collection = options.collection.as_str();
         let mut report = IngestReport::default();
-        let (files, unreadable) = collect_files(paths);
+        let (files, unreadable) = match &options.root {
+            Some(root) => collect_files_under(paths, root),
+            None => collect_files(paths),
+        };
         progress.total(files.len() + unreadable.len());
         for (source, reason) in unreadable {
             progress.done(&source, FileOutcome::Failed);
@@ -368,9 +393,19 @@ impl Verity {
             let stored = self
                 .compare_with_store(options, &id, &document.content_hash)
                 .await?;
-            if stored == Stored::Unchanged {
-                report.documents_unchanged += 1;
-                continue;
+            match stored {
+                Stored::Unchanged => {
+                    report.documents_unchanged += 1;
+                    continue;
+                }
+                Stored::Refused => {
+                    report.fail(
+                        &document.source,
+                        policy::overwrite_refused(&document.source),
+                    );
+                    continue;
+                }
+                Stored::New | Stored::Changed => {}
             }
             self.stage(options, document, stored == Stored::Changed, &mut batch)
                 .await?;
@@ -418,6 +453,9 @@ impl Verity {
         let fingerprint = self.document_fingerprint(options);
         Ok(match self.store.document_state(document_id).await? {
             None => Stored::New,
+            Some(s) if !policy::may_overwrite(options.writer.as_deref(), &s.groups) => {
+                Stored::Refused
+            }
             Some(s) if s.active && s.content_hash == hash && s.pipeline == fingerprint => {
                 Stored::Unchanged
             }
@@ -434,7 +472,12 @@ impl Verity {
         path: &Path,
         source: &str,
     ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
-        let bytes = match read_file(path, &self.settings.parse_limits()) {
+        let limits = self.settings.parse_limits();
+        let read = match &options.root {
+            Some(root) => read_file_under(path, root, &limits),
+            None => read_file(path, &limits),
+        };
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(e) => return Ok(Err(e.to_string())),
         };
@@ -461,8 +504,10 @@ impl Verity {
         let stored = self
             .compare_with_store(options, &document_id(&options.collection, source), &hash)
             .await?;
-        if stored == Stored::Unchanged {
-            return Ok(Ok(None));
+        match stored {
+            Stored::Unchanged => return Ok(Ok(None)),
+            Stored::Refused => return Ok(Err(policy::overwrite_refused(source))),
+            Stored::New | Stored::Changed => {}
         }
         let name = name.to_path_buf();
         // Parsing is CPU-bound (a PDF can take a while): off the async workers.

@@ -138,6 +138,10 @@ pub struct ServerSettings {
     pub tls_allow_tls12: bool,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// With authentication off, host names besides loopback and `bind`'s that requests may be
+    /// addressed to (a name in /etc/hosts, say); every other `Host` is refused.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     pub max_upload_bytes: usize,
     pub max_job_upload_bytes: usize,
     pub max_concurrent_queries: usize,
@@ -226,7 +230,8 @@ impl Settings {
                     .try_parsing(true)
                     // VERITY_SERVER__CORS_ORIGINS=https://a.example,https://b.example
                     .list_separator(",")
-                    .with_list_parse_key("server.cors_origins"),
+                    .with_list_parse_key("server.cors_origins")
+                    .with_list_parse_key("server.allowed_hosts"),
             )
             .set_override_option(
                 "data_dir",

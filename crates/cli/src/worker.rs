@@ -26,6 +26,20 @@ pub(crate) struct JobOptions {
     pub language: Option<Language>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The creator's groups, which bound what the job may overwrite (`None`: no limit).
+    #[serde(default)]
+    pub writer: Option<Vec<String>>,
+    /// For server-side paths sent over the API: the canonical `ingest.allowed_root` every file
+    /// must still be under when the worker opens it.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// The job came through the API: its collection existed when it was accepted, and a file
+    /// whose turn comes after the collection was deleted fails instead of recreating it.
+    #[serde(default)]
+    pub collection_must_exist: bool,
+    /// The API key that created the job: once it is revoked, its remaining files fail.
+    #[serde(default)]
+    pub api_key: Option<String>,
 }
 
 /// Wakes this process's idle worker when a job is created here (others poll every second).
@@ -236,6 +250,7 @@ impl Verity {
             tags: options.tags.clone(),
             language: options.language,
             groups: options.groups.clone(),
+            ..JobOptions::default()
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
         let id = self
@@ -285,15 +300,32 @@ impl Verity {
                 return Ok(report);
             };
             let job: JobOptions = serde_json::from_str(&file.options).unwrap_or_default();
+            if let Some(reason) = self.job_no_longer_allowed(&file, &job).await? {
+                self.store
+                    .finish_file(file.id, &options.name, true, &reason)
+                    .await?;
+                if file.source.is_some() {
+                    remove_upload(Path::new(&file.path));
+                }
+                report.files_failed += 1;
+                continue;
+            }
             let ingest_options = IngestOptions::new(file.collection.clone())
                 .with_tags(job.tags)
                 .with_groups(job.groups)
                 .with_language(job.language)
+                .with_writer(job.writer)
+                .with_root(job.root)
                 .with_optimize(false);
             let hook = StageHook {
                 store: self.store.clone(),
                 file: file.id,
             };
+            let document = verity_core::document_id(
+                &file.collection,
+                file.source.as_deref().unwrap_or(&file.path),
+            );
+            let writing = self.document_locks.lock(&document).await;
             let result = match &file.source {
                 Some(source) => {
                     self.ingest_uploaded(&file, source, &ingest_options, &hook)
@@ -316,6 +348,7 @@ impl Verity {
                 }
                 Err(other) => return Err(other),
             };
+            drop(writing);
             self.store
                 .finish_file(file.id, &options.name, failed, &outcome)
                 .await?;
@@ -330,6 +363,33 @@ impl Verity {
                 report.files_done += 1;
             }
         }
+    }
+
+    /// Why a queued file of a job accepted earlier may no longer be ingested: its collection
+    /// was deleted meanwhile, or the key that created the job was revoked.
+    async fn job_no_longer_allowed(
+        &self,
+        file: &ClaimedFile,
+        job: &JobOptions,
+    ) -> VerityResult<Option<String>> {
+        if job.collection_must_exist && !self.store.collection_exists(&file.collection).await? {
+            return Ok(Some(format!(
+                "the collection {:?} was deleted after the job was accepted",
+                file.collection
+            )));
+        }
+        if let Some(id) = &job.api_key {
+            let revoked = match self.store.api_key(id).await? {
+                Some((key, _)) => key.revoked_at.is_some(),
+                None => true,
+            };
+            if revoked {
+                return Ok(Some(
+                    "the API key that created this job was revoked".to_string(),
+                ));
+            }
+        }
+        Ok(None)
     }
 
     /// Ingests an uploaded file kept at its path under its upload source.
@@ -378,6 +438,7 @@ impl Verity {
             tags: options.tags.clone(),
             language: options.language,
             groups: options.groups.clone(),
+            ..JobOptions::default()
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
         let worker = format!("ingest-{}", std::process::id());

@@ -13,6 +13,7 @@ mod ids;
 mod jobs;
 mod language;
 mod library;
+pub mod policy;
 mod query;
 mod traits;
 

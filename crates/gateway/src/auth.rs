@@ -3,8 +3,10 @@
 // Errors here end the request; their size does not matter next to an HTTP round trip.
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -25,30 +27,73 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// One token bucket per caller (per key; per client address when authentication is off).
-pub struct RateLimiter(DefaultKeyedRateLimiter<String>);
+/// One token bucket per caller (per key; per client address when authentication is off), and
+/// one per client address for requests whose credentials are refused: an address over that
+/// budget is refused at once, before its next token costs a store lookup.
+pub struct RateLimiter {
+    callers: DefaultKeyedRateLimiter<String>,
+    refused: DefaultKeyedRateLimiter<String>,
+    /// Addresses over their budget of refused credentials, and until when.
+    blocked: Mutex<HashMap<String, Instant>>,
+}
+
+/// Addresses remembered as blocked at most; beyond, expired ones are forgotten first.
+const MAX_BLOCKED: usize = 10_000;
+
+fn rate_limited(wait: Duration) -> ApiError {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests from this caller; retry in {seconds} s"),
+    );
+    error.retry_after = Some(seconds.max(1));
+    error
+}
 
 impl RateLimiter {
     pub fn new(limit: RateLimit) -> Option<Self> {
         let per_minute = NonZeroU32::new(limit.per_minute)?;
         let burst = NonZeroU32::new(limit.burst.max(1))?;
-        Some(Self(DefaultKeyedRateLimiter::keyed(
-            Quota::per_minute(per_minute).allow_burst(burst),
-        )))
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        Some(Self {
+            callers: DefaultKeyedRateLimiter::keyed(quota),
+            refused: DefaultKeyedRateLimiter::keyed(quota),
+            blocked: Mutex::new(HashMap::new()),
+        })
     }
 
     fn check(&self, key: String) -> Result<(), ApiError> {
-        self.0.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests from this caller; retry in {seconds} s"),
-            );
-            error.retry_after = Some(seconds.max(1));
-            error
+        self.callers.check_key(&key).map_err(|not_until| {
+            rate_limited(not_until.wait_time_from(DefaultClock::default().now()))
         })
+    }
+
+    /// Refuses an address still over its budget of refused credentials.
+    fn check_blocked(&self, address: &str) -> Result<(), ApiError> {
+        let blocked = self.blocked.lock().expect("not poisoned");
+        match blocked.get(address) {
+            Some(until) if *until > Instant::now() => Err(rate_limited(*until - Instant::now())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a refused request from `address`; over the budget, the address is blocked for
+    /// as long as the bucket takes to refill one token.
+    fn refused(&self, address: &str) -> Result<(), ApiError> {
+        let Err(not_until) = self.refused.check_key(&address.to_string()) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock().expect("not poisoned");
+        if blocked.len() >= MAX_BLOCKED {
+            blocked.retain(|_, until| *until > now);
+        }
+        if blocked.len() < MAX_BLOCKED {
+            blocked.insert(address.to_string(), now + wait);
+        }
+        Err(rate_limited(wait))
     }
 }
 
@@ -112,11 +157,23 @@ impl FromRequest for Authenticated {
                     ))
                 })?
                 .into_inner();
-            let caller = authenticator.authenticate(token?.as_deref()).await?;
+            let limiter = limiter.as_ref().and_then(|l| l.get_ref().as_ref());
+            if let Some(limiter) = limiter {
+                limiter.check_blocked(&address)?;
+            }
+            let caller = match authenticator.authenticate(token?.as_deref()).await {
+                Ok(caller) => caller,
+                Err(error) => {
+                    if let Some(limiter) = limiter {
+                        limiter.refused(&address)?;
+                    }
+                    return Err(error.into());
+                }
+            };
             request
                 .extensions_mut()
                 .insert(CallerSubject(caller.subject.clone()));
-            if let Some(limiter) = limiter.as_ref().and_then(|l| l.get_ref().as_ref()) {
+            if let Some(limiter) = limiter {
                 let key = if caller.subject == "local" {
                     format!("address:{address}")
                 } else {

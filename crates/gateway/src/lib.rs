@@ -13,6 +13,7 @@ mod error;
 mod jobs;
 mod limits;
 mod openapi;
+mod origin;
 mod page;
 mod request_log;
 mod routes;
@@ -30,6 +31,7 @@ use verity_core::{AnswerService, AnswerTraces, Authenticator, Collections, Docum
 
 pub use auth::RateLimit;
 pub use error::ApiError;
+pub use origin::OpenAccessGuard;
 pub use request_log::redact;
 
 /// Time to the response head (for a streamed answer, to its first byte), by route pattern and
@@ -75,6 +77,9 @@ pub struct GatewayConfig {
     pub request_head_timeout: std::time::Duration,
     /// …and its body within this one (else 408).
     pub request_body_timeout: std::time::Duration,
+    /// With authentication off: the Host allow-list and same-origin check that keep other web
+    /// pages from using the API through the operator's browser (see [`OpenAccessGuard`]).
+    pub open_access_guard: Option<OpenAccessGuard>,
 }
 
 /// What the gateway serves: each a trait, so the gateway knows nothing of what implements it.
@@ -162,6 +167,7 @@ impl Default for GatewayConfig {
             max_concurrent_queries: 16,
             request_head_timeout: std::time::Duration::from_secs(5),
             request_body_timeout: std::time::Duration::from_secs(30),
+            open_access_guard: None,
         }
     }
 }
@@ -197,12 +203,15 @@ impl Application {
         let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
         let max_body = config.max_body_bytes;
         let cors_origins = config.cors_origins.clone();
+        let open_access_guard = web::Data::new(config.open_access_guard.clone());
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),
                     cors(&cors_origins),
                 ))
+                // Before anything else runs (it is inside only the request log).
+                .wrap(actix_web::middleware::from_fn(origin::guard))
                 // Bodies must arrive in time, whatever reads them.
                 .wrap_fn(move |request, service| {
                     let request = limits::with_body_deadline(request, body_timeout);
@@ -264,6 +273,7 @@ impl Application {
                 .app_data(upload_limit.clone())
                 .app_data(authenticator.clone())
                 .app_data(limiter.clone())
+                .app_data(open_access_guard.clone())
                 .app_data(routes::json_config(max_body))
                 .app_data(routes::query_config())
                 .configure(routes::configure)

@@ -268,7 +268,7 @@ impl Answerer {
             Err(GenerateFailure::Gone) => return Err(Gone),
             Err(GenerateFailure::Failed(error)) => {
                 tracing::warn!(%error, generator = %generator.name(), "generation failed; answering extractively");
-                let reason = format!("the language model failed: {error}");
+                let reason = public_reason(&error);
                 return self.fall_back(run, question, passages, reason).await;
             }
         };
@@ -435,6 +435,26 @@ fn grounded_answer(
 
 /// The client stopped reading the answer.
 struct Gone;
+
+/// What a caller is told about a failed generation. The engine's own message stays in the
+/// server's log: it can hold the engine's address (with a password in it), its internals, or
+/// text an attacker had it echo.
+fn public_reason(error: &GenerationError) -> String {
+    match error {
+        GenerationError::Timeout(limit) => {
+            format!("the language model did not finish within {limit:?}")
+        }
+        GenerationError::Engine {
+            transient: true, ..
+        } => "the language model failed: its engine is unavailable or overloaded \
+              (the server's log says more)"
+            .to_string(),
+        GenerationError::Engine { .. } | GenerationError::Cancelled => {
+            "the language model failed: its engine refused the request (the server's log says more)"
+                .to_string()
+        }
+    }
+}
 
 enum GenerateFailure {
     Gone,

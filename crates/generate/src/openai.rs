@@ -56,6 +56,21 @@ pub struct OpenAiGenerator {
     config: OpenAiConfig,
 }
 
+/// `url` without the user name and password it may carry (`http://user:secret@host/…`), for
+/// messages.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
 impl OpenAiGenerator {
     pub fn new(config: OpenAiConfig) -> Result<Self, GenerationError> {
         let base = config.base_url.trim_end_matches('/');
@@ -122,7 +137,7 @@ impl OpenAiGenerator {
                         GenerationError::Engine {
                             message: format!(
                                 "the engine at {} answered {status}: {}",
-                                self.url,
+                                without_credentials(&self.url),
                                 error_message(&text)
                             ),
                             transient,
@@ -132,7 +147,11 @@ impl OpenAiGenerator {
                 }
                 Err(e) => (
                     GenerationError::Engine {
-                        message: format!("cannot reach the engine at {}: {e}", self.url),
+                        message: format!(
+                            "cannot reach the engine at {}: {}",
+                            without_credentials(&self.url),
+                            without_credentials(&e.to_string())
+                        ),
                         transient: e.is_connect() || e.is_timeout(),
                     },
                     None,
@@ -295,6 +314,18 @@ mod tests {
         assert_eq!(
             event_data(&take_event(&mut buffer).unwrap()).as_deref(),
             Some("[DONE]")
+        );
+    }
+
+    #[test]
+    fn credentials_in_the_engine_url_never_reach_a_message() {
+        assert_eq!(
+            without_credentials("http://verity:s3cret@10.0.0.5:8000/v1/chat/completions"),
+            "http://***@10.0.0.5:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            without_credentials("https://engine.lan/v1/x@y"),
+            "https://engine.lan/v1/x@y"
         );
     }
 

@@ -66,6 +66,8 @@ struct Declarations {
     hides: bool,
     color: Option<Rgba>,
     background: Option<Rgba>,
+    /// `-webkit-text-fill-color`, which paints the text instead of `color`.
+    fill: Option<Rgba>,
 }
 
 impl Declarations {
@@ -87,7 +89,15 @@ impl Declarations {
                 "display" => value == "none",
                 "visibility" => value == "hidden" || value == "collapse",
                 "opacity" => {
-                    number.is_some_and(|(n, unit)| if unit == "%" { n <= 1.0 } else { n <= 0.01 })
+                    number.is_some_and(|(n, unit)| if unit == "%" { n < 10.0 } else { n < 0.1 })
+                }
+                "content-visibility" => value == "hidden",
+                // The text's own fill wins over `color`.
+                "-webkit-text-fill-color" => {
+                    if let Some(fill) = parse_color(&value) {
+                        out.fill = Some(fill);
+                    }
+                    false
                 }
                 "font-size" => number.is_some_and(|(n, unit)| match unit {
                     "px" | "pt" => n <= 1.0,
@@ -114,11 +124,16 @@ impl Declarations {
                 "clip-path" => {
                     value.starts_with("inset(50%")
                         || value.starts_with("inset(100%")
-                        || value == "circle(0)"
+                        || ["circle(0", "ellipse(0", "polygon(0 0)", "polygon(0px 0px)"]
+                            .iter()
+                            .any(|s| value.starts_with(s))
                 }
-                "transform" => ["scale(0)", "scale(0,", "scalex(0)", "scaley(0)"]
-                    .iter()
-                    .any(|s| value.contains(s)),
+                "transform" => {
+                    ["scale(0)", "scale(0,", "scalex(0)", "scaley(0)"]
+                        .iter()
+                        .any(|s| value.contains(s))
+                        || moved_off_screen(&value)
+                }
                 "width" | "height" | "max-width" | "max-height" => {
                     zero_size |= number.is_some_and(|(n, _)| n <= 1.0);
                     false
@@ -146,6 +161,9 @@ impl Declarations {
         if zero_size && overflow_hidden {
             out.hides = true;
         }
+        if let Some(fill) = out.fill {
+            out.color = Some(fill);
+        }
         out
     }
 
@@ -161,6 +179,26 @@ impl Declarations {
 }
 
 /// A CSS number with its unit: `0`, `-9999px`, `.5em`, `0%`.
+/// Whether a transform moves its element far off-screen (`translateX(-10000px)`,
+/// `translate(-200vw, 0)`, `translate3d(0, -9999px, 0)`).
+fn moved_off_screen(value: &str) -> bool {
+    let Some(start) = value.find("translate") else {
+        return false;
+    };
+    let arguments = value[start..]
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map_or("", |(inside, _)| inside);
+    arguments.split(',').any(|argument| {
+        number(argument.trim()).is_some_and(|(n, unit)| match unit {
+            "px" | "pt" => n.abs() >= 999.0,
+            "em" | "rem" => n.abs() >= 99.0,
+            "%" | "vw" | "vh" => n.abs() >= 100.0,
+            _ => false,
+        })
+    })
+}
+
 fn number(value: &str) -> Option<(f32, &str)> {
     let value = value.split_whitespace().next()?;
     let end = value
@@ -359,6 +397,16 @@ fn parse_stylesheet(css: &str, rules: &mut Vec<(Selector, Declarations)>) {
         let Some(close) = close else { break };
         let body = &rest[body_start..close];
         rest = &rest[close + 1..];
+        // Rules inside conditional groups count as if their condition held: text hidden "only
+        // on screens" is hidden from the readers that matter.
+        let group = selector.to_ascii_lowercase();
+        if ["@media", "@supports", "@layer", "@container", "@document"]
+            .iter()
+            .any(|at| group.starts_with(at))
+        {
+            parse_stylesheet(body, rules);
+            continue;
+        }
         if selector.starts_with('@') || body.contains('{') {
             continue;
         }
@@ -412,6 +460,11 @@ mod tests {
             "width:0;height:0;overflow:hidden",
             "clip: rect(0 0 0 0)",
             "transform: scale(0)",
+            "opacity: 0.02",
+            "transform: translateX(-10000px)",
+            "transform: translate3d(0, -9999px, 0)",
+            "content-visibility: hidden",
+            "clip-path: circle(0)",
         ] {
             assert!(Declarations::parse(style).hides, "{style}");
         }
@@ -421,6 +474,8 @@ mod tests {
             "font-size:12px",
             "left:10px",
             "width:0",
+            "transform: translateX(10px)",
+            "opacity: 0.5",
         ] {
             assert!(!Declarations::parse(style).hides, "{style}");
         }

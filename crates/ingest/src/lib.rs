@@ -19,6 +19,7 @@ pub mod fixtures;
 mod hidden;
 mod html;
 mod limits;
+mod markdown_hidden;
 mod normalize;
 mod pdf;
 mod read;
@@ -26,7 +27,7 @@ mod read;
 pub use chunk::{
     Chunker, ChunkerConfig, DEFAULT_MAX_TOKENS, DEFAULT_TARGET_TOKENS, embedding_text,
 };
-pub use files::{SourceFile, collect_files};
+pub use files::{SourceFile, collect_files, collect_files_under, read_file_under};
 pub use limits::ParseLimits;
 pub use normalize::normalize_text;
 pub use read::{

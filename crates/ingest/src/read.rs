@@ -141,6 +141,14 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// Reads a file's bytes, refusing one larger than `limits.max_file_bytes` before reading it.
 pub fn read_file(path: &Path, limits: &ParseLimits) -> Result<Vec<u8>, IngestError> {
     let file = std::fs::File::open(path).map_err(|e| IngestError::Io(e.to_string()))?;
+    read_opened(file, limits)
+}
+
+/// Reads an opened file, within `limits.max_file_bytes`.
+pub(crate) fn read_opened(
+    file: std::fs::File,
+    limits: &ParseLimits,
+) -> Result<Vec<u8>, IngestError> {
     let too_large = || {
         IngestError::Limit(format!(
             "the file is larger than {} bytes",
@@ -257,7 +265,15 @@ pub fn parse_bytes_with_limits(
             let raw = decode_text(bytes)?;
             (normalize_text(&csv_to_text(&raw, &budget)?), None)
         }
-        DocumentFormat::Markdown | DocumentFormat::Text => {
+        DocumentFormat::Markdown => {
+            let raw = decode_text(bytes)?;
+            budget.check_text(raw.chars().count())?;
+            (
+                normalize_text(&crate::markdown_hidden::visible_markdown(&raw)),
+                None,
+            )
+        }
+        DocumentFormat::Text => {
             let raw = decode_text(bytes)?;
             budget.check_text(raw.chars().count())?;
             (normalize_text(&raw), None)

@@ -95,6 +95,8 @@ pub struct DocumentState {
     pub pipeline: String,
     pub version: i64,
     pub active: bool,
+    /// Its access groups: who may read it, and so who may replace it.
+    pub groups: Vec<String>,
 }
 
 /// A stored document, as listed for a collection (without its text).
@@ -229,18 +231,23 @@ impl Store {
 
     pub async fn document_state(&self, id: &str) -> VerityResult<Option<DocumentState>> {
         let row = sqlx::query(
-            "SELECT content_hash, pipeline, version, status FROM documents WHERE id = $1",
+            "SELECT content_hash, pipeline, version, status, access_groups FROM documents WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(row.map(|row| DocumentState {
-            content_hash: row.get("content_hash"),
-            pipeline: row.get("pipeline"),
-            version: row.get("version"),
-            active: row.get::<String, _>("status") == "active",
-        }))
+        row.map(|row| {
+            Ok(DocumentState {
+                content_hash: row.get("content_hash"),
+                pipeline: row.get("pipeline"),
+                version: row.get("version"),
+                active: row.get::<String, _>("status") == "active",
+                groups: serde_json::from_str(row.get::<&str, _>("access_groups"))
+                    .map_err(json_error)?,
+            })
+        })
+        .transpose()
     }
 
     /// Writes a document and replaces its chunks in one transaction, leaving it `indexing`.
