@@ -57,13 +57,15 @@ pub struct Citation {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum GroundingStatus {
-    /// Every sentence of the answer is supported by the passage it cites.
+    /// Every sentence of the answer is supported by the passage it cites (Verity's citation,
+    /// see `attributed`).
     Grounded,
-    /// Some sentences of the generated answer were not supported by their cited passages and
-    /// were removed; they are listed in `unsupported`.
+    /// Some sentences of the generated answer were supported by no passage given and were
+    /// removed; they are listed in `unsupported`.
     Partial,
-    /// No answer is given: the evidence was too weak to ask a model, or nothing the model wrote
-    /// was supported. `citations` lists the nearest passages. (Also what an empty answer is.)
+    /// No answer is given: the evidence was too weak to ask a model, the model said the sources
+    /// do not answer, or nothing the model wrote was supported. `citations` lists the nearest
+    /// passages. (Also what an empty answer is.)
     #[default]
     Abstained,
     /// The language model failed or timed out; the answer quotes the passages directly.
@@ -91,14 +93,44 @@ pub struct UnsupportedSentence {
     pub reason: String,
 }
 
+/// What Verity did to the citation of a sentence it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CitationAction {
+    /// The model cited nothing; Verity added the source that supports the sentence.
+    Attributed,
+    /// The model cited a source that does not support the sentence (or one that was not
+    /// given); Verity replaced it with the source that does.
+    Corrected,
+}
+
+/// A sentence of a generated answer that was kept with citations Verity found, not the ones
+/// the model wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttributedSentence {
+    /// The sentence as it stands in the answer, with Verity's markers.
+    pub sentence: String,
+    pub action: CitationAction,
+    /// The `[n]` markers the model wrote (an empty list: none).
+    pub model_citations: Vec<u32>,
+    /// The sources that support the sentence, as its markers now say.
+    pub citations: Vec<u32>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grounding {
     pub status: GroundingStatus,
-    /// Sentences removed from a generated answer because their cited passages do not support
-    /// them.
+    /// Sentences removed from a generated answer because no source given supports them.
     #[serde(default)]
     pub unsupported: Vec<UnsupportedSentence>,
+    /// Sentences kept whose citation Verity set itself: the model cited nothing, or the wrong
+    /// source. Every sentence's citation is Verity's finding; this lists where it differs from
+    /// the model's claim.
+    #[serde(default)]
+    pub attributed: Vec<AttributedSentence>,
     /// Why the status was chosen, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -109,6 +141,7 @@ impl Grounding {
         Self {
             status,
             unsupported: Vec::new(),
+            attributed: Vec::new(),
             reason: Some(reason.into()),
         }
     }
@@ -123,8 +156,9 @@ pub struct Answer {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub answer: String,
-    /// For a grounded answer, the passages its `[n]` markers point at; for an abstention, the
-    /// nearest passages found (none of them cited by the text).
+    /// For a grounded answer, the passages its `[n]` markers point at (each `id` is the marker's
+    /// number; a generated answer lists only the passages a kept sentence cites); for an
+    /// abstention, the nearest passages found (none of them cited by the text).
     pub citations: Vec<Citation>,
     pub grounding: Grounding,
     /// What wrote the answer: `extractive`, or the language model (`mistralrs:NAME`,

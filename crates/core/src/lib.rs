@@ -18,8 +18,8 @@ mod traits;
 
 pub use access::{Authenticator, Caller, CollectionInfo, Collections, Scope};
 pub use answer::{
-    Answer, AnswerEvent, Citation, Grounding, GroundingStatus, QueryRequest, Timings,
-    UnsupportedSentence,
+    Answer, AnswerEvent, AttributedSentence, Citation, CitationAction, Grounding, GroundingStatus,
+    QueryRequest, Timings, UnsupportedSentence,
 };
 pub use document::{Chunk, DocumentFormat, Heading, ParsedDocument};
 pub use error::{VerityError, VerityResult};

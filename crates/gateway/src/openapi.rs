@@ -11,10 +11,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{PathItem, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use verity_core::{
-    Answer, AnswerTrace, Citation, CollectionInfo, DocumentDetail, DocumentInfo, DocumentPage,
-    Feedback, FileState, Grounding, GroundingStatus, IngestJob, JobCounts, JobFile, JobState,
-    Language, MetadataFilter, QueryRequest, Rating, RetrievalMode, Timings, TraceCandidate,
-    UnsupportedSentence, UploadStatus, UploadedDocument,
+    Answer, AnswerTrace, AttributedSentence, Citation, CitationAction, CollectionInfo,
+    DocumentDetail, DocumentInfo, DocumentPage, Feedback, FileState, Grounding, GroundingStatus,
+    IngestJob, JobCounts, JobFile, JobState, Language, MetadataFilter, QueryRequest, Rating,
+    RetrievalMode, Timings, TraceCandidate, UnsupportedSentence, UploadStatus, UploadedDocument,
 };
 
 /// Every error: `{"error": {"code", "message", "details"}}`.
@@ -398,6 +398,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         QueryRequest, Answer, Citation, Grounding, GroundingStatus, UnsupportedSentence,
+        AttributedSentence, CitationAction,
         MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ChatCompletionRequest,
         ChatCompletion, GenerateRequest, CollectionInfo, CollectionList, NewCollection,
         DocumentInfo, DocumentDetail, DocumentPage, UploadedDocument, UploadStatus, TextUpload,

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use verity_core::{
-    Answer, AnswerEvent, AnswerStream, Citation, Grounding, GroundingStatus, RetrievedChunk,
-    Timings, VerityError, VerityResult, detect_language,
+    Answer, AnswerEvent, AnswerStream, Citation, Grounding, GroundingStatus, Language,
+    RetrievedChunk, Timings, VerityError, VerityResult, detect_language,
 };
 
 use crate::extractive::{ExtractiveAnswerer, abstention_message, citation};
 use crate::generator::{GenerationError, GenerationParams, GenerationStats, Generator};
 use crate::metrics::METRICS;
+use crate::no_answer::model_abstention_message;
 use crate::prompt::build_prompt;
 use crate::sanitize::{StreamSanitizer, sanitize};
-use crate::verify::{SourceEvidence, verify};
+use crate::verify::{SourceEvidence, Verification, verify_in};
 
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerConfig {
@@ -282,56 +283,13 @@ impl Answerer {
         run.timings.generate_ms = ms(stats.total);
 
         let evidence: Vec<SourceEvidence> = given.iter().map(SourceEvidence::new).collect();
-        let verification = verify(&sanitize(&raw), &evidence, self.config.min_support);
-        let removed = verification.unsupported.len();
-        let (status, text, reason) = if verification.supported == 0 {
-            let reason = if removed == 0 {
-                "the model wrote no answer".to_string()
-            } else {
-                format!(
-                    "none of the {removed} sentences the model wrote is supported by the sources it cites"
-                )
-            };
-            (
-                GroundingStatus::Abstained,
-                abstention_message(language, true).to_string(),
-                reason,
-            )
-        } else if removed > 0 {
-            (
-                GroundingStatus::Partial,
-                verification.text,
-                format!(
-                    "{removed} unsupported sentence(s) removed; {} kept, each supported by the source it cites",
-                    verification.supported
-                ),
-            )
-        } else {
-            (
-                GroundingStatus::Grounded,
-                verification.text,
-                format!(
-                    "every sentence is supported by the source it cites ({})",
-                    verification
-                        .cited
-                        .iter()
-                        .map(|n| format!("[{n}]"))
-                        .collect::<String>()
-                ),
-            )
-        };
-        let answer = Answer {
-            answer: text,
-            citations,
-            grounding: Grounding {
-                status,
-                unsupported: verification.unsupported,
-                reason: Some(reason),
-            },
-            generator: generator.name(),
-            id: String::new(),
-            prompt_hash: None,
-        };
+        let verification = verify_in(
+            &sanitize(&raw),
+            language,
+            &evidence,
+            self.config.min_support,
+        );
+        let answer = grounded_answer(verification, citations, language, generator.name());
         run.finish(answer).await
     }
 
@@ -400,6 +358,81 @@ impl Answerer {
     }
 }
 
+/// The answer from a verified generation: its status, text and citations.
+fn grounded_answer(
+    verification: Verification,
+    given: Vec<Citation>,
+    language: Language,
+    generator: String,
+) -> Answer {
+    let removed = verification.unsupported.len();
+    let changed = verification.attributed.len();
+    let (status, text, reason, citations) = if verification.supported == 0 {
+        let reason = if let Some(said) = verification.no_answer.first() {
+            format!("the model said the sources do not answer the question: \"{said}\"")
+        } else if removed == 0 {
+            "the model wrote no answer".to_string()
+        } else {
+            format!(
+                "none of the {removed} sentences the model wrote is supported by any of the sources given"
+            )
+        };
+        let text = if verification.no_answer.is_empty() {
+            abstention_message(language, true)
+        } else {
+            model_abstention_message(language)
+        };
+        // An abstention lists the nearest passages, as the gate's does.
+        (GroundingStatus::Abstained, text.to_string(), reason, given)
+    } else {
+        let attribution = if changed == 0 {
+            String::new()
+        } else {
+            format!("; Verity set the citation of {changed} of them")
+        };
+        let cited = verification
+            .cited
+            .iter()
+            .map(|n| format!("[{n}]"))
+            .collect::<String>();
+        let (status, reason) = if removed > 0 {
+            (
+                GroundingStatus::Partial,
+                format!(
+                    "{removed} sentence(s) no source supports removed; {} kept, each supported by the source it cites ({cited}){attribution}",
+                    verification.supported
+                ),
+            )
+        } else {
+            (
+                GroundingStatus::Grounded,
+                format!(
+                    "every sentence is supported by the source it cites ({cited}){attribution}"
+                ),
+            )
+        };
+        // Only the passages a kept sentence cites, with the numbers its markers use.
+        let citations = given
+            .into_iter()
+            .filter(|c| verification.cited.contains(&c.id))
+            .collect();
+        (status, verification.text, reason, citations)
+    };
+    Answer {
+        answer: text,
+        citations,
+        grounding: Grounding {
+            status,
+            unsupported: verification.unsupported,
+            attributed: verification.attributed,
+            reason: Some(reason),
+        },
+        generator,
+        id: String::new(),
+        prompt_hash: None,
+    }
+}
+
 /// The client stopped reading the answer.
 struct Gone;
 
@@ -454,4 +487,117 @@ fn prompt_hash(messages: &[crate::generator::ChatMessage]) -> String {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(text: &str) -> RetrievedChunk {
+        RetrievedChunk {
+            chunk_id: "c".into(),
+            document_id: "d".into(),
+            collection: "default".into(),
+            title: "Vacaciones".into(),
+            source: "/kb/x.md".into(),
+            start: 0,
+            end: text.chars().count(),
+            text: text.into(),
+            heading_path: vec![],
+            page: None,
+            score: 0.5,
+            similarity: 0.5,
+        }
+    }
+
+    fn answer_for(generated: &str, passages: &[&str], language: Language) -> Answer {
+        let passages: Vec<RetrievedChunk> = passages.iter().map(|p| passage(p)).collect();
+        let evidence: Vec<SourceEvidence> = passages.iter().map(SourceEvidence::new).collect();
+        let given = passages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| citation(i, p))
+            .collect();
+        let verification = verify_in(
+            generated,
+            language,
+            &evidence,
+            crate::verify::DEFAULT_MIN_SUPPORT,
+        );
+        grounded_answer(verification, given, language, "test".into())
+    }
+
+    #[test]
+    fn a_model_saying_the_sources_do_not_answer_abstains_in_english() {
+        let answer = answer_for(
+            "The sources do not say how many days can be carried over.",
+            &["Employees receive 20 working days of annual leave."],
+            Language::English,
+        );
+        assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
+        assert!(answer.grounding.unsupported.is_empty());
+        assert_eq!(answer.answer, model_abstention_message(Language::English));
+        assert!(
+            answer
+                .grounding
+                .reason
+                .unwrap()
+                .contains("\"The sources do not say how many days can be carried over.\"")
+        );
+        assert_eq!(answer.citations.len(), 1, "the nearest passages are listed");
+    }
+
+    #[test]
+    fn a_model_saying_the_sources_do_not_answer_abstains_in_spanish() {
+        let answer = answer_for(
+            "No se menciona cuántos días se pueden acumular.",
+            &["Cada empleado tiene 30 días corridos de vacaciones."],
+            Language::Spanish,
+        );
+        assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
+        assert!(
+            answer
+                .answer
+                .starts_with("Las fuentes encontradas no responden")
+        );
+        assert!(answer.grounding.reason.unwrap().contains("No se menciona"));
+    }
+
+    #[test]
+    fn a_model_saying_the_sources_do_not_answer_abstains_in_portuguese() {
+        // Beside an unsupported claim, the model's abstention still decides: not `partial`.
+        let answer = answer_for(
+            "Não há informação sobre a venda de férias nas fontes. Talvez seja possível vender dez dias [1].",
+            &["São 30 dias corridos de férias por ano."],
+            Language::Portuguese,
+        );
+        assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
+        assert!(
+            answer
+                .answer
+                .starts_with("As fontes encontradas não respondem")
+        );
+        assert_eq!(answer.grounding.unsupported.len(), 1);
+    }
+
+    #[test]
+    fn a_partial_answer_keeps_what_is_supported_and_notes_what_the_sources_lack() {
+        let answer = answer_for(
+            "Employees receive 20 working days of annual leave [1]. The sources do not say whether unused days are paid out.",
+            &[
+                "Employees receive 20 working days of annual leave.",
+                "Meals are reimbursed up to 45 euros per day.",
+            ],
+            Language::English,
+        );
+        assert_eq!(answer.grounding.status, GroundingStatus::Grounded);
+        assert!(
+            answer
+                .answer
+                .ends_with("do not say whether unused days are paid out.")
+        );
+        // Only the passage a kept sentence cites.
+        assert_eq!(answer.citations.len(), 1);
+        assert_eq!(answer.citations[0].id, 1);
+    }
 }

@@ -7,8 +7,10 @@
 //!   enough to the question (a threshold calibrated on SQuAD), Verity says it found no support
 //!   and lists the nearest passages instead of asking a model to answer from nothing.
 //! - Model output is untrusted: it is sanitized to plain text ([`sanitize`]) and each sentence
-//!   is verified against the source it cites ([`verify`]); unsupported sentences are removed
-//!   and reported in `grounding.unsupported`.
+//!   is verified against every source given ([`verify`]): the citations are Verity's finding
+//!   (a missing or wrong marker is set right and reported in `grounding.attributed`), and
+//!   sentences no source supports are removed and reported in `grounding.unsupported`.
+//! - When the model says the sources do not answer, the answer is `abstained`.
 //! - The model is behind the [`Generator`] trait: the OpenAI-compatible HTTP backend lives
 //!   here, the in-process mistral.rs backend in `verity-mistralrs` (it is a heavy build).
 //! - When the model fails or times out, the answer falls back to the extractive one and says
@@ -17,10 +19,13 @@
 mod extractive;
 mod generator;
 mod grounded;
+mod lexicon;
 mod metrics;
+mod no_answer;
 mod openai;
 mod prompt;
 mod sanitize;
+mod support;
 mod terms;
 mod verify;
 
@@ -33,8 +38,9 @@ pub use generator::{
 };
 pub use grounded::{AnswerConfig, Answerer, Ticket};
 pub use metrics::{GenerationMetrics, METRICS};
+pub use no_answer::no_answer_sentence;
 pub use openai::{OpenAiConfig, OpenAiGenerator};
 pub use prompt::{GroundedPrompt, build_prompt};
 pub use sanitize::{StreamSanitizer, sanitize};
 pub use terms::term_coverage;
-pub use verify::{DEFAULT_MIN_SUPPORT, SourceEvidence, Verification, verify};
+pub use verify::{DEFAULT_MIN_SUPPORT, SourceEvidence, Verification, verify, verify_in};

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-const STOP_WORDS: &[&str] = &[
+pub(crate) const STOP_WORDS: &[&str] = &[
     // English
     "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "for", "from", "by", "with", "is",
     "are", "was", "were", "be", "been", "being", "do", "does", "did", "have", "has", "had", "what",

@@ -1,75 +1,108 @@
-//! Verification after generation: every sentence of a generated answer must cite a source that
-//! was given, and its cited sources must support it. Unsupported sentences are removed and
-//! reported.
+//! Verification after generation: every sentence of a generated answer is checked against all
+//! the sources that were given, whatever it cites. The model's `[n]` markers are its claim;
+//! the citations are Verity's finding:
 //!
-//! The support test is lexical, and documented so that operators can reason about it:
-//! - **coverage**: at least `min_support` (default 0.6) of the sentence's content words —
-//!   lowercased, accents folded, function words dropped, crudely stemmed, in English, Spanish
-//!   and Portuguese — occur in the cited sources (text, title and section headings);
-//! - **numbers**: every number in the sentence occurs in the cited sources, because a changed
-//!   figure ("30 days" for "20 days") is the hallucination that matters most in a policy answer
-//!   and changes only one word.
+//! - a sentence its cited sources support keeps its markers;
+//! - a supported sentence without a marker gets the marker of the source that supports it
+//!   (the best one; two only when no single source covers it): **attributed**;
+//! - a sentence whose marker names a source that does not support it (or one not given) gets
+//!   the marker of the source that does: **corrected**;
+//! - a sentence no source supports is removed, whatever it cites, with the reason;
+//! - a sentence saying the sources do not answer ([`crate::no_answer`]) is the model
+//!   abstaining, not a claim;
+//! - a sentence with at most one content word and no number ("Sure.") is kept, without
+//!   markers (it states nothing to cite).
 //!
-//! A sentence with at most one content word and no number ("Sure.") is kept without a citation. An embedding test
-//! was left out on purpose: the embedding model is English-only, scores any two Spanish texts as
-//! similar, and would cost milliseconds per answer where this takes microseconds.
+//! Whether a source supports a sentence is [`crate::support::check`]: enough of its words
+//! (`min_support`, default 0.6 of its content words, stemmed, accents folded, function words of
+//! the three languages dropped) in the source's text, title and headings, and its numbers with
+//! their units, dates, names, negations and roles consistent with the source. All of it is
+//! lexical and runs in microseconds. An embedding test was left out on purpose: the embedding
+//! model is English-only, scores any two Spanish texts as similar, and would cost milliseconds
+//! per answer.
 
 use std::collections::HashSet;
 
 use unicode_segmentation::UnicodeSegmentation;
-use verity_core::{RetrievedChunk, UnsupportedSentence};
+use verity_core::{
+    AttributedSentence, CitationAction, Language, RetrievedChunk, UnsupportedSentence,
+    detect_language,
+};
 
-use crate::terms::content_terms;
+use crate::no_answer::says_no_answer;
+use crate::support::{Analysis, Failure, check};
 
-/// The share of a sentence's content words that must appear in its cited sources.
+/// The share of a sentence's content words that must appear in the source that supports it.
 pub const DEFAULT_MIN_SUPPORT: f32 = 0.6;
 
-/// A source as verification sees it: its words and numbers, computed once per answer.
+/// A source as verification sees it, analysed once per answer.
 #[derive(Debug, Clone)]
 pub struct SourceEvidence {
-    terms: HashSet<String>,
-    numbers: HashSet<String>,
+    analysis: Analysis,
 }
 
 impl SourceEvidence {
     pub fn new(passage: &RetrievedChunk) -> Self {
-        let mut terms = content_terms(&passage.text);
-        terms.extend(content_terms(&passage.title));
+        let mut analysis = Analysis::new(&passage.text, detect_language(&passage.text));
+        analysis.add_words(&passage.title);
         for heading in &passage.heading_path {
-            terms.extend(content_terms(heading));
+            analysis.add_words(heading);
         }
-        Self {
-            terms,
-            numbers: numbers(&passage.text),
-        }
+        Self { analysis }
     }
 }
 
 /// The outcome of verifying one answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
-    /// The answer with unsupported sentences and invalid citation markers removed.
+    /// The answer with unsupported sentences removed and every kept sentence carrying the
+    /// markers of the sources that support it.
     pub text: String,
-    /// Sentences kept that cite a source and are supported by it.
+    /// Sentences kept, each supported by the sources its markers name.
     pub supported: usize,
     pub unsupported: Vec<UnsupportedSentence>,
+    /// Kept sentences whose markers Verity set (attributed or corrected).
+    pub attributed: Vec<AttributedSentence>,
+    /// Sentences in which the model said the sources do not answer (kept in `text`, without
+    /// markers).
+    pub no_answer: Vec<String>,
     /// The source numbers the kept sentences cite, ascending.
     pub cited: Vec<u32>,
 }
 
-/// Verifies `answer` (already sanitized) against `sources`, numbered from 1.
+/// Verifies `answer` (already sanitized) against `sources`, numbered from 1, reading it in the
+/// language it looks written in.
 pub fn verify(answer: &str, sources: &[SourceEvidence], min_support: f32) -> Verification {
+    verify_in(answer, detect_language(answer), sources, min_support)
+}
+
+/// [`verify`], for an answer written in `language` (the question's: the prompt asks for it).
+/// A short answer's language is easy to mistake ("no" is a Spanish negation and Portuguese
+/// "in the").
+pub fn verify_in(
+    answer: &str,
+    language: Language,
+    sources: &[SourceEvidence],
+    min_support: f32,
+) -> Verification {
     let mut kept = String::new();
     let mut supported = 0;
     let mut unsupported = Vec::new();
+    let mut attributed = Vec::new();
+    let mut no_answer = Vec::new();
     let mut cited = HashSet::new();
 
     for sentence in split_sentences(answer) {
         let (plain, markers) = strip_markers(&sentence);
-        let terms = content_terms(&plain);
-        if markers.is_empty() && terms.len() <= 1 && numbers(&plain).is_empty() {
-            // A connective ("Sure.", "In short:") states nothing to check.
-            kept.push_str(&sentence);
+        if says_no_answer(&plain) {
+            no_answer.push(tidy(&plain).trim().to_string());
+            kept.push_str(&tidy(&plain));
+            continue;
+        }
+        let claim = Analysis::new(&plain, language);
+        if claim.term_count() <= 1 && !claim.has_quantity() {
+            // A connective ("Sure.", "In short:") states nothing to cite.
+            kept.push_str(&tidy(&plain));
             continue;
         }
         let given: Vec<u32> = markers
@@ -77,23 +110,26 @@ pub fn verify(answer: &str, sources: &[SourceEvidence], min_support: f32) -> Ver
             .copied()
             .filter(|&n| n >= 1 && n as usize <= sources.len())
             .collect();
-        let verdict = if given.is_empty() && markers.is_empty() {
-            Err("cites no source".to_string())
-        } else if given.is_empty() {
-            Err(format!(
-                "cites {}, which {} not among the {} sources given",
-                list_markers(&markers),
-                if markers.len() == 1 { "is" } else { "are" },
-                sources.len()
-            ))
-        } else {
-            check_support(&plain, &terms, &given, sources, min_support)
-        };
-        match verdict {
-            Ok(()) => {
+        match attribute(&claim, &given, sources, min_support) {
+            Ok(found) => {
                 supported += 1;
-                cited.extend(given.iter().copied());
-                kept.push_str(&remove_invalid_markers(&sentence, sources.len()));
+                cited.extend(found.iter().copied());
+                if found == given {
+                    kept.push_str(&remove_invalid_markers(&sentence, sources.len()));
+                    continue;
+                }
+                let text = with_markers(&plain, &found);
+                attributed.push(AttributedSentence {
+                    sentence: text.trim().to_string(),
+                    action: if markers.is_empty() {
+                        CitationAction::Attributed
+                    } else {
+                        CitationAction::Corrected
+                    },
+                    model_citations: markers,
+                    citations: found,
+                });
+                kept.push_str(&text);
             }
             Err(reason) => unsupported.push(UnsupportedSentence {
                 sentence: sentence.trim().to_string(),
@@ -109,45 +145,119 @@ pub fn verify(answer: &str, sources: &[SourceEvidence], min_support: f32) -> Ver
         text: kept.trim().to_string(),
         supported,
         unsupported,
+        attributed,
+        no_answer,
         cited,
     }
 }
 
-fn check_support(
-    plain: &str,
-    terms: &HashSet<String>,
+/// The sources that support `claim`: the ones it cites if they do, else the best single
+/// source, else the best pair; or why none does.
+fn attribute(
+    claim: &Analysis,
     given: &[u32],
     sources: &[SourceEvidence],
     min_support: f32,
-) -> Result<(), String> {
-    let cited: Vec<&SourceEvidence> = given.iter().map(|&n| &sources[n as usize - 1]).collect();
-    if let Some(number) = numbers(plain)
-        .into_iter()
-        .find(|n| !cited.iter().any(|s| s.numbers.contains(n)))
-    {
-        return Err(format!(
-            "the number {number} does not appear in {}",
-            list_markers(given)
-        ));
+) -> Result<Vec<u32>, String> {
+    let pick = |numbers: &[u32]| -> Vec<&Analysis> {
+        numbers
+            .iter()
+            .map(|&n| &sources[n as usize - 1].analysis)
+            .collect()
+    };
+    if sources.is_empty() {
+        return Err("no source was given".to_string());
     }
-    if terms.is_empty() {
-        return Ok(());
+    if !given.is_empty() && check(claim, &pick(given), &list_markers(given), min_support).is_ok() {
+        return Ok(given.to_vec());
     }
-    let found = terms
+    let mut best: Option<(f32, u32)> = None;
+    let mut failures: Vec<(u32, Failure)> = Vec::new();
+    for n in 1..=sources.len() as u32 {
+        match check(claim, &pick(&[n]), &format!("[{n}]"), min_support) {
+            // Ties go to the source ranked higher (the lower number).
+            Ok(coverage) if best.is_none_or(|(c, _)| coverage > c) => best = Some((coverage, n)),
+            Ok(_) => {}
+            Err(failure) => failures.push((n, failure)),
+        }
+    }
+    if let Some((_, n)) = best {
+        return Ok(vec![n]);
+    }
+    // No single source covers it: the two closest together might (a sentence joining two
+    // facts).
+    failures.sort_by(|a, b| b.1.coverage.total_cmp(&a.1.coverage).then(a.0.cmp(&b.0)));
+    let mut pair: Option<(f32, Vec<u32>)> = None;
+    for (first, _) in failures.iter().take(2) {
+        for (second, _) in &failures {
+            if second == first {
+                continue;
+            }
+            let mut both = vec![*first, *second];
+            both.sort_unstable();
+            if let Ok(coverage) = check(claim, &pick(&both), &list_markers(&both), min_support)
+                && pair.as_ref().is_none_or(|(c, _)| coverage > *c)
+            {
+                pair = Some((coverage, both));
+            }
+        }
+    }
+    if let Some((_, both)) = pair {
+        return Ok(both);
+    }
+    // Report the closest source's objection, preferring one the sentence cites.
+    let closest = failures
         .iter()
-        .filter(|t| cited.iter().any(|s| s.terms.contains(*t)))
-        .count();
-    let coverage = found as f32 / terms.len() as f32;
-    if coverage >= min_support {
-        Ok(())
-    } else {
-        Err(format!(
-            "only {:.0}% of its words appear in {} (at least {:.0}% needed)",
-            coverage * 100.0,
-            list_markers(given),
-            min_support * 100.0
-        ))
+        .max_by(|a, b| {
+            a.1.coverage
+                .total_cmp(&b.1.coverage)
+                .then(given.contains(&a.0).cmp(&given.contains(&b.0)))
+                .then(b.0.cmp(&a.0))
+        })
+        .map(|(_, f)| f.reason.clone())
+        .unwrap_or_default();
+    Err(format!("no source supports it: {closest}"))
+}
+
+/// `plain` (a sentence without markers) with `markers` before its closing punctuation.
+fn with_markers(plain: &str, markers: &[u32]) -> String {
+    let tidied = tidy(plain);
+    let body = tidied.trim_end();
+    let trailing = &tidied[body.len()..];
+    let punct_len: usize = body
+        .chars()
+        .rev()
+        .take_while(|c| matches!(c, '.' | '!' | '?' | ':' | ';' | '…'))
+        .map(char::len_utf8)
+        .sum();
+    let (text, punct) = body.split_at(body.len() - punct_len);
+    format!(
+        "{} {}{punct}{trailing}",
+        text.trim_end(),
+        list_markers(markers)
+    )
+}
+
+/// Spaces left before punctuation where markers were taken out (`leave [1].` → `leave .`).
+fn tidy(plain: &str) -> String {
+    let mut out = String::with_capacity(plain.len());
+    let mut chars = plain.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let mut spaces = 1;
+            while chars.peek() == Some(&' ') {
+                chars.next();
+                spaces += 1;
+            }
+            match chars.peek() {
+                Some('.' | ',' | ';' | ':' | '!' | '?') => {}
+                _ => out.push_str(&" ".repeat(spaces.min(1))),
+            }
+            continue;
+        }
+        out.push(c);
     }
+    out
 }
 
 fn list_markers(markers: &[u32]) -> String {
@@ -274,41 +384,6 @@ fn remove_invalid_markers(sentence: &str, sources: usize) -> String {
     out
 }
 
-/// The numbers in a text, normalised: `1,500` and `1.500` (thousands) and `1500` all become
-/// `1500`; a decimal comma becomes a point.
-fn numbers(text: &str) -> HashSet<String> {
-    let mut found = HashSet::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let mut raw = String::new();
-        while i < chars.len()
-            && (chars[i].is_ascii_digit()
-                || (matches!(chars[i], ',' | '.')
-                    && chars.get(i + 1).is_some_and(char::is_ascii_digit)))
-        {
-            raw.push(chars[i]);
-            i += 1;
-        }
-        found.insert(normalise_number(&raw));
-    }
-    found
-}
-
-fn normalise_number(raw: &str) -> String {
-    let groups: Vec<&str> = raw.split([',', '.']).collect();
-    let thousands = groups.len() > 1 && groups[1..].iter().all(|g| g.len() == 3);
-    if thousands {
-        groups.concat()
-    } else {
-        raw.replace(',', ".")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,16 +431,81 @@ mod tests {
     }
 
     #[test]
-    fn a_citation_to_a_source_not_given_is_unsupported() {
+    fn a_citation_to_a_source_not_given_is_corrected() {
         let v = verify(
             "Employees receive 20 days of annual leave [3].",
             &sources(),
             DEFAULT_MIN_SUPPORT,
         );
+        assert_eq!(v.supported, 1);
+        assert_eq!(v.text, "Employees receive 20 days of annual leave [1].");
+        assert_eq!(v.attributed[0].action, CitationAction::Corrected);
+        assert_eq!(v.attributed[0].model_citations, [3]);
+        assert_eq!(v.attributed[0].citations, [1]);
+        assert_eq!(v.cited, [1]);
+    }
+
+    #[test]
+    fn a_supported_sentence_without_a_marker_is_attributed() {
+        // The answer a real model wrote, word for word in the source, without a marker.
+        let sources = [
+            source(
+                "Expenses",
+                "Meals on business trips are reimbursed up to 45 euros per day with receipts.",
+            ),
+            source(
+                "Annual vacation",
+                "If you cannot, you may carry over a maximum of 5 unused days into the following calendar year. Carried-over days must be taken by 31 March.",
+            ),
+        ];
+        let v = verify(
+            "According to the policy, you can carry over a maximum of 5 unused days into the following calendar year.",
+            &sources,
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert!(v.unsupported.is_empty(), "{:?}", v.unsupported);
+        assert_eq!(
+            v.text,
+            "According to the policy, you can carry over a maximum of 5 unused days into the following calendar year [2]."
+        );
+        assert_eq!(v.attributed[0].action, CitationAction::Attributed);
+        assert!(v.attributed[0].model_citations.is_empty());
+        assert_eq!(v.cited, [2]);
+    }
+
+    #[test]
+    fn a_sentence_joining_two_sources_cites_both() {
+        let v = verify(
+            "Employees receive 20 working days of annual leave and meals are reimbursed up to 45 euros per day.",
+            &sources(),
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert_eq!(v.supported, 1, "{:?}", v.unsupported);
+        assert_eq!(v.cited, [1, 2]);
+        assert!(v.text.ends_with("45 euros per day [1][2]."), "{}", v.text);
+    }
+
+    #[test]
+    fn a_sentence_the_model_cites_correctly_is_left_as_written() {
+        let v = verify(
+            "Unused days expire on 31 March [1].",
+            &sources(),
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert_eq!(v.text, "Unused days expire on 31 March [1].");
+        assert!(v.attributed.is_empty());
+    }
+
+    #[test]
+    fn saying_the_sources_do_not_answer_is_not_a_claim() {
+        let v = verify(
+            "The sources do not say whether unused days are paid out.",
+            &sources(),
+            DEFAULT_MIN_SUPPORT,
+        );
         assert_eq!(v.supported, 0);
-        assert_eq!(v.unsupported[0].citations, [3]);
-        assert!(v.unsupported[0].reason.contains("not among the 2 sources"));
-        assert_eq!(v.text, "");
+        assert!(v.unsupported.is_empty());
+        assert_eq!(v.no_answer.len(), 1);
     }
 
     #[test]
@@ -385,7 +525,9 @@ mod tests {
         assert!(
             v.unsupported[0]
                 .reason
-                .contains("of its words appear in [1]")
+                .contains("of its words appear in [1]"),
+            "{}",
+            v.unsupported[0].reason
         );
         assert_eq!(
             v.text,
@@ -405,13 +547,15 @@ mod tests {
     }
 
     #[test]
-    fn the_right_source_must_be_cited() {
+    fn a_marker_naming_the_wrong_source_is_corrected() {
         let v = verify(
             "Meals are reimbursed up to 45 euros per day [1].",
             &sources(),
             DEFAULT_MIN_SUPPORT,
         );
-        assert_eq!(v.supported, 0);
+        assert_eq!(v.supported, 1);
+        assert_eq!(v.text, "Meals are reimbursed up to 45 euros per day [2].");
+        assert_eq!(v.attributed[0].action, CitationAction::Corrected);
     }
 
     #[test]
@@ -422,7 +566,11 @@ mod tests {
             DEFAULT_MIN_SUPPORT,
         );
         assert_eq!(v.unsupported.len(), 1);
-        assert_eq!(v.unsupported[0].reason, "cites no source");
+        assert!(
+            v.unsupported[0].reason.starts_with("no source supports it"),
+            "{}",
+            v.unsupported[0].reason
+        );
         assert_eq!(
             v.text,
             "Sure! Employees receive 20 working days of annual leave [1]."
@@ -466,15 +614,5 @@ mod tests {
         );
         assert_eq!(v.supported, 1);
         assert_eq!(v.unsupported.len(), 1);
-    }
-
-    #[test]
-    fn numbers_are_compared_in_their_written_forms() {
-        assert_eq!(
-            numbers("1,500 and 1.500 and 1500"),
-            HashSet::from(["1500".to_string()])
-        );
-        assert!(numbers("2,5 %").contains("2.5"));
-        assert!(numbers("on 31 March.").contains("31"));
     }
 }

@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use support::mock_engine::{self, MockEngine};
-use verity_core::{Answer, AnswerEvent, GroundingStatus, RetrievedChunk, Timings, VerityError};
+use verity_core::{
+    Answer, AnswerEvent, CitationAction, GroundingStatus, RetrievedChunk, Timings, VerityError,
+};
 use verity_generate::{
     AnswerConfig, Answerer, ExtractiveAnswerer, GenerationParams, OpenAiConfig, OpenAiGenerator,
 };
@@ -232,6 +234,86 @@ async fn invented_sentences_are_removed_and_reported() {
     assert_eq!(removed.len(), 1);
     assert!(removed[0].sentence.contains("unlimited paid sabbaticals"));
     assert_eq!(removed[0].citations, [1]);
+}
+
+#[tokio::test]
+async fn a_supported_sentence_without_a_marker_gets_the_citation_verity_finds() {
+    let engine = mock_engine::start();
+    let answerer = answerer(&engine, "unmarked", |_, _| {});
+    let other = RetrievedChunk {
+        chunk_id: "c2".into(),
+        text: "Meals on business trips are reimbursed up to 45 euros per day.".into(),
+        ..passage(LEAVE)
+    };
+    let got = ask(&answerer, vec![passage(LEAVE), other]).await;
+    // The deltas carry the model's text; the verified answer carries Verity's citation.
+    assert_eq!(
+        got.deltas,
+        "Employees receive 20 working days of annual leave per calendar year."
+    );
+    assert_eq!(
+        got.answer.answer,
+        "Employees receive 20 working days of annual leave per calendar year [1]."
+    );
+    assert_eq!(got.answer.grounding.status, GroundingStatus::Grounded);
+    let attributed = &got.answer.grounding.attributed;
+    assert_eq!(attributed.len(), 1);
+    assert_eq!(attributed[0].action, CitationAction::Attributed);
+    assert_eq!(attributed[0].citations, [1]);
+    // Only the passage the answer uses is listed, under the number its marker uses.
+    assert_eq!(got.answer.citations.len(), 1);
+    assert_eq!(got.answer.citations[0].id, 1);
+    assert_eq!(got.answer.citations[0].chunk_id, "c1");
+}
+
+#[tokio::test]
+async fn a_marker_naming_the_wrong_source_is_corrected() {
+    let engine = mock_engine::start();
+    let answerer = answerer(&engine, "miscite", |_, _| {});
+    let other = RetrievedChunk {
+        chunk_id: "c2".into(),
+        text: "Meals on business trips are reimbursed up to 45 euros per day.".into(),
+        ..passage(LEAVE)
+    };
+    let got = ask(&answerer, vec![passage(LEAVE), other]).await;
+    assert_eq!(
+        got.answer.answer,
+        "Employees receive 20 working days of annual leave per calendar year [1]."
+    );
+    let attributed = &got.answer.grounding.attributed;
+    assert_eq!(attributed[0].action, CitationAction::Corrected);
+    assert_eq!(attributed[0].model_citations, [2]);
+    assert_eq!(got.answer.citations.len(), 1);
+}
+
+#[tokio::test]
+async fn a_model_that_says_the_sources_do_not_answer_abstains() {
+    let engine = mock_engine::start();
+    let answerer = answerer(&engine, "abstain", |_, _| {});
+    let got = ask(&answerer, vec![passage(LEAVE)]).await;
+    assert_eq!(got.answer.grounding.status, GroundingStatus::Abstained);
+    assert!(got.answer.grounding.unsupported.is_empty());
+    assert!(
+        got.answer
+            .grounding
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("the model said the sources do not answer"),
+        "{:?}",
+        got.answer.grounding.reason
+    );
+    assert!(
+        got.answer
+            .answer
+            .starts_with("The sources found do not answer")
+    );
+    // An abstention lists the nearest passages.
+    assert_eq!(got.answer.citations.len(), 1);
+    // The prompt told the model how to say it.
+    let request = engine.state.last_request.lock().unwrap().clone().unwrap();
+    let system = request["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("\"The sources do not answer this question.\""));
 }
 
 #[tokio::test]

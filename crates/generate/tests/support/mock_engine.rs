@@ -4,6 +4,9 @@
 //! - `echo`: answers with the first sentence of source 1 and `[1]` (a grounded answer);
 //! - `echo-slow`: the same after a second;
 //! - `invent`: adds a sentence the sources do not support;
+//! - `unmarked`: the echo without its `[1]` marker (small models often omit it);
+//! - `miscite`: the echo citing `[2]` (a wrong or missing source);
+//! - `abstain`: says the sources do not answer, as the prompt asks;
 //! - `hostile`: adds a `<script>` element and an image link to an outside host;
 //! - `flaky`: every other attempt fails with 503;
 //! - `broken`: 400 with an OpenAI-style error body;
@@ -133,6 +136,9 @@ async fn chat(state: web::Data<MockState>, body: web::Json<Value>) -> HttpRespon
             tokio::time::sleep(Duration::from_secs(1)).await;
             echo(&body)
         }
+        "unmarked" => echo(&body).replace(" [1]", ""),
+        "miscite" => echo(&body).replace("[1]", "[2]"),
+        "abstain" => "The sources do not answer this question.".to_string(),
         "invent" => format!(
             "{} Employees may also take unlimited paid sabbaticals every year [1].",
             echo(&body)
