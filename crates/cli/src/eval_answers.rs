@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn a_sample_keeps_the_files_proportion_and_depends_only_on_the_seed() {
         // 30 answerable (even indices below 60), 30 unanswerable, 40 more answerable.
-        let answerable = |i: usize| i >= 60 || i % 2 == 0;
+        let answerable = |i: usize| i >= 60 || i.is_multiple_of(2);
         let options = |seed| AnswerEvalOptions {
             collection: "c".into(),
             sample: Some(10),

@@ -111,8 +111,8 @@ pub struct Speed {
     pub decode_tokens_per_s: f64,
 }
 
-/// About 300 tokens of prose for the speed measurement: long enough that prefill dominates
-/// the first token, short enough to take seconds.
+/// About 200 tokens of prose for the speed measurement: long enough that prefill dominates
+/// the first token, short enough to take seconds (it runs at every load).
 fn measurement_messages() -> Vec<ChatMessage> {
     let passage = "Every full-time employee receives twenty working days of paid vacation per \
                    calendar year, and up to five unused days may be carried over into the next year. ";
@@ -125,7 +125,7 @@ fn measurement_messages() -> Vec<ChatMessage> {
             role: Role::User,
             content: format!(
                 "{}\nHow many days of paid vacation does an employee get?",
-                passage.repeat(10)
+                passage.repeat(6)
             ),
         },
     ]
@@ -180,11 +180,11 @@ impl MistralRsGenerator {
         self.speed
     }
 
-    /// Prefills about 300 tokens and writes up to 16: the machine's speed with this model.
+    /// Prefills about 200 tokens and writes up to 8: the machine's speed with this model.
     async fn measure_speed(&self) -> Result<Speed, GenerationError> {
         let (tx, mut rx) = mpsc::channel(64);
         let params = GenerationParams {
-            max_tokens: 16,
+            max_tokens: 8,
             temperature: 0.0,
         };
         let messages = measurement_messages();
