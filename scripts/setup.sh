@@ -3,6 +3,9 @@
 #   - ONNX Runtime (the PyPI `onnxruntime` wheel's libonnxruntime.so) into .ort/
 #   - the embedding model all-MiniLM-L6-v2 (ONNX), unless one is already present in
 #     <data dir>/models/ or ../shared/models/; it is then downloaded from Hugging Face.
+#   - on request, real language models for the `mistralrs` backend: VERITY_LLMS="qwen2.5-0.5b"
+#     (names separated by spaces; see scripts/models.sh) installs them into
+#     <data dir>/models/llm/<name>/.
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,5 +58,9 @@ else
     curl -fsSL "$base/$f" -o "$target.partial/$f"
   done
   rm -rf "$target" && mv "$target.partial" "$target"
+fi
+if [ -n "${VERITY_LLMS:-}" ]; then
+  # shellcheck disable=SC2086 # a list of names
+  scripts/models.sh $VERITY_LLMS
 fi
 echo "setup: ready"

@@ -295,8 +295,45 @@ fn lock_data_dir(settings: &Settings) -> anyhow::Result<File> {
     }
 }
 
+/// Without a measured speed (a remote engine, or no model), a derived deadline is this.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a request may wait for a slot and generate: `generation.timeout_seconds`, or when
+/// that is 0, derived from the model's speed measured at load — one and a half times what the
+/// longest answer (`max_tokens`) after a full prompt (`top_k` sources of the largest chunk size,
+/// plus the rules) takes, plus 10 s — so that a slow machine's first answer is not cut off.
+pub fn generation_timeout(settings: &Settings, generator: Option<&dyn Generator>) -> Duration {
+    let generation = &settings.generation;
+    if generation.timeout_seconds > 0 {
+        return Duration::from_secs(generation.timeout_seconds);
+    }
+    let Some(generator) = generator else {
+        return DEFAULT_TIMEOUT;
+    };
+    // The rules and the question take about 400 tokens.
+    let prompt_tokens = (400 + settings.query.top_k as usize * settings.chunking.max_tokens).min(
+        generator
+            .context_window()
+            .saturating_sub(generation.max_tokens),
+    );
+    match generator.expected_duration(prompt_tokens, generation.max_tokens) {
+        Some(expected) => {
+            let timeout = Duration::from_secs((expected.as_secs_f64() * 1.5 + 10.0).ceil() as u64);
+            tracing::info!(
+                timeout_seconds = timeout.as_secs(),
+                prompt_tokens,
+                max_tokens = generation.max_tokens,
+                "generation.timeout_seconds = 0: deadline derived from the model's measured speed"
+            );
+            timeout
+        }
+        None => DEFAULT_TIMEOUT,
+    }
+}
+
 fn answerer(settings: &Settings, generator: Option<Arc<dyn Generator>>) -> Answerer {
     let generation = &settings.generation;
+    let timeout = generation_timeout(settings, generator.as_deref());
     Answerer::new(
         ExtractiveAnswerer::new(ExtractiveConfig {
             abstain_below: settings.query.abstain_below,
@@ -310,7 +347,7 @@ fn answerer(settings: &Settings, generator: Option<Arc<dyn Generator>>) -> Answe
                 temperature: generation.temperature,
             },
             min_support: generation.min_support,
-            timeout: Duration::from_secs(generation.timeout_seconds),
+            timeout,
             max_concurrent: generation.max_concurrent,
             max_queued: generation.max_queued,
         },
@@ -345,6 +382,9 @@ pub async fn connect_generator(settings: &Settings) -> anyhow::Result<Option<Arc
             config.paged_attention = m.paged_attention;
             config.max_batch = m.max_batch;
             config.force_cpu = m.force_cpu;
+            config.dtype = m.dtype;
+            // A deadline derived from the model needs its speed on this machine.
+            config.measure_speed = generation.timeout_seconds == 0;
             Some(Arc::new(MistralRsGenerator::load(&config).await?))
         }
     })

@@ -13,7 +13,9 @@ use verity_generate::{
     AnswerConfig, Answerer, ExtractiveAnswerer, GenerationParams, GenerationStats, Generator,
     SourceEvidence, build_prompt, sanitize, verify,
 };
-use verity_mistralrs::{LlamaShape, MistralRsConfig, MistralRsGenerator, Quantization};
+use verity_mistralrs::{
+    ActivationDtype, LlamaShape, MistralRsConfig, MistralRsGenerator, Quantization,
+};
 
 #[derive(Debug, Clone)]
 pub struct GenerateBenchOptions {
@@ -27,12 +29,23 @@ pub struct GenerateBenchOptions {
     pub requests: usize,
     pub quantization: Quantization,
     pub force_cpu: bool,
+    pub dtype: ActivationDtype,
+    /// Rounds of the engine-alone versus pipeline comparison (0: skip it).
+    pub overhead_rounds: usize,
 }
 
 #[derive(Debug, Serialize)]
 pub struct GenerateBench {
     pub model: String,
     pub weights_bytes: u64,
+    pub dtype: ActivationDtype,
+    /// Loading the model.
+    pub load_seconds: f64,
+    /// The first request's time to first token: the whole prompt prefilled, nothing cached.
+    /// The later requests send the same prompt, which mistral.rs's prefix cache may reuse.
+    pub cold_first_token_ms: f64,
+    /// The first request's decode speed.
+    pub cold_decode_tokens_per_s: f64,
     pub prompt_tokens: usize,
     pub max_tokens: usize,
     pub concurrency: usize,
@@ -155,7 +168,10 @@ pub async fn bench_generate(options: &GenerateBenchOptions) -> anyhow::Result<Ge
     config.quantization = options.quantization;
     config.force_cpu = options.force_cpu;
     config.max_batch = options.concurrency.max(1);
+    config.dtype = options.dtype;
+    let loading = Instant::now();
     let generator: Arc<dyn Generator> = Arc::new(MistralRsGenerator::load(&config).await?);
+    let load_seconds = loading.elapsed().as_secs_f64();
     let params = GenerationParams {
         max_tokens: options.max_tokens,
         temperature: 0.0,
@@ -175,8 +191,8 @@ pub async fn bench_generate(options: &GenerateBenchOptions) -> anyhow::Result<Ge
         .map(|m| generator.count_tokens(&m.content))
         .sum();
 
-    // Warm up (first-call allocations, kernels).
-    one_generation(generator.as_ref(), &prompt.messages, params).await?;
+    // Warm up (first-call allocations, kernels); its prefill is the uncached one.
+    let cold = one_generation(generator.as_ref(), &prompt.messages, params).await?;
 
     // Throughput: `requests` generations, `concurrency` at a time.
     let mut first_tokens = Vec::new();
@@ -215,7 +231,7 @@ pub async fn bench_generate(options: &GenerateBenchOptions) -> anyhow::Result<Ge
             ..AnswerConfig::default()
         },
     ));
-    let rounds = 7;
+    let rounds = options.overhead_rounds;
     let mut engine_only = Vec::new();
     let mut pipeline = Vec::new();
     let mut around_engine = Vec::new();
@@ -251,6 +267,10 @@ pub async fn bench_generate(options: &GenerateBenchOptions) -> anyhow::Result<Ge
     Ok(GenerateBench {
         model: generator.name(),
         weights_bytes: weights,
+        dtype: options.dtype,
+        load_seconds,
+        cold_first_token_ms: cold.first_token.map_or(0.0, ms),
+        cold_decode_tokens_per_s: cold.decode_tokens_per_second().unwrap_or(0.0),
         prompt_tokens,
         max_tokens: options.max_tokens,
         concurrency: options.concurrency,

@@ -1,5 +1,5 @@
 //! `verity eval squad`: retrieval quality and abstention on a SQuAD v2.0-format file, per
-//! retrieval mode.
+//! retrieval mode. The SQuAD reading and ingestion here serve `verity eval answers` too.
 
 use std::path::Path;
 
@@ -15,35 +15,103 @@ use crate::pipeline::{IngestOptions, SourceDocument};
 /// Passages retrieved per question (hit@10, MRR@10 and nDCG@10 need ten).
 const EVAL_DEPTH: usize = 10;
 
+/// A SQuAD file, v1.1 or v2.0 (v1.1 has no `is_impossible`: every question is answerable).
 #[derive(Deserialize)]
-struct SquadFile {
-    data: Vec<Article>,
+pub(crate) struct SquadFile {
+    pub(crate) data: Vec<Article>,
 }
 
 #[derive(Deserialize)]
-struct Article {
-    title: String,
-    paragraphs: Vec<Paragraph>,
+pub(crate) struct Article {
+    pub(crate) title: String,
+    pub(crate) paragraphs: Vec<Paragraph>,
 }
 
 #[derive(Deserialize)]
-struct Paragraph {
-    context: String,
-    qas: Vec<Question>,
+pub(crate) struct Paragraph {
+    pub(crate) context: String,
+    pub(crate) qas: Vec<Question>,
 }
 
 #[derive(Deserialize)]
-struct Question {
-    question: String,
+pub(crate) struct Question {
     #[serde(default)]
-    answers: Vec<GoldAnswer>,
+    pub(crate) id: String,
+    pub(crate) question: String,
     #[serde(default)]
-    is_impossible: bool,
+    pub(crate) answers: Vec<GoldAnswer>,
+    #[serde(default)]
+    pub(crate) is_impossible: bool,
+}
+
+impl Question {
+    /// SQuAD 2.0 marks unanswerable questions; a question without a gold answer is one too.
+    pub(crate) fn answerable(&self) -> bool {
+        !self.is_impossible && !self.answers.is_empty()
+    }
 }
 
 #[derive(Deserialize)]
-struct GoldAnswer {
-    text: String,
+pub(crate) struct GoldAnswer {
+    pub(crate) text: String,
+}
+
+/// What [`ingest_squad`] put into the collection.
+pub(crate) struct IngestedSquad {
+    pub(crate) squad: SquadFile,
+    pub(crate) documents: usize,
+    pub(crate) chunks: usize,
+}
+
+/// Reads a SQuAD file and ingests its articles into a fresh `collection` (one document per
+/// article, paragraphs separated by blank lines).
+pub(crate) async fn ingest_squad(
+    verity: &Verity,
+    file: &Path,
+    collection: &str,
+) -> anyhow::Result<IngestedSquad> {
+    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let squad: SquadFile = serde_json::from_slice(&raw).with_context(|| {
+        format!(
+            "{} is not a SQuAD JSON file (v1.1 or v2.0: data[].paragraphs[].qas[])",
+            file.display()
+        )
+    })?;
+
+    verity.delete_collection(collection).await?;
+    let documents: Vec<SourceDocument> = squad
+        .data
+        .iter()
+        .map(|article| {
+            let text = article
+                .paragraphs
+                .iter()
+                .map(|p| p.context.trim())
+                .collect::<Vec<_>>()
+                .join("\n\n");
+            SourceDocument {
+                source: format!("squad:{}#{}", file.display(), article.title),
+                content_hash: content_hash(text.as_bytes()),
+                parsed: ParsedDocument {
+                    title: article.title.replace('_', " "),
+                    format: DocumentFormat::Text,
+                    text,
+                    headings: Vec::new(),
+                    pages: Vec::new(),
+                },
+                modified: None,
+            }
+        })
+        .collect();
+    let documents_count = documents.len();
+    let ingest = verity
+        .ingest_documents(&IngestOptions::new(collection), documents)
+        .await?;
+    Ok(IngestedSquad {
+        squad,
+        documents: documents_count,
+        chunks: ingest.chunks_embedded,
+    })
 }
 
 /// Abstention rates at one setting of the two gates (with `--calibrate`).
@@ -92,47 +160,19 @@ pub async fn eval_squad(
     modes: &[RetrievalMode],
     calibrate: bool,
 ) -> anyhow::Result<Vec<EvalReport>> {
-    let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let squad: SquadFile = serde_json::from_slice(&raw)
-        .with_context(|| format!("{} is not a SQuAD v2.0 JSON file", file.display()))?;
-
-    verity.delete_collection(collection).await?;
-    let documents: Vec<SourceDocument> = squad
-        .data
-        .iter()
-        .map(|article| {
-            let text = article
-                .paragraphs
-                .iter()
-                .map(|p| p.context.trim())
-                .collect::<Vec<_>>()
-                .join("\n\n");
-            SourceDocument {
-                source: format!("squad:{}#{}", file.display(), article.title),
-                content_hash: content_hash(text.as_bytes()),
-                parsed: ParsedDocument {
-                    title: article.title.replace('_', " "),
-                    format: DocumentFormat::Text,
-                    text,
-                    headings: Vec::new(),
-                    pages: Vec::new(),
-                },
-                modified: None,
-            }
-        })
-        .collect();
-    let documents_count = documents.len();
-    let ingest = verity
-        .ingest_documents(&IngestOptions::new(collection), documents)
-        .await?;
+    let IngestedSquad {
+        squad,
+        documents,
+        chunks,
+    } = ingest_squad(verity, file, collection).await?;
     let chunk_texts = collection_chunk_texts(verity, collection).await?;
 
     let mut reports = Vec::new();
     for &mode in modes {
         let mut report =
             eval_mode(verity, &squad, collection, mode, &chunk_texts, calibrate).await?;
-        report.documents = documents_count;
-        report.chunks = ingest.chunks_embedded;
+        report.documents = documents;
+        report.chunks = chunks;
         reports.push(report);
     }
     Ok(reports)
@@ -201,7 +241,7 @@ async fn eval_mode(
             .reduce(f32::max)
             .unwrap_or(f32::MIN);
         let signals = (best, term_coverage(&question.question, used));
-        if question.is_impossible || question.answers.is_empty() {
+        if !question.answerable() {
             unanswerable_signals.push(signals);
             continue;
         }

@@ -8,6 +8,7 @@ pub mod bench_corpus;
 pub mod bench_generate;
 pub mod bench_load;
 pub mod eval;
+pub mod eval_answers;
 pub mod jobs;
 pub mod library;
 mod locks;

@@ -10,7 +10,7 @@ use verity_auth::AuthMode;
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
-use verity_cli::{bench, bench_generate, bench_load, build_server, eval};
+use verity_cli::{bench, bench_generate, bench_load, build_server, eval, eval_answers};
 use verity_core::{
     AnswerEvent, AnswerService, Caller, GroundingStatus, Language, QueryRequest, RetrievalMode,
     Scope,
@@ -80,7 +80,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure retrieval and abstention.
+    /// Measure retrieval, abstention and answers.
     Eval {
         #[command(subcommand)]
         which: EvalCommand,
@@ -166,6 +166,24 @@ enum EvalCommand {
         /// dense, sparse, hybrid, or all (default: query.mode).
         #[arg(long)]
         mode: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End-to-end answer quality on a SQuAD-format file (v1.1 or v2.0) with the generator the
+    /// settings choose: gold answers in the answers, abstentions, citation precision, latency.
+    Answers {
+        file: PathBuf,
+        /// The collection the articles are ingested into (replaced on every run).
+        #[arg(long, default_value = "answers-eval")]
+        collection: String,
+        /// Ask this many questions, drawn at random (answerable and unanswerable in the file's
+        /// proportion); default: all.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// Seed of the sample.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print the report, with every question's outcome, as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -268,6 +286,12 @@ enum BenchCommand {
         /// Run on the CPU even in a CUDA build.
         #[arg(long)]
         cpu: bool,
+        /// Activation type: auto (f32 on CPU), f32, bf16 or f16.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "f16"])]
+        dtype: String,
+        /// Rounds of the engine-alone versus pipeline comparison (0 skips it).
+        #[arg(long, default_value_t = 7)]
+        overhead_rounds: usize,
         #[arg(long)]
         json: bool,
     },
@@ -406,6 +430,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 for report in &reports {
                     print_eval(report);
                 }
+            }
+            Ok(())
+        }
+        Command::Eval {
+            which:
+                EvalCommand::Answers {
+                    file,
+                    collection,
+                    sample,
+                    seed,
+                    json,
+                },
+        } => {
+            let mut settings = settings;
+            // A measurement, not use: no answer traces.
+            settings.traces.enabled = false;
+            let mut verity = Verity::open(settings).await?;
+            verity.enable_generation().await?;
+            let progress = if std::io::stderr().is_terminal() {
+                ProgressBar::new(0).with_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {bar:40} {pos}/{len} questions {elapsed} (eta {eta})",
+                    )
+                    .expect("static template"),
+                )
+            } else {
+                ProgressBar::hidden()
+            };
+            let options = eval_answers::AnswerEvalOptions {
+                collection,
+                sample,
+                seed,
+            };
+            let report = eval_answers::eval_answers(&verity, &file, &options, &progress).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_answer_eval(&report);
             }
             Ok(())
         }
@@ -804,6 +866,8 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
             requests,
             quantization,
             cpu,
+            dtype,
+            overhead_rounds,
             json,
         } => {
             let options = bench_generate::GenerateBenchOptions {
@@ -825,11 +889,22 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     _ => verity_mistralrs::Quantization::None,
                 },
                 force_cpu: cpu,
+                dtype: match dtype.as_str() {
+                    "f32" => verity_mistralrs::ActivationDtype::F32,
+                    "bf16" => verity_mistralrs::ActivationDtype::Bf16,
+                    "f16" => verity_mistralrs::ActivationDtype::F16,
+                    _ => verity_mistralrs::ActivationDtype::Auto,
+                },
+                overhead_rounds,
             };
             let r = bench_generate::bench_generate(&options).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
+                println!(
+                    "loaded in {:.1} s (activations {:?}); first request, nothing cached: first token {:.1} ms, decode {:.1} tokens/s",
+                    r.load_seconds, r.dtype, r.cold_first_token_ms, r.cold_decode_tokens_per_s
+                );
                 println!(
                     "{} ({:.1} MB of weights), prompt {} tokens, up to {} new tokens, concurrency {}, {} requests\n  time to first token  p50 {:>8.1} ms   p95 {:>8.1} ms\n  decode per stream    p50 {:>8.1} tokens/s\n  all streams          {:>8.1} tokens/s\n  implied bandwidth    {:>8.2} GB/s (weights read once per decoded token)\n  engine alone {:.1} ms, through Verity's pipeline {:.1} ms; time outside the engine {:.2} ms per request",
                     r.model,
@@ -1010,6 +1085,62 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+fn print_answer_eval(report: &eval_answers::AnswerEvalReport) {
+    println!(
+        "{}: {} documents, {} chunks; generator {}; {} questions{}",
+        report.file,
+        report.documents,
+        report.chunks,
+        report.generator,
+        report.overall.questions,
+        report
+            .sample
+            .map(|n| format!(" (sample of {n}, seed {})", report.seed))
+            .unwrap_or_default()
+    );
+    let pct = |rate: f64| format!("{:.1}%", rate * 100.0);
+    println!(
+        "language  answerable  with gold  without gold  abstained | unanswerable  abstained  answered | mean F1  citation precision  fallbacks  removed  p50 ms  p95 ms"
+    );
+    let rows = report
+        .by_language
+        .iter()
+        .map(|(language, t)| (language.as_str(), t))
+        .chain(std::iter::once(("all", &report.overall)));
+    for (language, t) in rows {
+        println!(
+            "{:<8}  {:>10}  {:>9}  {:>12}  {:>9} | {:>12}  {:>9}  {:>8} | {:>7.3}  {:>18}  {:>9}  {:>7}  {:>6.0}  {:>6.0}",
+            language,
+            t.answerable,
+            pct(t.answered_with_gold_rate),
+            pct(t.answered_without_gold_rate),
+            pct(t.abstained_on_answerable_rate),
+            t.unanswerable,
+            pct(t.abstained_on_unanswerable_rate),
+            pct(t.answered_on_unanswerable_rate),
+            t.mean_f1_answerable,
+            t.citation_precision
+                .map_or("-".to_string(), |p| format!("{p:.3}")),
+            t.fallbacks,
+            t.removed_sentences,
+            t.latency_p50_ms,
+            t.latency_p95_ms
+        );
+    }
+    let reasons: std::collections::BTreeMap<&str, usize> = report
+        .questions
+        .iter()
+        .filter(|q| q.status == GroundingStatus::Fallback)
+        .filter_map(|q| q.reason.as_deref())
+        .fold(Default::default(), |mut counts, reason| {
+            *counts.entry(reason).or_default() += 1;
+            counts
+        });
+    for (reason, n) in reasons {
+        println!("fallback ({n}x): {reason}");
+    }
 }
 
 fn print_eval(report: &eval::EvalReport) {

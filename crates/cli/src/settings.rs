@@ -82,6 +82,7 @@ pub struct GenerationSettings {
     pub max_tokens: usize,
     pub temperature: f32,
     pub min_support: f32,
+    /// 0: derived from the model (see [`crate::app::generation_timeout`]).
     pub timeout_seconds: u64,
     pub max_concurrent: usize,
     pub max_queued: usize,
@@ -110,6 +111,7 @@ pub struct MistralRsSettings {
     pub paged_attention: bool,
     pub max_batch: usize,
     pub force_cpu: bool,
+    pub dtype: verity_mistralrs::ActivationDtype,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,10 +318,6 @@ impl Settings {
         anyhow::ensure!(
             generation.max_tokens > 0 && generation.max_concurrent > 0,
             "generation.max_tokens and generation.max_concurrent must be positive"
-        );
-        anyhow::ensure!(
-            generation.timeout_seconds > 0,
-            "generation.timeout_seconds must be positive"
         );
         match generation.backend {
             GenerationBackend::Openai => anyhow::ensure!(

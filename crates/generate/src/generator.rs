@@ -126,7 +126,12 @@ pub enum GenerationError {
     /// retry might succeed.
     #[error("{message}")]
     Engine { message: String, transient: bool },
-    #[error("the language model did not finish within {0:?}")]
+    #[error(
+        "the language model did not finish within {} s (generation.timeout_seconds; 0 derives it \
+         from the model's speed measured at load); raise it, lower generation.max_tokens, or use \
+         a faster model",
+        .0.as_secs()
+    )]
     Timeout(Duration),
 }
 
@@ -153,6 +158,14 @@ pub trait Generator: Send + Sync {
     /// Spanish) so that a prompt cut by it always fits.
     fn count_tokens(&self, text: &str) -> usize {
         text.chars().count().div_ceil(3)
+    }
+
+    /// How long prefilling `prompt_tokens` and then writing `answer_tokens` takes on this
+    /// machine, when the backend has measured its speed (a local model does when loaded);
+    /// `None`: unknown.
+    fn expected_duration(&self, prompt_tokens: usize, answer_tokens: usize) -> Option<Duration> {
+        let _ = (prompt_tokens, answer_tokens);
+        None
     }
 
     /// Generates an answer, sending the text through `output` as it is produced. Stops early,

@@ -13,9 +13,14 @@ mod random_model;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use mistralrs::core::{
+    AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
+    GGUFSpecificConfig, MistralRsBuilder, ModelDType, SchedulerConfig,
+};
 use mistralrs::{
-    ChatCompletionChunkResponse, GgufModelBuilder, IsqBits, Model, PagedAttentionMetaBuilder,
-    RequestBuilder, Response, TextMessageRole, TextModelBuilder, TokenSource,
+    ChatCompletionChunkResponse, Device, GgufModelBuilder, IsqBits, Model,
+    PagedAttentionMetaBuilder, RequestBuilder, Response, TextMessageRole, TextModelBuilder,
+    TokenSource,
 };
 use tokio::sync::mpsc;
 use verity_generate::{
@@ -34,6 +39,19 @@ pub enum Quantization {
     Q4,
 }
 
+/// The type activations (and the KV cache) are computed in; quantised weights keep their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationDtype {
+    /// F32 on CPU; mistral.rs's choice on a GPU (BF16 or F16, whichever the device supports).
+    /// mistral.rs's own choice on CPU is a half type, whose CPU kernels convert every element:
+    /// F32 is faster there (docs/benchmarks.md, "Language models on CPU").
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
 #[derive(Debug, Clone)]
 pub struct MistralRsConfig {
     /// A directory with `config.json`, `tokenizer.json`, `tokenizer_config.json` and
@@ -47,6 +65,10 @@ pub struct MistralRsConfig {
     pub max_batch: usize,
     /// Run on CPU even in a CUDA build.
     pub force_cpu: bool,
+    pub dtype: ActivationDtype,
+    /// Time a short generation after loading, so that [`Generator::expected_duration`] can
+    /// say how long an answer takes on this machine (a deadline derived from it fits the model).
+    pub measure_speed: bool,
 }
 
 impl MistralRsConfig {
@@ -57,7 +79,20 @@ impl MistralRsConfig {
             paged_attention: true,
             max_batch: 16,
             force_cpu: false,
+            dtype: ActivationDtype::Auto,
+            measure_speed: false,
         }
+    }
+}
+
+/// What mistral.rs is asked for: `Auto` resolves to F32 on CPU (see [`ActivationDtype::Auto`]).
+fn model_dtype(dtype: ActivationDtype, device: &Device) -> ModelDType {
+    match dtype {
+        ActivationDtype::Auto if device.is_cpu() => ModelDType::F32,
+        ActivationDtype::Auto => ModelDType::Auto,
+        ActivationDtype::F32 => ModelDType::F32,
+        ActivationDtype::Bf16 => ModelDType::BF16,
+        ActivationDtype::F16 => ModelDType::F16,
     }
 }
 
@@ -66,6 +101,34 @@ pub struct MistralRsGenerator {
     name: String,
     context_window: usize,
     tokenizer: Option<tokenizers::Tokenizer>,
+    speed: Option<Speed>,
+}
+
+/// Tokens per second measured on this machine right after loading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speed {
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+}
+
+/// About 200 tokens of prose for the speed measurement: long enough that prefill dominates
+/// the first token, short enough to take seconds (it runs at every load).
+fn measurement_messages() -> Vec<ChatMessage> {
+    let passage = "Every full-time employee receives twenty working days of paid vacation per \
+                   calendar year, and up to five unused days may be carried over into the next year. ";
+    vec![
+        ChatMessage {
+            role: Role::System,
+            content: "Answer from the text in one short sentence.".into(),
+        },
+        ChatMessage {
+            role: Role::User,
+            content: format!(
+                "{}\nHow many days of paid vacation does an employee get?",
+                passage.repeat(6)
+            ),
+        },
+    ]
 }
 
 impl MistralRsGenerator {
@@ -99,12 +162,55 @@ impl MistralRsGenerator {
             .or_else(|| config_context(dir))
             .unwrap_or(4096);
         let tokenizer = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).ok();
-        Ok(Self {
+        let mut generator = Self {
             model,
             name: format!("mistralrs:{name}"),
             context_window,
             tokenizer,
-        })
+            speed: None,
+        };
+        if config.measure_speed {
+            generator.speed = Some(generator.measure_speed().await?);
+        }
+        Ok(generator)
+    }
+
+    /// What the speed measurement at load found (with `measure_speed`).
+    pub fn speed(&self) -> Option<Speed> {
+        self.speed
+    }
+
+    /// Prefills about 200 tokens and writes up to 8: the machine's speed with this model.
+    async fn measure_speed(&self) -> Result<Speed, GenerationError> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let params = GenerationParams {
+            max_tokens: 8,
+            temperature: 0.0,
+        };
+        let messages = measurement_messages();
+        let (stats, ()) = tokio::join!(self.generate(&messages, params, tx), async {
+            while rx.recv().await.is_some() {}
+        });
+        let stats = stats?;
+        let first = stats
+            .first_token
+            .ok_or_else(|| GenerationError::engine("the speed measurement produced no text"))?;
+        let prefill = stats.prompt_tokens.max(1) as f64 / first.as_secs_f64().max(1e-3);
+        // One token only: the whole time after the prompt counts as its decoding.
+        let decode = stats
+            .decode_tokens_per_second()
+            .unwrap_or_else(|| 1.0 / stats.total.saturating_sub(first).as_secs_f64().max(1e-3));
+        let speed = Speed {
+            prefill_tokens_per_s: prefill,
+            decode_tokens_per_s: decode,
+        };
+        tracing::info!(
+            model = %self.name,
+            prefill_tokens_per_s = format!("{prefill:.1}"),
+            decode_tokens_per_s = format!("{decode:.1}"),
+            "measured the language model's speed"
+        );
+        Ok(speed)
     }
 }
 
@@ -147,8 +253,10 @@ fn use_paged_attention(config: &MistralRsConfig) -> bool {
 }
 
 async fn load_safetensors(config: &MistralRsConfig) -> anyhow::Result<Model> {
+    let device = mistralrs::best_device(config.force_cpu)?;
     let mut builder = TextModelBuilder::new(config.model_dir.display().to_string())
         .with_token_source(TokenSource::None)
+        .with_dtype(model_dtype(config.dtype, &device))
         .with_max_num_seqs(config.max_batch.max(1));
     if let Some(bits) = isq_bits(config.quantization) {
         builder = builder.with_auto_isq(bits);
@@ -162,21 +270,64 @@ async fn load_safetensors(config: &MistralRsConfig) -> anyhow::Result<Model> {
     builder.build().await
 }
 
+/// Loads a GGUF model. mistral.rs's `GgufModelBuilder` always lets the engine choose the
+/// activation type (a half type, slow on CPU), so without paged attention the pipeline is built
+/// here the way that builder builds it, with the type asked for. Paged attention (CUDA) keeps
+/// the builder and its choice, which suits a GPU.
 async fn load_gguf(config: &MistralRsConfig, files: Vec<String>) -> anyhow::Result<Model> {
-    let mut builder = GgufModelBuilder::new(config.model_dir.display().to_string(), files)
-        .with_token_source(TokenSource::None)
-        .with_max_num_seqs(config.max_batch.max(1));
     let template = config.model_dir.join("tokenizer_config.json");
-    if template.is_file() {
-        builder = builder.with_chat_template(template.display().to_string());
-    }
-    if config.force_cpu {
-        builder = builder.with_force_cpu();
-    }
+    let chat_template = template.is_file().then(|| template.display().to_string());
     if use_paged_attention(config) {
-        builder = builder.with_paged_attn(PagedAttentionMetaBuilder::default().build()?);
+        if config.dtype != ActivationDtype::Auto {
+            tracing::warn!(
+                dtype = ?config.dtype,
+                "generation.mistralrs.dtype is not applied to GGUF models with paged attention"
+            );
+        }
+        let mut builder = GgufModelBuilder::new(config.model_dir.display().to_string(), files)
+            .with_token_source(TokenSource::None)
+            .with_max_num_seqs(config.max_batch.max(1))
+            .with_paged_attn(PagedAttentionMetaBuilder::default().build()?);
+        if let Some(template) = chat_template {
+            builder = builder.with_chat_template(template);
+        }
+        if config.force_cpu {
+            builder = builder.with_force_cpu();
+        }
+        return builder.build().await;
     }
-    builder.build().await
+    let device = mistralrs::best_device(config.force_cpu)?;
+    let loader = GGUFLoaderBuilder::new(
+        chat_template,
+        None,
+        config.model_dir.display().to_string(),
+        files,
+        GGUFSpecificConfig { topology: None },
+        false,
+        None,
+    )
+    .build();
+    let pipeline = loader.load_model_from_hf(
+        None,
+        TokenSource::None,
+        &model_dtype(config.dtype, &device),
+        &device,
+        true,
+        DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+        None,
+        None,
+    )?;
+    let scheduler = SchedulerConfig::DefaultScheduler {
+        method: DefaultSchedulerMethod::Fixed(config.max_batch.max(1).try_into()?),
+    };
+    // The builder's defaults: KV cache and a prefix cache of 16 sequences.
+    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
+        .with_no_kv_cache(false)
+        .with_no_prefix_cache(false)
+        .with_prefix_cache_n(16)
+        .build()
+        .await;
+    Ok(Model::new(runner))
 }
 
 #[async_trait]
@@ -187,6 +338,18 @@ impl Generator for MistralRsGenerator {
 
     fn context_window(&self) -> usize {
         self.context_window
+    }
+
+    fn expected_duration(
+        &self,
+        prompt_tokens: usize,
+        answer_tokens: usize,
+    ) -> Option<std::time::Duration> {
+        let speed = self.speed?;
+        Some(std::time::Duration::from_secs_f64(
+            prompt_tokens as f64 / speed.prefill_tokens_per_s
+                + answer_tokens as f64 / speed.decode_tokens_per_s,
+        ))
     }
 
     fn count_tokens(&self, text: &str) -> usize {

@@ -1,0 +1,124 @@
+//! The real mistral.rs path with a real model: SmolLM2-135M-Instruct (a 98 MB GGUF) answers a
+//! question about an ingested document, and the answer comes back verified, carrying Verity's
+//! citation of that document. The model is installed by `scripts/models.sh smollm2-135m`,
+//! which `scripts/test.sh` runs before the tests; run by hand without it, the test fails and
+//! says so rather than skipping.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use verity_cli::app::Verity;
+use verity_cli::pipeline::{IngestOptions, Quiet};
+use verity_cli::settings::GenerationBackend;
+use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
+
+use crate::helpers::{repo_root, settings_for, write};
+
+/// Where `scripts/models.sh` puts SmolLM2: `<data dir>/models/llm/smollm2-135m`, the data
+/// directory being VERITY_DATA_DIR (relative to the repository root, as the script runs there)
+/// or `data/`.
+fn smollm2_dir() -> PathBuf {
+    let data = std::env::var_os("VERITY_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let dir = repo_root().join(data).join("models/llm/smollm2-135m");
+    let has_gguf = std::fs::read_dir(&dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"))
+    });
+    assert!(
+        has_gguf,
+        "SmolLM2-135M is not installed in {}: run `scripts/models.sh smollm2-135m` (scripts/test.sh \
+         does it before the tests)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn a_real_model_answers_from_an_ingested_document_with_verified_citations() {
+    let model_dir = smollm2_dir();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("docs");
+        let policy = write(
+            &docs,
+            "vacation.md",
+            "# Annual vacation\n\nEvery full-time employee receives 20 working days of paid \
+             vacation per calendar year. Up to 5 unused days may be carried over into the next \
+             calendar year; carried-over days must be taken by 31 March.\n",
+        );
+        let mut settings = settings_for(&dir.path().join("data"));
+        settings.generation.backend = GenerationBackend::Mistralrs;
+        settings.generation.mistralrs.model_dir = Some(model_dir);
+        settings.generation.mistralrs.force_cpu = true;
+        settings.generation.max_tokens = 64;
+        // The default: the deadline is derived from the model's speed measured at load, so a
+        // slow CI machine does not fall back.
+        settings.generation.timeout_seconds = 0;
+        let mut verity = Verity::open(settings).await.unwrap();
+        verity
+            .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
+            .await
+            .unwrap();
+        let loading = Instant::now();
+        verity.enable_generation().await.unwrap();
+        let load_seconds = loading.elapsed().as_secs_f64();
+
+        let asking = Instant::now();
+        let (answer, timings) = verity
+            .query(
+                &Caller::local(),
+                QueryRequest {
+                    // SmolLM2 answers this one with the policy's sentence, but no marker.
+                    question: "What does every full-time employee receive per calendar year?"
+                        .into(),
+                    collection: None,
+                    top_k: None,
+                    mode: None,
+                    filter: None,
+                    stream: false,
+                },
+            )
+            .await
+            .unwrap();
+        eprintln!(
+            "SmolLM2-135M: loaded (with the speed measurement) in {load_seconds:.1} s, answered in \
+             {:.1} s (first token {:.0} ms, generation {:.0} ms): {:?} ({:?}: {:?})",
+            asking.elapsed().as_secs_f64(),
+            timings.first_token_ms,
+            timings.generate_ms,
+            answer.answer,
+            answer.grounding.status,
+            answer.grounding.reason
+        );
+
+        assert!(
+            answer.generator.starts_with("mistralrs:smollm2-135m"),
+            "the model wrote the answer, not a fallback: {answer:#?}"
+        );
+        assert!(
+            matches!(
+                answer.grounding.status,
+                GroundingStatus::Grounded | GroundingStatus::Partial
+            ),
+            "a verified answer: {answer:#?}"
+        );
+        assert!(timings.generate_ms > 0.0 && timings.first_token_ms > 0.0);
+        // Verity's citation: a marker in the text naming the passage of the policy.
+        assert!(answer.answer.contains("[1]"), "{answer:#?}");
+        let cited = answer
+            .citations
+            .iter()
+            .find(|c| c.id == 1)
+            .expect("citation 1 is listed");
+        assert!(cited.source.ends_with("vacation.md"), "{cited:#?}");
+        assert!(cited.text.contains("20 working days"), "{cited:#?}");
+    });
+}
