@@ -500,3 +500,72 @@ impl AnswerService for Verity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Overrides;
+    use verity_generate::{ChatMessage, GenerationError, GenerationStats};
+
+    /// A model that says it prefills 100 tokens/s and decodes 10 tokens/s.
+    struct Measured;
+
+    #[async_trait]
+    impl Generator for Measured {
+        fn name(&self) -> String {
+            "measured".into()
+        }
+        fn context_window(&self) -> usize {
+            32_768
+        }
+        fn expected_duration(
+            &self,
+            prompt_tokens: usize,
+            answer_tokens: usize,
+        ) -> Option<Duration> {
+            Some(Duration::from_secs_f64(
+                prompt_tokens as f64 / 100.0 + answer_tokens as f64 / 10.0,
+            ))
+        }
+        async fn generate(
+            &self,
+            _: &[ChatMessage],
+            _: GenerationParams,
+            _: tokio::sync::mpsc::Sender<String>,
+        ) -> Result<GenerationStats, GenerationError> {
+            unreachable!("only its speed is asked")
+        }
+    }
+
+    fn settings() -> Settings {
+        let mut settings = Settings::load(None, &Overrides::default()).unwrap();
+        settings.query.top_k = 5;
+        settings.chunking.max_tokens = 250;
+        settings.generation.max_tokens = 512;
+        settings
+    }
+
+    #[test]
+    fn a_zero_timeout_is_derived_from_the_models_measured_speed() {
+        let mut settings = settings();
+        settings.generation.timeout_seconds = 0;
+        // A full prompt: 400 + 5 × 250 = 1,650 tokens → 16.5 s; 512 tokens → 51.2 s.
+        // 1.5 × 67.7 s + 10 s = 111.55 s, rounded up.
+        assert_eq!(
+            generation_timeout(&settings, Some(&Measured)),
+            Duration::from_secs(112)
+        );
+        // Unknown speed (a remote engine) or no model: the default.
+        assert_eq!(generation_timeout(&settings, None), DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_set_timeout_is_kept() {
+        let mut settings = settings();
+        settings.generation.timeout_seconds = 45;
+        assert_eq!(
+            generation_timeout(&settings, Some(&Measured)),
+            Duration::from_secs(45)
+        );
+    }
+}

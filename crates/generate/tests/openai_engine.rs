@@ -197,13 +197,10 @@ async fn an_engine_too_slow_for_the_timeout_falls_back_in_time() {
         started.elapsed()
     );
     assert_eq!(got.answer.grounding.status, GroundingStatus::Fallback);
-    assert!(
-        got.answer
-            .grounding
-            .reason
-            .unwrap()
-            .contains("did not finish")
-    );
+    // The reason says why and what to change.
+    let reason = got.answer.grounding.reason.unwrap();
+    assert!(reason.contains("did not finish"), "{reason}");
+    assert!(reason.contains("generation.timeout_seconds"), "{reason}");
 }
 
 #[tokio::test]

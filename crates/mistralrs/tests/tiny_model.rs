@@ -138,3 +138,26 @@ async fn a_grounded_answer_runs_through_the_model_and_is_verified() {
     assert_eq!(answer.grounding.status, GroundingStatus::Abstained);
     assert_eq!(answer.citations.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_measured_at_load_says_how_long_an_answer_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_random_llama(dir.path(), LlamaShape::TINY, 7).unwrap();
+    let mut config = MistralRsConfig::new(dir.path());
+    config.force_cpu = true;
+    config.measure_speed = true;
+    let generator = MistralRsGenerator::load(&config).await.unwrap();
+    let speed = generator.speed().expect("measured");
+    assert!(speed.prefill_tokens_per_s > 0.0 && speed.decode_tokens_per_s > 0.0);
+    let short = generator.expected_duration(100, 10).unwrap();
+    let long = generator.expected_duration(1000, 500).unwrap();
+    assert!(short > Duration::ZERO && long > short, "{short:?} {long:?}");
+    // Exactly the measured rates: prompt at the prefill rate, answer at the decode rate.
+    let expected = 1000.0 / speed.prefill_tokens_per_s + 500.0 / speed.decode_tokens_per_s;
+    assert!((long.as_secs_f64() - expected).abs() < 1e-6);
+
+    // Not measured: unknown.
+    let (_dir, unmeasured) = tiny_generator().await;
+    assert!(unmeasured.speed().is_none());
+    assert!(unmeasured.expected_duration(100, 10).is_none());
+}
