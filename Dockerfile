@@ -5,7 +5,11 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin verity
+# candle's quantised matmul kernels (the local LLM under mistral.rs) use AVX2/FMA only when the
+# compiler may: about 10x faster on CPU (docs/benchmarks.md). x86-64-v3 runs on x86-64 server
+# CPUs since about 2015; build with --build-arg TARGET_CPU=x86-64 for older ones.
+ARG TARGET_CPU=x86-64-v3
+RUN RUSTFLAGS="-C target-cpu=${TARGET_CPU}" cargo build --release --locked --bin verity
 
 FROM python:3.11-slim-bookworm AS assets
 ARG ORT_VERSION=1.24.4
