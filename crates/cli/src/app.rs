@@ -19,7 +19,7 @@ use verity_generate::{
     AnswerConfig, Answerer, ExtractiveAnswerer, ExtractiveConfig, GenerationParams, Generator,
     OpenAiConfig, OpenAiGenerator,
 };
-use verity_ingest::{Chunker, ChunkerConfig};
+use verity_ingest::Chunker;
 use verity_mistralrs::{MistralRsConfig, MistralRsGenerator};
 use verity_retrieve::{EdgeIndex, INDEX_FORMAT, QdrantServerIndex};
 use verity_store::Store;
@@ -54,14 +54,8 @@ impl Verity {
         let onnxruntime = find_onnxruntime(settings.embed.onnxruntime.as_deref())?;
         let embedder =
             FastEmbedder::new(&settings.embedder_config(model_dir.clone(), onnxruntime))?;
-        let chunker = Chunker::from_model_dir(
-            &model_dir,
-            ChunkerConfig {
-                target_tokens: settings.chunking.target_tokens,
-                max_tokens: settings.chunking.max_tokens,
-            },
-        )
-        .map_err(VerityError::Config)?;
+        let chunker = Chunker::from_model_dir(&model_dir, settings.chunker_config())
+            .map_err(VerityError::Config)?;
         let index: Arc<dyn VectorIndex> = match &settings.index.qdrant_url {
             Some(url) => Arc::new(
                 QdrantServerIndex::connect(

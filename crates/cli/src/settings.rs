@@ -228,6 +228,22 @@ impl Settings {
         }
     }
 
+    /// The largest section kept whole in one chunk: `chunking.max_tokens`, or the model's own.
+    pub fn chunk_max_tokens(&self) -> usize {
+        match self.chunking.max_tokens {
+            0 => self.embed_model().chunk_max_tokens,
+            n => n,
+        }
+    }
+
+    /// How documents are cut into chunks.
+    pub fn chunker_config(&self) -> verity_ingest::ChunkerConfig {
+        verity_ingest::ChunkerConfig {
+            target_tokens: self.chunking.target_tokens,
+            max_tokens: self.chunk_max_tokens(),
+        }
+    }
+
     /// The similarity under which answers abstain: `query.abstain_below`, or the threshold
     /// calibrated for the embedding model (cosines of different models are not comparable).
     pub fn abstain_below(&self) -> f32 {
@@ -345,18 +361,15 @@ impl Settings {
             "query.top_k must be between 1 and query.max_top_k ({})",
             self.query.max_top_k
         );
+        let max_tokens = self.chunk_max_tokens();
+        anyhow::ensure!(max_tokens >= 16, "chunking.max_tokens must be at least 16");
         anyhow::ensure!(
-            self.chunking.max_tokens >= 16,
-            "chunking.max_tokens must be at least 16"
+            (1..=max_tokens).contains(&self.chunking.target_tokens),
+            "chunking.target_tokens must be between 1 and chunking.max_tokens ({max_tokens})"
         );
         anyhow::ensure!(
-            (1..=self.chunking.max_tokens).contains(&self.chunking.target_tokens),
-            "chunking.target_tokens must be between 1 and chunking.max_tokens"
-        );
-        anyhow::ensure!(
-            self.chunking.max_tokens < self.embed_max_length(),
-            "chunking.max_tokens ({}) must be below embed.max_length ({})",
-            self.chunking.max_tokens,
+            max_tokens < self.embed_max_length(),
+            "chunking.max_tokens ({max_tokens}) must be below embed.max_length ({})",
             self.embed_max_length()
         );
         anyhow::ensure!(

@@ -22,6 +22,9 @@ pub struct ModelSpec {
     pub passage_prefix: &'static str,
     /// The input length the model was trained with, in its tokens.
     pub max_length: usize,
+    /// Default `chunking.max_tokens`: the largest section kept whole, in the model's tokens
+    /// (room is left for the title line, the prefix and the special tokens).
+    pub chunk_max_tokens: usize,
     /// Whether a text's vector depends on the other texts of its batch. True for dynamically
     /// quantised (int8) graphs: activations are quantised with ranges taken over the whole
     /// batch, padding included (cosine 0.997 between a text alone and in a batch). Questions
@@ -43,7 +46,13 @@ pub const MODELS: &[ModelSpec] = &[
         query_prefix: "query: ",
         passage_prefix: "passage: ",
         max_length: 512,
+        // Whole paragraphs: on the SQuAD-es dev slice, hybrid hit@5 0.953 at 450 tokens
+        // against 0.938 at 250 and 0.903 at 128 (docs/benchmarks.md, "Multilingual").
+        chunk_max_tokens: 450,
         batch_dependent: true,
+        // Hybrid mode on the dev slices abstains on 4.9 % (en), 2.9 % (es) and 0.3 % (pt) of
+        // answerable questions at 0.80; at 0.825 already on 14-16 % in English. One threshold
+        // fits all three languages: no per-language value is needed.
         abstain_below: 0.80,
     },
     // The same model in float32.
@@ -54,6 +63,9 @@ pub const MODELS: &[ModelSpec] = &[
         query_prefix: "query: ",
         passage_prefix: "passage: ",
         max_length: 512,
+        // Whole paragraphs: on the SQuAD-es dev slice, hybrid hit@5 0.953 at 450 tokens
+        // against 0.938 at 250 and 0.903 at 128 (docs/benchmarks.md, "Multilingual").
+        chunk_max_tokens: 450,
         batch_dependent: false,
         abstain_below: 0.80,
     },
@@ -66,6 +78,7 @@ pub const MODELS: &[ModelSpec] = &[
         query_prefix: "",
         passage_prefix: "",
         max_length: 256,
+        chunk_max_tokens: 250,
         batch_dependent: false,
         abstain_below: 0.35,
     },
