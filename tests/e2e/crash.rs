@@ -218,15 +218,9 @@ async fn a_killed_ingest_never_exposes_inactive_chunks_and_reconcile_repairs_it_
 #[test]
 fn the_big_document_needs_several_index_batches() {
     let settings = settings_for(tempfile::tempdir().unwrap().path());
-    let model = verity_embed::find_model_dir(None, &settings.data_dir).unwrap();
-    let chunker = verity_ingest::Chunker::from_model_dir(
-        &model,
-        verity_ingest::ChunkerConfig {
-            target_tokens: settings.chunking.target_tokens,
-            max_tokens: settings.chunking.max_tokens,
-        },
-    )
-    .unwrap();
+    let model = settings.find_model_dir().unwrap();
+    let chunker =
+        verity_ingest::Chunker::from_model_dir(&model, settings.chunker_config()).unwrap();
     let document = verity_ingest::parse_bytes(
         big_document("new").as_bytes(),
         verity_core::DocumentFormat::Markdown,

@@ -14,12 +14,12 @@ use verity_core::{
     SearchQuery, Timings, VectorIndex, VerityError, VerityResult, detect_language, parse_day,
     policy, validate_collection_name, validate_group_name,
 };
-use verity_embed::{EmbedderConfig, FastEmbedder, find_model_dir, find_onnxruntime};
+use verity_embed::{FastEmbedder, find_onnxruntime};
 use verity_generate::{
     AnswerConfig, Answerer, ExtractiveAnswerer, ExtractiveConfig, GenerationParams, Generator,
     OpenAiConfig, OpenAiGenerator,
 };
-use verity_ingest::{Chunker, ChunkerConfig};
+use verity_ingest::Chunker;
 use verity_mistralrs::{MistralRsConfig, MistralRsGenerator};
 use verity_retrieve::{EdgeIndex, INDEX_FORMAT, QdrantServerIndex};
 use verity_store::Store;
@@ -52,23 +52,12 @@ impl Verity {
         })?;
         let lock = lock_data_dir(&settings)?;
 
-        let model_dir = find_model_dir(settings.embed.model_dir.as_deref(), &settings.data_dir)?;
+        let model_dir = settings.find_model_dir()?;
         let onnxruntime = find_onnxruntime(settings.embed.onnxruntime.as_deref())?;
-        let embedder = FastEmbedder::new(&EmbedderConfig {
-            model_dir: model_dir.clone(),
-            onnxruntime,
-            max_length: settings.embed.max_length,
-            batch_size: settings.embed.batch_size,
-            threads: settings.embed.threads,
-        })?;
-        let chunker = Chunker::from_model_dir(
-            &model_dir,
-            ChunkerConfig {
-                target_tokens: settings.chunking.target_tokens,
-                max_tokens: settings.chunking.max_tokens,
-            },
-        )
-        .map_err(VerityError::Config)?;
+        let embedder =
+            FastEmbedder::new(&settings.embedder_config(model_dir.clone(), onnxruntime))?;
+        let chunker = Chunker::from_model_dir(&model_dir, settings.chunker_config())
+            .map_err(VerityError::Config)?;
         let index: Arc<dyn VectorIndex> = match &settings.index.qdrant_url {
             Some(url) => Arc::new(
                 QdrantServerIndex::connect(
@@ -118,10 +107,16 @@ impl Verity {
     /// Identifies how chunks were made: documents ingested with another model or chunk size
     /// are re-chunked and re-embedded even if their bytes did not change.
     pub fn pipeline_fingerprint(&self) -> String {
+        // The passage prefix changes every vector; it is named only when there is one, so the
+        // fingerprints of models without (all-MiniLM-L6-v2) stay as they were.
+        let prefix = match self.settings.embed_model().passage_prefix {
+            "" => String::new(),
+            prefix => format!(";passage_prefix={prefix:?}"),
+        };
         format!(
-            "model={};max_length={};target_tokens={};max_tokens={};index={}",
+            "model={};max_length={}{prefix};target_tokens={};max_tokens={};index={}",
             self.embedder.model_name(),
-            self.settings.embed.max_length,
+            self.settings.embed_max_length(),
             self.chunker.config().target_tokens,
             self.chunker.config().max_tokens,
             INDEX_FORMAT
@@ -336,7 +331,7 @@ fn answerer(settings: &Settings, generator: Option<Arc<dyn Generator>>) -> Answe
     let timeout = generation_timeout(settings, generator.as_deref());
     Answerer::new(
         ExtractiveAnswerer::new(ExtractiveConfig {
-            abstain_below: settings.query.abstain_below,
+            abstain_below: settings.abstain_below(),
             min_term_coverage: settings.query.min_term_coverage,
             max_sentences: settings.query.max_sentences,
         }),

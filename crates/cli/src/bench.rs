@@ -93,7 +93,7 @@ pub async fn bench_ingest(
     let mut settings = settings.clone();
     // The model is found relative to the real data directory; pin it before switching.
     if settings.embed.model_dir.is_none() {
-        settings.embed.model_dir = Some(verity_embed::find_model_dir(None, &settings.data_dir)?);
+        settings.embed.model_dir = Some(settings.find_model_dir()?);
     }
     settings.data_dir = scratch.path().to_path_buf();
     let verity = Verity::open(settings).await?;

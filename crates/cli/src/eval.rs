@@ -291,7 +291,9 @@ async fn eval_mode(
     let calibration = calibrate.then(|| {
         let mut rows = Vec::new();
         for coverage in [0.0f32, 0.25, 0.34, 0.5, 0.6, 0.67, 0.75] {
-            for i in 0..=16 {
+            // Wide enough for every model: all-MiniLM-L6-v2's thresholds sit near 0.35,
+            // multilingual-e5's near 0.8 (its cosines are compressed into the upper range).
+            for i in 0..=34 {
                 let below = 0.10 + 0.025 * i as f32;
                 rows.push(CalibrationRow {
                     abstain_below: (below * 1000.0).round() / 1000.0,

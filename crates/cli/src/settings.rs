@@ -153,10 +153,15 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbedSettings {
+    /// A model known by name ([`verity_embed::MODELS`]): its file, prefixes, input length and
+    /// abstention threshold.
+    pub model: String,
+    /// Where the model is; unset: `<data dir>/models/<its directory>`, then `../shared/models/`.
     #[serde(default, deserialize_with = "empty_as_none")]
     pub model_dir: Option<PathBuf>,
     #[serde(default, deserialize_with = "empty_as_none")]
     pub onnxruntime: Option<PathBuf>,
+    /// Input length in the model's tokens; 0: the model's own.
     pub max_length: usize,
     pub batch_size: usize,
     pub threads: usize,
@@ -175,7 +180,9 @@ pub struct QuerySettings {
     pub top_k: u32,
     pub max_top_k: u32,
     pub max_question_chars: usize,
-    pub abstain_below: f32,
+    /// Unset: the embedding model's own threshold (see [`Settings::abstain_below`]).
+    #[serde(default)]
+    pub abstain_below: Option<f32>,
     pub min_term_coverage: f32,
     pub max_sentences: usize,
 }
@@ -212,6 +219,72 @@ impl Settings {
             timeout: std::time::Duration::from_secs(ingest.parse_timeout_seconds),
             ..verity_ingest::ParseLimits::default()
         }
+    }
+
+    /// The embedding model `embed.model` names (checked when the settings are loaded).
+    pub fn embed_model(&self) -> &'static verity_embed::ModelSpec {
+        verity_embed::model_spec(&self.embed.model).expect("embed.model is checked by validate")
+    }
+
+    /// The embedding model's input length: `embed.max_length`, or the model's own.
+    pub fn embed_max_length(&self) -> usize {
+        match self.embed.max_length {
+            0 => self.embed_model().max_length,
+            n => n,
+        }
+    }
+
+    /// The largest section kept whole in one chunk: `chunking.max_tokens`, or the model's own.
+    pub fn chunk_max_tokens(&self) -> usize {
+        match self.chunking.max_tokens {
+            0 => self.embed_model().chunk_max_tokens,
+            n => n,
+        }
+    }
+
+    /// How documents are cut into chunks.
+    pub fn chunker_config(&self) -> verity_ingest::ChunkerConfig {
+        verity_ingest::ChunkerConfig {
+            target_tokens: self.chunking.target_tokens,
+            max_tokens: self.chunk_max_tokens(),
+        }
+    }
+
+    /// The similarity under which answers abstain: `query.abstain_below`, or the threshold
+    /// calibrated for the embedding model (cosines of different models are not comparable).
+    pub fn abstain_below(&self) -> f32 {
+        self.query
+            .abstain_below
+            .unwrap_or(self.embed_model().abstain_below)
+    }
+
+    /// How to run the embedding model found in `model_dir`.
+    pub fn embedder_config(
+        &self,
+        model_dir: PathBuf,
+        onnxruntime: PathBuf,
+    ) -> verity_embed::EmbedderConfig {
+        let model = self.embed_model();
+        verity_embed::EmbedderConfig {
+            model_dir,
+            model_file: model.file.to_string(),
+            onnxruntime,
+            query_prefix: model.query_prefix.to_string(),
+            passage_prefix: model.passage_prefix.to_string(),
+            max_length: self.embed_max_length(),
+            batch_size: self.embed.batch_size,
+            batch_queries: !model.batch_dependent,
+            threads: self.embed.threads,
+        }
+    }
+
+    /// The embedding model's directory (see [`verity_embed::find_model_dir`]).
+    pub fn find_model_dir(&self) -> verity_core::VerityResult<PathBuf> {
+        verity_embed::find_model_dir(
+            self.embed.model_dir.as_deref(),
+            &self.data_dir,
+            self.embed_model(),
+        )
     }
 
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
@@ -281,6 +354,13 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        verity_embed::model_spec(&self.embed.model).map_err(anyhow::Error::msg)?;
+        if let Some(below) = self.query.abstain_below {
+            anyhow::ensure!(
+                (-1.0..=1.0).contains(&below),
+                "query.abstain_below is a cosine similarity: between -1 and 1"
+            );
+        }
         verity_core::validate_collection_name(&self.query.default_collection)
             .context("query.default_collection")?;
         anyhow::ensure!(
@@ -288,19 +368,16 @@ impl Settings {
             "query.top_k must be between 1 and query.max_top_k ({})",
             self.query.max_top_k
         );
+        let max_tokens = self.chunk_max_tokens();
+        anyhow::ensure!(max_tokens >= 16, "chunking.max_tokens must be at least 16");
         anyhow::ensure!(
-            self.chunking.max_tokens >= 16,
-            "chunking.max_tokens must be at least 16"
+            (1..=max_tokens).contains(&self.chunking.target_tokens),
+            "chunking.target_tokens must be between 1 and chunking.max_tokens ({max_tokens})"
         );
         anyhow::ensure!(
-            (1..=self.chunking.max_tokens).contains(&self.chunking.target_tokens),
-            "chunking.target_tokens must be between 1 and chunking.max_tokens"
-        );
-        anyhow::ensure!(
-            self.chunking.max_tokens < self.embed.max_length,
-            "chunking.max_tokens ({}) must be below embed.max_length ({})",
-            self.chunking.max_tokens,
-            self.embed.max_length
+            max_tokens < self.embed_max_length(),
+            "chunking.max_tokens ({max_tokens}) must be below embed.max_length ({})",
+            self.embed_max_length()
         );
         anyhow::ensure!(
             self.query.max_question_chars > 0,

@@ -14,11 +14,21 @@ const MAX_QUERY_BATCH: usize = 32;
 #[derive(Debug, Clone)]
 pub struct EmbedderConfig {
     pub model_dir: PathBuf,
+    /// The ONNX graph in `model_dir` to run (`model.onnx`, or e.g. `model_int8.onnx`).
+    pub model_file: String,
     pub onnxruntime: PathBuf,
-    /// Input length in model tokens; longer texts are truncated (all-MiniLM-L6-v2: 256).
+    /// Prepended to every question (multilingual-e5: `"query: "`; the model was trained so).
+    pub query_prefix: String,
+    /// Prepended to every passage (multilingual-e5: `"passage: "`).
+    pub passage_prefix: String,
+    /// Input length in model tokens, prefix included; longer texts are truncated
+    /// (all-MiniLM-L6-v2: 256, multilingual-e5-small: 512).
     pub max_length: usize,
     /// Texts per ONNX Runtime call when embedding passages.
     pub batch_size: usize,
+    /// Embed questions waiting together in one call (faster under load). Off for models whose
+    /// vectors depend on the batch (int8 with dynamic quantisation): each question alone.
+    pub batch_queries: bool,
     /// ONNX Runtime intra-op threads; 0 = one per CPU core.
     pub threads: usize,
 }
@@ -39,6 +49,8 @@ pub struct FastEmbedder {
     name: String,
     dimension: usize,
     batch_size: usize,
+    query_prefix: String,
+    passage_prefix: String,
 }
 
 impl std::fmt::Debug for FastEmbedder {
@@ -85,7 +97,7 @@ impl FastEmbedder {
             })
         };
         let model = UserDefinedEmbeddingModel::new(
-            read("model.onnx")?,
+            read(&config.model_file)?,
             TokenizerFiles {
                 tokenizer_file: read("tokenizer.json")?,
                 config_file: read("config.json")?,
@@ -115,31 +127,61 @@ impl FastEmbedder {
         let session = Arc::new(Mutex::new(session));
         let (sender, receiver) = std::sync::mpsc::channel();
         let worker_session = Arc::clone(&session);
+        let max_batch = if config.batch_queries {
+            MAX_QUERY_BATCH
+        } else {
+            1
+        };
         std::thread::Builder::new()
             .name("verity-embed-queries".into())
-            .spawn(move || serve_queries(&worker_session, &receiver))
+            .spawn(move || serve_queries(&worker_session, &receiver, max_batch))
             .map_err(|e| VerityError::Config(format!("cannot start the embedding thread: {e}")))?;
 
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
         Ok(Self {
             session,
             queries: Mutex::new(sender),
-            name,
+            name: model_name(dir, &config.model_file),
             dimension,
             batch_size: config.batch_size.max(1),
+            query_prefix: config.query_prefix.clone(),
+            passage_prefix: config.passage_prefix.clone(),
         })
     }
 }
 
-/// The question queue: take one, then everything else already waiting, embed them in one
-/// call, answer each. Ends when the embedder (the only sender) is dropped.
-fn serve_queries(session: &Mutex<TextEmbedding>, queue: &Receiver<(String, QueryReply)>) {
+/// The model's name in fingerprints and traces: its directory's name, and the graph's file
+/// when it is not the usual `model.onnx` (float32 and int8 copies give different vectors).
+fn model_name(dir: &Path, file: &str) -> String {
+    let dir_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    if file == "model.onnx" {
+        dir_name
+    } else {
+        format!("{dir_name}/{file}")
+    }
+}
+
+/// `text` with `prefix` in front, borrowed when there is no prefix.
+fn prefixed<'a>(prefix: &str, text: &'a str) -> std::borrow::Cow<'a, str> {
+    if prefix.is_empty() {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(format!("{prefix}{text}"))
+    }
+}
+
+/// The question queue: take one, then everything else already waiting (up to `max_batch`),
+/// embed them in one call, answer each. Ends when the embedder (the only sender) is dropped.
+fn serve_queries(
+    session: &Mutex<TextEmbedding>,
+    queue: &Receiver<(String, QueryReply)>,
+    max_batch: usize,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_QUERY_BATCH {
+        while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
@@ -178,7 +220,10 @@ impl Embedder for FastEmbedder {
         // wastes less work. Sort by length, embed, then put vectors back in the caller's order.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
-        let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
+        let sorted: Vec<std::borrow::Cow<'_, str>> = order
+            .iter()
+            .map(|&i| prefixed(&self.passage_prefix, &texts[i]))
+            .collect();
         let vectors = lock(&self.session)?
             .embed(&sorted, Some(self.batch_size))
             .map_err(embed_error)?;
@@ -194,7 +239,7 @@ impl Embedder for FastEmbedder {
         self.queries
             .lock()
             .map_err(|_| embed_error("query queue lock poisoned"))?
-            .send((text.to_string(), reply))
+            .send((prefixed(&self.query_prefix, text).into_owned(), reply))
             .map_err(|_| embed_error("the embedding thread has stopped"))?;
         answer
             .recv()

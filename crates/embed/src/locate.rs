@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use verity_core::{VerityError, VerityResult};
 
-/// The default embedding model, looked for under `<data dir>/models/` and `../shared/models/`.
-pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2-onnx";
+use crate::models::ModelSpec;
 
 /// Directories that may be the repository root: the working directory and its parent chain
 /// (two levels), and the workspace this binary was built from.
@@ -20,26 +19,31 @@ pub fn repo_root_candidates() -> Vec<PathBuf> {
     roots
 }
 
-/// The model directory: `explicit` if given (it must hold `model.onnx`), else
-/// `<data_dir>/models/all-MiniLM-L6-v2-onnx`, else `../shared/models/all-MiniLM-L6-v2-onnx`
+/// The directory of `model`: `explicit` if given (it must hold the model's ONNX file and
+/// `tokenizer.json`), else `<data_dir>/models/<dir name>`, else `../shared/models/<dir name>`
 /// next to the repository.
-pub fn find_model_dir(explicit: Option<&Path>, data_dir: &Path) -> VerityResult<PathBuf> {
+pub fn find_model_dir(
+    explicit: Option<&Path>,
+    data_dir: &Path,
+    model: &ModelSpec,
+) -> VerityResult<PathBuf> {
     let is_model =
-        |dir: &Path| dir.join("model.onnx").is_file() && dir.join("tokenizer.json").is_file();
+        |dir: &Path| dir.join(model.file).is_file() && dir.join("tokenizer.json").is_file();
     if let Some(dir) = explicit {
         return if is_model(dir) {
             Ok(dir.to_path_buf())
         } else {
             Err(VerityError::Config(format!(
-                "embed.model_dir {} does not hold model.onnx and tokenizer.json",
-                dir.display()
+                "embed.model_dir {} does not hold {} and tokenizer.json",
+                dir.display(),
+                model.file
             )))
         };
     }
-    let mut tried = vec![data_dir.join("models").join(DEFAULT_MODEL_NAME)];
+    let mut tried = vec![data_dir.join("models").join(model.dir_name)];
     for root in repo_root_candidates() {
-        tried.push(root.join("data/models").join(DEFAULT_MODEL_NAME));
-        tried.push(root.join("../shared/models").join(DEFAULT_MODEL_NAME));
+        tried.push(root.join("data/models").join(model.dir_name));
+        tried.push(root.join("../shared/models").join(model.dir_name));
     }
     tried
         .iter()
@@ -47,8 +51,10 @@ pub fn find_model_dir(explicit: Option<&Path>, data_dir: &Path) -> VerityResult<
         .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.clone()))
         .ok_or_else(|| {
             VerityError::Config(format!(
-                "embedding model not found; run scripts/setup.sh or set embed.model_dir \
-                 (VERITY_EMBED__MODEL_DIR). Looked in: {}",
+                "embedding model {} not found; run scripts/setup.sh (it builds or links it), \
+                 or set embed.model_dir (VERITY_EMBED__MODEL_DIR), or choose another model with \
+                 embed.model. Looked in: {}",
+                model.name,
                 list(&tried)
             ))
         })

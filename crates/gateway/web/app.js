@@ -20,8 +20,14 @@
   function pickLanguage() {
     const saved = store.getItem(KEYS.lang);
     if (saved && WORDS[saved]) return saved;
-    const wanted = (navigator.languages && navigator.languages[0]) || navigator.language || 'en';
-    return String(wanted).toLowerCase().startsWith('es') ? 'es' : 'en';
+    // The first of the browser's languages the page speaks (pt-BR, es-CL, en-GB … match by
+    // their primary subtag); English when none does.
+    const wanted = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
+    for (const tag of wanted) {
+      const primary = String(tag).toLowerCase().split('-')[0];
+      if (WORDS[primary]) return primary;
+    }
+    return 'en';
   }
   function t(key, vars) {
     let text = (WORDS[lang] && WORDS[lang][key]) || WORDS.en[key] || key;
@@ -39,9 +45,7 @@
     for (const el of document.querySelectorAll('[data-i18n-label]')) {
       el.setAttribute('aria-label', t(el.dataset.i18nLabel));
     }
-    const other = lang === 'es' ? 'en' : 'es';
-    $('lang-label').textContent = other === 'es' ? 'Español' : 'English';
-    $('lang').lang = other;
+    $('lang').value = lang;
     renderWho();
     renderCollections();
     renderNotice();
@@ -973,8 +977,9 @@
     document.addEventListener('keydown', (e) => {
       if (e.key === 'Escape' && !$('passage').hidden && !$('signin').open) closePassage(true);
     });
-    $('lang').addEventListener('click', () => {
-      lang = lang === 'es' ? 'en' : 'es';
+    $('lang').addEventListener('change', () => {
+      if (!WORDS[$('lang').value]) return;
+      lang = $('lang').value;
       store.setItem(KEYS.lang, lang);
       applyLanguage();
     });

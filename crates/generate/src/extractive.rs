@@ -8,7 +8,9 @@ use verity_core::{
 use crate::terms::{content_terms, term_coverage};
 
 /// Below this cosine similarity between the question and the best passage, Verity abstains.
-/// Calibrated on `../shared/data/squad/dev.json` with `verity eval squad` (see the README).
+/// all-MiniLM-L6-v2's threshold, calibrated on `../shared/data/squad/dev.json` with `verity
+/// eval squad`; the service passes the threshold of the model it runs (`verity_embed::MODELS`,
+/// README "Retrieval and abstention"): cosines of different models are not comparable.
 pub const DEFAULT_ABSTAIN_BELOW: f32 = 0.35;
 /// Abstain when fewer than this share of the question's content words (stemmed, accents
 /// folded) appear in the retrieved passages. Needed beside the similarity threshold because an

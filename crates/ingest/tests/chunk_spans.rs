@@ -12,6 +12,9 @@ fn model_dir() -> PathBuf {
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
+        // The default model's tokenizer (scripts/setup.sh installs it), else all-MiniLM-L6-v2's.
+        manifest.join("../../data/models/multilingual-e5-small"),
+        manifest.join("../../../shared/models/multilingual-e5-small"),
         manifest.join("../../data/models/all-MiniLM-L6-v2-onnx"),
         manifest.join("../../../shared/models/all-MiniLM-L6-v2-onnx"),
     ];

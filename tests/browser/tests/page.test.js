@@ -284,10 +284,42 @@ describe('the page, with API keys', () => {
     await page.goto(server.url);
     assert.equal(await page.getAttribute('html', 'lang'), 'es');
     assert.equal(await page.textContent('#ask-button'), 'Preguntar');
-    await page.click('#lang');
+    assert.equal(await page.inputValue('#lang'), 'es');
+    await page.selectOption('#lang', 'en');
     assert.equal(await page.textContent('#ask-button'), 'Ask');
     await page.reload();
     assert.equal(await page.textContent('#ask-button'), 'Ask');
+    assert.equal(await page.inputValue('#lang'), 'en');
+    await page.context().close();
+  });
+
+  test('Portuguese interface from a Brazilian browser, switchable to Spanish', async () => {
+    const page = await newPage(browser, { locale: 'pt-BR' });
+    await page.goto(server.url);
+    assert.equal(await page.getAttribute('html', 'lang'), 'pt');
+    assert.equal(await page.inputValue('#lang'), 'pt');
+    assert.equal(await page.textContent('#ask-button'), 'Perguntar');
+    assert.equal(await page.textContent('#signin-open'), 'Entrar');
+    assert.equal(await page.getAttribute('#question', 'placeholder'), 'Quantos dias de f\u00e9rias posso acumular para o ano seguinte?');
+    assert.equal(await page.textContent('label[for="lang"]'), 'Idioma da interface');
+    await page.selectOption('#lang', 'es');
+    assert.equal(await page.getAttribute('html', 'lang'), 'es');
+    assert.equal(await page.textContent('#signin-open'), 'Iniciar sesi\u00f3n');
+    await page.reload();
+    assert.equal(await page.inputValue('#lang'), 'es');
+    await page.context().close();
+  });
+
+  test('a Portuguese question is answered from the Portuguese handbook, in a Portuguese page', async () => {
+    const page = await newPage(browser, { locale: 'pt-BR' });
+    await page.goto(server.url);
+    await signIn(page, admin);
+    const result = await ask(page, 'Em quantos per\u00edodos posso dividir as minhas f\u00e9rias?', 'handbook');
+    assert.equal(result.status, 'grounded', JSON.stringify(result));
+    assert.equal(result.badge, 'Fundamentada');
+    assert.match(result.answer, /tr\u00eas per\u00edodos/);
+    assert.equal(await page.textContent('#sources-title'), 'Fontes');
+    assert.match(await page.textContent('#sources-list'), /F\u00e9rias no Brasil/);
     await page.context().close();
   });
 
