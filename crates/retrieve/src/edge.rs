@@ -21,8 +21,8 @@ use verity_core::{
 
 use crate::bm25::Bm25Encoders;
 use crate::points::{
-    FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, bm25_text, cosine, payload,
-    readable_groups, retrieved_chunk, text_field,
+    FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, TIE_MARGIN, bm25_text, cosine,
+    in_stable_order, payload, readable_groups, retrieved_chunk, text_field,
 };
 
 /// Name of the dense vector of each point.
@@ -439,7 +439,7 @@ impl VectorIndex for EdgeIndex {
             query: Some(scoring),
             filter: Some(filter),
             score_threshold: None,
-            limit,
+            limit: limit + TIE_MARGIN,
             offset: 0,
             params: None,
             // Dense vectors come back so that the question's cosine similarity to each passage
@@ -447,12 +447,14 @@ impl VectorIndex for EdgeIndex {
             with_vector: WithVector::Selector(vec![DENSE_VECTOR.to_string()]),
             with_payload: WithPayloadInterface::Bool(true),
         };
-        self.shard
+        let passages = self
+            .shard
             .query(request)
             .map_err(index_error)?
             .into_iter()
             .map(|point| retrieved_from(point, &query.vector))
-            .collect()
+            .collect::<VerityResult<Vec<_>>>()?;
+        Ok(in_stable_order(passages, limit))
     }
 
     async fn count(&self, filter: &SearchFilter) -> VerityResult<usize> {

@@ -29,6 +29,28 @@ pub(crate) const PREFETCH_CANDIDATES: usize = 50;
 /// Points are read in pages of this size when listed for reconciliation.
 pub(crate) const SCROLL_PAGE: usize = 1_000;
 
+/// Passages asked of the index beyond the caller's limit, so that passages tied on score at the
+/// limit (reciprocal rank fusion gives equal scores to a passage ranked 3rd dense and 4th sparse
+/// and one ranked 4th dense and 3rd sparse) are all seen before [`in_stable_order`] picks.
+pub(crate) const TIE_MARGIN: usize = 8;
+
+/// `passages` best first, ties broken by the dense similarity and then the chunk id, cut to
+/// `limit`. Qdrant returns tied points in no fixed order; without this the same question could
+/// get its sources numbered differently from one call to the next, and with them its citations.
+pub(crate) fn in_stable_order(
+    mut passages: Vec<RetrievedChunk>,
+    limit: usize,
+) -> Vec<RetrievedChunk> {
+    passages.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.similarity.total_cmp(&a.similarity))
+            .then_with(|| a.chunk_id.cmp(&b.chunk_id))
+    });
+    passages.truncate(limit);
+    passages
+}
+
 /// The payload of a chunk's point: everything a citation needs, the filter fields, and
 /// `visible: false` (published later, per document).
 pub(crate) fn payload(chunk: &IndexedChunk) -> Value {
@@ -132,5 +154,33 @@ pub(crate) fn retrieved_chunk(
             .and_then(|p| u32::try_from(p).ok()),
         score,
         similarity,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(id: &str, score: f32, similarity: f32) -> RetrievedChunk {
+        let mut payload = Map::new();
+        payload.insert("chunk_id".into(), json!(id));
+        retrieved_chunk(&payload, score, similarity)
+    }
+
+    #[test]
+    fn tied_passages_come_in_one_order_whatever_order_the_index_gave() {
+        let ids = |passages: Vec<RetrievedChunk>| -> Vec<String> {
+            passages.into_iter().map(|p| p.chunk_id).collect()
+        };
+        let given = vec![
+            passage("c", 0.5, 0.7),
+            passage("b", 0.5, 0.7),
+            passage("a", 0.5, 0.8),
+            passage("d", 0.9, 0.1),
+        ];
+        let mut reversed = given.clone();
+        reversed.reverse();
+        assert_eq!(ids(in_stable_order(given, 3)), ["d", "a", "b"]);
+        assert_eq!(ids(in_stable_order(reversed, 3)), ["d", "a", "b"]);
     }
 }

@@ -26,8 +26,8 @@ use verity_core::{
 use crate::bm25::Bm25Encoders;
 use crate::edge::{DENSE_VECTOR, RRF_K, SPARSE_VECTOR};
 use crate::points::{
-    FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, bm25_text, cosine, payload,
-    readable_groups, retrieved_chunk, text_field,
+    FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, TIE_MARGIN, bm25_text, cosine,
+    in_stable_order, payload, readable_groups, retrieved_chunk, text_field,
 };
 
 fn field_type_of(kind: FieldKind) -> FieldType {
@@ -356,7 +356,7 @@ impl VectorIndex for QdrantServerIndex {
         };
         let base = QueryPointsBuilder::new(&self.collection)
             .filter(filter.clone())
-            .limit(limit as u64)
+            .limit((limit + TIE_MARGIN) as u64)
             .with_payload(true)
             .with_vectors(VectorsSelector {
                 names: vec![DENSE_VECTOR.to_string()],
@@ -387,11 +387,12 @@ impl VectorIndex for QdrantServerIndex {
             }
         };
         let response = self.client.query(request).await.map_err(server_error)?;
-        Ok(response
+        let passages = response
             .result
             .into_iter()
             .map(|point| retrieved_from(point, &query.vector))
-            .collect())
+            .collect();
+        Ok(in_stable_order(passages, limit))
     }
 
     async fn count(&self, filter: &SearchFilter) -> VerityResult<usize> {
