@@ -127,10 +127,10 @@ pub enum GenerationError {
     #[error("{message}")]
     Engine { message: String, transient: bool },
     #[error(
-        "the language model did not finish within {} s (generation.timeout_seconds; 0 derives it \
+        "the language model did not finish within {:?} (generation.timeout_seconds; 0 derives it \
          from the model's speed measured at load); raise it, lower generation.max_tokens, or use \
          a faster model",
-        .0.as_secs()
+        .0
     )]
     Timeout(Duration),
 }

@@ -441,9 +441,8 @@ struct Gone;
 /// text an attacker had it echo.
 fn public_reason(error: &GenerationError) -> String {
     match error {
-        GenerationError::Timeout(limit) => {
-            format!("the language model did not finish within {limit:?}")
-        }
+        // Says only the deadline and the settings that set it.
+        GenerationError::Timeout(_) => error.to_string(),
         GenerationError::Engine {
             transient: true, ..
         } => "the language model failed: its engine is unavailable or overloaded \
