@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
 use verity_cli::app::Verity;
 use verity_cli::pipeline::{IngestOptions, Quiet};
-use verity_core::{Scope, SearchFilter, document_id};
+use verity_core::{Answer, AnswerTrace, Scope, SearchFilter, Timings, document_id};
 
 use crate::helpers::{
     BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, write,
@@ -90,6 +90,9 @@ fn app() -> &'static DocumentsApp {
                     .unwrap()
                     .key,
             ];
+            // A trace past traces.retention_days, written before the server starts: the
+            // server deletes it without anyone asking anything.
+            verity.store.insert_trace(&expired_trace()).await.unwrap();
             let verity = Arc::new(verity);
             let base_url = serve(Arc::clone(&verity)).await;
             (verity, base_url, keys)
@@ -106,6 +109,31 @@ fn app() -> &'static DocumentsApp {
             _dir: dir,
         }
     })
+}
+
+const EXPIRED_TRACE: &str = "00000000-0000-4000-8000-000000000031";
+
+fn expired_trace() -> AnswerTrace {
+    let days_ago_31 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 31 * 86_400;
+    AnswerTrace {
+        id: EXPIRED_TRACE.into(),
+        caller: "key:old".into(),
+        collection: "shared".into(),
+        question: "What did we ask a month ago?".into(),
+        mode: "hybrid".into(),
+        candidates: Vec::new(),
+        prompt_hash: None,
+        generator: "extractive".into(),
+        answer: Answer::default(),
+        timings: Timings::default(),
+        feedback: None,
+        created_at: days_ago_31,
+        redacted_at: None,
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -830,6 +858,87 @@ fn answers_have_traces_their_asker_can_read_and_rate_and_nobody_else_can() {
         ] {
             let reply = feedback(&app.key_a, body.clone()).await;
             assert_eq!(reply.status, status, "{body}: {}", reply.text);
+        }
+    });
+}
+
+#[test]
+fn a_deleted_documents_text_leaves_the_traces_of_answers_that_used_it() {
+    let app = app();
+    app.runtime.block_on(async {
+        let file = "locker-codes.md";
+        let secret = "The locker room door code is 4471-Q.";
+        let added = upload(
+            app,
+            &app.key_a,
+            &[
+                ("collection", None, b"shared"),
+                (
+                    "file",
+                    Some(file),
+                    format!("# Lockers\n\n{secret}\n").as_bytes(),
+                ),
+            ],
+        )
+        .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+        let document = added.body["document"]["id"].as_str().unwrap().to_string();
+        let answer = ask(app, &app.key_a, "What is the locker room door code?").await;
+        assert!(answer.text.contains("4471-Q"), "{}", answer.text);
+        let id = answer.body["id"].as_str().unwrap().to_string();
+        let trace = get(app, &app.key_a, &format!("/v1/answers/{id}")).await;
+        assert!(trace.text.contains("4471-Q"), "{}", trace.text);
+        assert!(trace.body["redacted_at"].is_null());
+
+        let removed = delete(app, &app.key_a, &format!("/v1/documents/{document}")).await;
+        assert_eq!(removed.status, StatusCode::OK, "{}", removed.text);
+        let trace = get(app, &app.key_a, &format!("/v1/answers/{id}")).await;
+        assert_eq!(trace.status, StatusCode::OK, "{}", trace.text);
+        assert!(
+            !trace.text.contains("4471-Q"),
+            "the trace kept the deleted text: {}",
+            trace.text
+        );
+        assert!(
+            !trace.text.contains("Lockers"),
+            "the trace kept the deleted title: {}",
+            trace.text
+        );
+        assert!(
+            trace.body["redacted_at"].as_i64().is_some(),
+            "{}",
+            trace.text
+        );
+        assert_eq!(trace.body["question"], "What is the locker room door code?");
+        assert!(
+            trace.body["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["document_id"] == document.as_str()),
+            "the trace still says which document it drew on"
+        );
+    });
+}
+
+#[test]
+fn expired_traces_are_deleted_while_the_server_runs_without_new_answers() {
+    let app = app();
+    app.runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while app
+            .verity
+            .store
+            .trace(EXPIRED_TRACE)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "a trace past traces.retention_days is still kept 20 s after the server started"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
 }

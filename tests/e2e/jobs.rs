@@ -605,6 +605,9 @@ fn cancelling_a_queued_job_cancels_its_files_and_removes_their_uploads_and_paths
             "the uploads are kept for the worker"
         );
 
+        event_streams_are_limited_per_caller(&base_url, id).await;
+        a_form_of_too_many_files_is_refused_and_leaves_nothing(&base_url, &data).await;
+
         let cancelled =
             send(reqwest::Client::new().delete(format!("{base_url}/v1/ingest/jobs/{id}"))).await;
         assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
@@ -699,6 +702,65 @@ fn cancelling_a_queued_job_cancels_its_files_and_removes_their_uploads_and_paths
             .collect();
         assert!(left.is_empty(), "{left:?}");
     });
+}
+
+/// A caller watches at most four jobs' events at once (each stream reads the store several
+/// times a second); a fifth is a 429 with Retry-After until one is closed. `id` stays queued.
+async fn event_streams_are_limited_per_caller(base_url: &str, id: i64) {
+    let open = || {
+        reqwest::Client::new()
+            .get(format!("{base_url}/v1/ingest/jobs/{id}/events"))
+            .send()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let stream = open().await.unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
+        streams.push(stream);
+    }
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    // A client that leaves frees its place once the server notices (at its next heartbeat).
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stream = open().await.unwrap();
+        if stream.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream never freed its place"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A form of more than 1,000 file parts (each would be a staged file written and synced) is a
+/// 413 before anything is kept; the staged files of its first thousand are removed.
+async fn a_form_of_too_many_files_is_refused_and_leaves_nothing(base_url: &str, data: &Path) {
+    let names: Vec<String> = (0..1_001).map(|n| format!("empty-{n}.md")).collect();
+    let mut parts: Vec<(&str, Option<&str>, &[u8])> = vec![("collection", None, b"kb")];
+    parts.extend(
+        names
+            .iter()
+            .map(|name| ("file", Some(name.as_str()), &b""[..])),
+    );
+    let reply = send(post_job(base_url, None, &parts)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.text
+    );
+    assert!(reply.text.contains("at most 1000 files"), "{}", reply.text);
+    let staged: Vec<_> = std::fs::read_dir(data.join("uploads"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("staging-"))
+        .collect();
+    assert!(staged.is_empty(), "staged files left behind: {staged:?}");
 }
 
 fn free_port() -> u16 {

@@ -17,6 +17,7 @@ mod integrity;
 mod isolation;
 mod jobs;
 mod knowledge;
+mod llama_server;
 mod logs;
 mod oidc;
 mod postgres;

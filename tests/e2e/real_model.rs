@@ -17,7 +17,7 @@ use crate::helpers::{repo_root, settings_for, write};
 /// Where `scripts/models.sh` puts SmolLM2: `<data dir>/models/llm/smollm2-135m`, the data
 /// directory being VERITY_DATA_DIR (relative to the repository root, as the script runs there)
 /// or `data/`.
-fn smollm2_dir() -> PathBuf {
+pub fn smollm2_dir() -> PathBuf {
     let data = std::env::var_os("VERITY_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("data"));

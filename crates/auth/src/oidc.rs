@@ -40,7 +40,11 @@ const LEEWAY_SECONDS: u64 = 30;
 
 pub struct OidcValidator {
     config: OidcConfig,
-    keys: RwLock<(JwkSet, Instant)>,
+    keys: RwLock<JwkSet>,
+    /// When the keys were last fetched or tried. Held across a fetch, so that a burst of
+    /// tokens naming an unknown `kid` makes one request to the issuer, not one each, and a
+    /// failing issuer is asked again only after [`REFRESH_AT_MOST_EVERY`].
+    last_fetch: tokio::sync::Mutex<Instant>,
     http: reqwest::Client,
 }
 
@@ -81,7 +85,8 @@ impl OidcValidator {
         let keys = fetch(&config.jwks, &http).await?;
         Ok(Self {
             config,
-            keys: RwLock::new((keys, Instant::now())),
+            keys: RwLock::new(keys),
+            last_fetch: tokio::sync::Mutex::new(Instant::now()),
             http,
         })
     }
@@ -89,26 +94,23 @@ impl OidcValidator {
     fn key_for(&self, kid: Option<&str>) -> Option<DecodingKey> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let jwk = match kid {
-            Some(kid) => keys.0.find(kid)?,
-            None if keys.0.keys.len() == 1 => &keys.0.keys[0],
+            Some(kid) => keys.find(kid)?,
+            None if keys.keys.len() == 1 => &keys.keys[0],
             None => return None,
         };
         DecodingKey::from_jwk(jwk).ok()
     }
 
-    /// Fetches the key set again if the last fetch is old enough.
+    /// Fetches the key set again if the last fetch (or failed try) is old enough. Callers that
+    /// come while a fetch runs wait for it and then use its keys.
     async fn refresh(&self) {
-        let due = {
-            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.1.elapsed() >= REFRESH_AT_MOST_EVERY
-        };
-        if !due {
+        let mut last_fetch = self.last_fetch.lock().await;
+        if last_fetch.elapsed() < REFRESH_AT_MOST_EVERY {
             return;
         }
+        *last_fetch = Instant::now();
         match fetch(&self.config.jwks, &self.http).await {
-            Ok(fresh) => {
-                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = (fresh, Instant::now())
-            }
+            Ok(fresh) => *self.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh,
             Err(e) => tracing::warn!(error = %e, "cannot refresh the OIDC issuer's keys"),
         }
     }
@@ -198,4 +200,97 @@ async fn fetch(source: &JwksSource, http: &reqwest::Client) -> VerityResult<JwkS
     };
     serde_json::from_str(&text)
         .map_err(|e| VerityError::Config(format!("the issuer's key set is not a valid JWKS: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A JWT header naming a `kid` the issuer does not publish (only the header is read before
+    /// the key is looked up).
+    const UNKNOWN_KID_TOKEN: &str =
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6InJvdGF0ZWQtYXdheSIsInR5cCI6IkpXVCJ9.e30.c2ln";
+
+    /// Serves the test JWKS over HTTP, slowly (a fetch takes 300 ms, so that tokens arriving
+    /// together overlap it), counting the requests.
+    fn slow_issuer() -> (String, Arc<AtomicUsize>) {
+        let jwks = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/data/oidc/jwks.json"),
+        )
+        .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&fetches);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let jwks = jwks.clone();
+                std::thread::spawn(move || {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request);
+                    std::thread::sleep(Duration::from_millis(300));
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                        jwks.len()
+                    );
+                });
+            }
+        });
+        (url, fetches)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_unknown_kids_fetches_the_issuers_keys_once() {
+        let (url, fetches) = slow_issuer();
+        let validator = Arc::new(
+            OidcValidator::new(OidcConfig {
+                issuer: "https://issuer.example".into(),
+                audience: "verity".into(),
+                jwks: JwksSource::Url(url),
+                groups_claim: "groups".into(),
+                algorithms: vec![Algorithm::RS256],
+            })
+            .await
+            .unwrap(),
+        );
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "the keys are fetched at start"
+        );
+        // The last fetch is old enough for an unknown kid to ask the issuer again.
+        *validator.last_fetch.lock().await = Instant::now()
+            .checked_sub(REFRESH_AT_MOST_EVERY * 2)
+            .unwrap();
+
+        let burst: Vec<_> = (0..40)
+            .map(|_| {
+                let validator = Arc::clone(&validator);
+                tokio::spawn(async move { validator.validate(UNKNOWN_KID_TOKEN).await })
+            })
+            .collect();
+        for token in burst {
+            let refused = token.await.unwrap().unwrap_err();
+            assert!(
+                matches!(refused, VerityError::Unauthenticated(_)),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "40 tokens with an unknown kid at once fetch the keys once"
+        );
+        // And not again before REFRESH_AT_MOST_EVERY.
+        validator.validate(UNKNOWN_KID_TOKEN).await.unwrap_err();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
 }

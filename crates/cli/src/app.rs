@@ -2,7 +2,6 @@
 //! answerer, wired together for the embedded default. Commands and the HTTP gateway use it.
 
 use std::fs::File;
-use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,6 @@ pub struct Verity {
     pub chunker: Arc<Chunker>,
     pub answerer: Arc<Answerer>,
     /// When old answer traces were last deleted (seconds since the Unix epoch).
-    pub(crate) traces_pruned_at: Arc<AtomicI64>,
     /// Serialises the writes and deletes of each document in this process.
     pub(crate) document_locks: crate::locks::DocumentLocks,
     _lock: File,
@@ -80,6 +78,11 @@ impl Verity {
             None => Store::open_sqlite(&settings.database_path()).await?,
         };
         let answerer = Arc::new(answerer(&settings, None));
+        let document_locks = match store.backend() {
+            // Replicas and `verity worker` processes may write the same documents.
+            verity_store::Backend::Postgres => crate::locks::DocumentLocks::shared(store.clone()),
+            verity_store::Backend::Sqlite => crate::locks::DocumentLocks::default(),
+        };
         Ok(Self {
             settings,
             store,
@@ -87,8 +90,7 @@ impl Verity {
             embedder: Arc::new(embedder),
             chunker: Arc::new(chunker),
             answerer,
-            traces_pruned_at: Arc::new(AtomicI64::new(0)),
-            document_locks: crate::locks::DocumentLocks::default(),
+            document_locks,
             _lock: lock,
         })
     }
@@ -472,6 +474,7 @@ impl AnswerService for Verity {
             timings,
             feedback: None,
             created_at: 0,
+            redacted_at: None,
         };
         let events = self
             .answerer

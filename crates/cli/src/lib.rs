@@ -122,6 +122,7 @@ pub async fn build_server(
     verity: Arc<Verity>,
     listener: TcpListener,
 ) -> anyhow::Result<Application> {
+    library::start_trace_retention(&verity);
     let config = gateway_config(&verity.settings);
     let authenticator = Arc::new(authenticator(&verity).await?);
     Application::build(listener, services(verity, authenticator), config)

@@ -10,7 +10,7 @@
 //! - an answer's trace belongs to whoever asked, and to the admins of its collection who may
 //!   read every document it names; only the asker rates it.
 
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use verity_core::{
@@ -23,8 +23,8 @@ use verity_core::{
 use crate::app::Verity;
 use crate::pipeline::{FileOutcome, IngestOptions};
 
-/// Traces are pruned at most this often (seconds).
-const PRUNE_EVERY_SECS: i64 = 3_600;
+/// Traces older than `traces.retention_days` are deleted this often while a server runs.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -123,8 +123,6 @@ impl Verity {
     pub(crate) fn traced(&self, mut events: AnswerStream, mut trace: AnswerTrace) -> AnswerStream {
         let (sender, stream) = tokio::sync::mpsc::channel(64);
         let store = self.store.clone();
-        let retention_days = self.settings.traces.retention_days;
-        let pruned_at = self.traces_pruned_at.clone();
         tokio::spawn(async move {
             loop {
                 let mut event = tokio::select! {
@@ -147,24 +145,6 @@ impl Verity {
                         if let Err(error) = store.insert_trace(&trace).await {
                             tracing::warn!(%error, "cannot record the answer's trace");
                         }
-                        let now = now();
-                        let last = pruned_at.load(Ordering::Relaxed);
-                        if now - last >= PRUNE_EVERY_SECS
-                            && pruned_at
-                                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                                .is_ok()
-                        {
-                            let before = now - i64::from(retention_days) * 86_400;
-                            match store.delete_traces_before(before).await {
-                                Ok(n) if n > 0 => {
-                                    tracing::info!(deleted = n, "old answer traces deleted")
-                                }
-                                Ok(_) => {}
-                                Err(error) => {
-                                    tracing::warn!(%error, "cannot delete old answer traces")
-                                }
-                            }
-                        }
                     }
                     _ => {}
                 }
@@ -175,6 +155,36 @@ impl Verity {
         });
         stream
     }
+}
+
+impl Verity {
+    /// Deletes the traces older than `traces.retention_days`; how many.
+    pub async fn delete_expired_traces(&self) -> VerityResult<u64> {
+        let before = now() - i64::from(self.settings.traces.retention_days) * 86_400;
+        self.store.delete_traces_before(before).await
+    }
+}
+
+/// Keeps trace retention running while `verity` is served: expired traces are deleted at once
+/// and then every [`PRUNE_EVERY`], whether or not anyone asks (retention that ran only when a
+/// new answer was written kept every trace of a server nobody asked any more). Stops when
+/// `verity` is dropped.
+pub fn start_trace_retention(verity: &Arc<Verity>) {
+    let verity: Weak<Verity> = Arc::downgrade(verity);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            let Some(verity) = verity.upgrade() else {
+                return;
+            };
+            match verity.delete_expired_traces().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired answer traces deleted"),
+                Err(error) => tracing::warn!(%error, "cannot delete expired answer traces"),
+            }
+        }
+    });
 }
 
 /// The candidates of a trace: what retrieval found, best first.
@@ -276,7 +286,7 @@ impl Documents for Verity {
             .await?;
         let source = upload_source(&groups, &file_name);
         let id = document_id(&collection, &source);
-        let _writing = self.document_locks.lock(&id).await;
+        let _writing = self.document_locks.lock(&id).await?;
         let options = IngestOptions::new(&collection)
             .with_groups(groups)
             .with_tags(upload.tags)
@@ -302,7 +312,7 @@ impl Documents for Verity {
 
     async fn delete_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentInfo> {
         // Not while an upload or a worker writes it: its points would outlive its document.
-        let _deleting = self.document_locks.lock(id).await;
+        let _deleting = self.document_locks.lock(id).await?;
         let document = self.readable_document(caller, id).await?;
         if !policy::may_write_document(caller, &document.collection, &document.groups) {
             return Err(VerityError::Forbidden(format!(

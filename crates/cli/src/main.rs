@@ -38,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Ingest files and directories (Markdown, plain text, HTML) into a collection.
+    /// Ingest files and directories (Markdown, plain text, HTML, PDF, DOCX, CSV/TSV) into a collection.
     Ingest(IngestArgs),
     /// Ask a question and print the answer with its citations.
     Ask(AskArgs),

@@ -325,7 +325,7 @@ impl Verity {
                 &file.collection,
                 file.source.as_deref().unwrap_or(&file.path),
             );
-            let writing = self.document_locks.lock(&document).await;
+            let writing = self.document_locks.lock(&document).await?;
             let result = match &file.source {
                 Some(source) => {
                     self.ingest_uploaded(&file, source, &ingest_options, &hook)

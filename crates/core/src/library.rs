@@ -178,6 +178,43 @@ pub struct AnswerTrace {
     pub feedback: Option<Feedback>,
     /// Seconds since the Unix epoch.
     pub created_at: i64,
+    /// When a document this answer drew on was deleted (seconds since the Unix epoch): from
+    /// then on the trace keeps the question, the ids and the scores, but no text that could
+    /// have come from that document (the answer, its sentences, that document's title and
+    /// citations). `null`: nothing was withdrawn.
+    #[serde(default)]
+    pub redacted_at: Option<i64>,
+}
+
+impl AnswerTrace {
+    /// Withdraws what this trace holds of the deleted document `document_id` (see
+    /// [`AnswerTrace::redacted_at`]); `false`, and nothing changed, if the answer did not draw
+    /// on it. The answer's text goes whole: a sentence may paraphrase a passage without citing
+    /// it, so no part of it can be proven free of the deleted text.
+    pub fn forget_document(&mut self, document_id: &str, at: i64) -> bool {
+        let drew_on = self.candidates.iter().any(|c| c.document_id == document_id)
+            || self
+                .answer
+                .citations
+                .iter()
+                .any(|c| c.document_id == document_id);
+        if !drew_on {
+            return false;
+        }
+        for candidate in &mut self.candidates {
+            if candidate.document_id == document_id {
+                candidate.title.clear();
+            }
+        }
+        self.answer.answer.clear();
+        self.answer
+            .citations
+            .retain(|c| c.document_id != document_id);
+        self.answer.grounding.unsupported.clear();
+        self.answer.grounding.attributed.clear();
+        self.redacted_at = Some(at);
+        true
+    }
 }
 
 #[async_trait]

@@ -3,15 +3,16 @@
 //!
 //! Key decision: the gateway only receives files (streamed to a staging directory, within the
 //! per-file and per-job limits) and watches the store; the workers do the ingesting. Progress
-//! comes from polling the job (every 250 ms), so it works whichever process runs the worker.
+//! comes from polling the job (every 250 ms while it moves, slowing to every 2 s while it
+//! does not), so it works whichever process runs the worker; each caller watches at most
+//! [`MAX_WATCHES_PER_CALLER`] jobs at once, and the server [`MAX_WATCHES`].
 
 // Errors here end the request; their size does not matter next to an HTTP round trip.
 #![allow(clippy::result_large_err)]
 
-use std::collections::VecDeque;
-use std::io::Write;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -22,6 +23,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 use verity_core::{
     Caller, IngestJob, IngestJobs, JobCreation, JobInput, Language, NewIngestJob, Scope,
     StagedFile, VerityError,
@@ -40,11 +42,78 @@ pub struct JobLimits {
     pub total: usize,
 }
 
+/// Files one upload job may hold (as many as a path job may name): each is a staged file
+/// written and synced, so a form of thousands of empty parts is refused at once.
+pub const MAX_JOB_FILES: usize = 1_000;
 /// A JSON job request (a list of paths) is small.
 const MAX_JSON_BYTES: usize = 1024 * 1024;
 const MAX_KEY_CHARS: usize = 255;
-/// How often a watched job is read again.
+/// How often a watched job is read again while it moves; each read that finds nothing new
+/// doubles the wait, up to [`SLOWEST_POLL`].
 const POLL: Duration = Duration::from_millis(250);
+const SLOWEST_POLL: Duration = Duration::from_secs(2);
+/// Event streams one caller may hold open at once: each reads the store every few hundred
+/// milliseconds, so a client opening them without end would tie up the store's connections.
+pub const MAX_WATCHES_PER_CALLER: usize = 4;
+/// Event streams open at once on this server, all callers together.
+pub const MAX_WATCHES: usize = 256;
+
+/// The job event streams open now, per caller (see [`MAX_WATCHES_PER_CALLER`]).
+#[derive(Default)]
+pub struct JobWatchers {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One open event stream; dropping it (the stream ended or its client left) frees the place.
+pub struct WatchPermit {
+    watchers: Arc<JobWatchers>,
+    subject: String,
+}
+
+impl JobWatchers {
+    /// A place for one more stream of `subject`, or a 429 naming the limit reached.
+    pub fn admit(self: &Arc<Self>, subject: &str) -> Result<WatchPermit, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = open.values().sum();
+        let mine = open.get(subject).copied().unwrap_or(0);
+        let refusal = if mine >= MAX_WATCHES_PER_CALLER {
+            Some(format!(
+                "this caller already watches {mine} jobs' events, the limit: close one, or read \
+                 GET /v1/ingest/jobs/{{id}} instead"
+            ))
+        } else if total >= MAX_WATCHES {
+            Some(format!(
+                "the server already streams {total} jobs' events, its limit; retry in 5 s, or \
+                 read GET /v1/ingest/jobs/{{id}} instead"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", message)
+                .with_details(json!({"retry_after_seconds": 5}));
+            error.retry_after = Some(5);
+            return Err(error);
+        }
+        *open.entry(subject.to_string()).or_default() += 1;
+        Ok(WatchPermit {
+            watchers: Arc::clone(self),
+            subject: subject.to_string(),
+        })
+    }
+}
+
+impl Drop for WatchPermit {
+    fn drop(&mut self) {
+        let mut open = self.watchers.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.subject) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.subject);
+            }
+        }
+    }
+}
 /// Silence before an SSE comment goes out, so that a watcher of a job that never moves is not
 /// polled for ever once it has left (see [`crate::sse::with_heartbeat`]).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -189,9 +258,15 @@ async fn read_multipart(
                 .and_then(|d| d.get_filename())
                 .map(str::to_string)
                 .ok_or_else(|| invalid("file", "a file part has no filename"))?;
+            if files.len() == MAX_JOB_FILES {
+                return Err(too_large(format!(
+                    "a job holds at most {MAX_JOB_FILES} files; send the rest as another job"
+                )));
+            }
             let path = dir.join(format!("{:05}", files.len()));
-            let mut out = std::fs::File::create(&path)
-                .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
+            let storage =
+                |e: std::io::Error| ApiError::from(VerityError::unavailable("upload storage", e));
+            let mut out = tokio::fs::File::create(&path).await.map_err(storage)?;
             let mut hasher = Sha256::new();
             let mut size = 0usize;
             while let Some(chunk) = field.next().await {
@@ -211,11 +286,9 @@ async fn read_multipart(
                     )));
                 }
                 hasher.update(&chunk);
-                out.write_all(&chunk)
-                    .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
+                out.write_all(&chunk).await.map_err(storage)?;
             }
-            out.sync_all()
-                .map_err(|e| ApiError::from(VerityError::unavailable("upload storage", e)))?;
+            out.sync_all().await.map_err(storage)?;
             hashes.push((file_name.clone(), hex::encode(hasher.finalize())));
             files.push(StagedFile {
                 name: file_name,
@@ -328,6 +401,9 @@ struct Watch {
     last: Option<IngestJob>,
     queue: VecDeque<String>,
     finished: bool,
+    /// Reads in a row that found nothing new (the wait before the next one doubles each time).
+    idle_reads: u32,
+    _permit: WatchPermit,
 }
 
 impl Watch {
@@ -371,12 +447,14 @@ impl Watch {
 pub async fn events(
     caller: Authenticated,
     jobs: web::Data<dyn IngestJobs>,
+    watchers: web::Data<JobWatchers>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller.require(Scope::Ingest)?;
     let id = job_id(&id)?;
     // Unknown or another caller's: a 404 before any event.
     let first = jobs.ingest_job(&caller, id).await?;
+    let permit = watchers.into_inner().admit(&caller.subject)?;
     let watch = Watch {
         jobs: jobs.into_inner(),
         caller,
@@ -385,6 +463,8 @@ pub async fn events(
         last: None,
         queue: VecDeque::new(),
         finished: false,
+        idle_reads: 0,
+        _permit: permit,
     };
     let stream = futures_util::stream::unfold(watch, |mut watch| async move {
         loop {
@@ -397,7 +477,8 @@ pub async fn events(
             let job = match watch.next.take() {
                 Some(job) => job,
                 None => {
-                    tokio::time::sleep(POLL).await;
+                    let wait = POLL.saturating_mul(1 << watch.idle_reads.min(4));
+                    tokio::time::sleep(wait.min(SLOWEST_POLL)).await;
                     match watch.jobs.ingest_job(&watch.caller, watch.id).await {
                         Ok(job) => job,
                         Err(error) => {
@@ -413,6 +494,11 @@ pub async fn events(
                 }
             };
             watch.compare(job);
+            watch.idle_reads = if watch.queue.is_empty() {
+                watch.idle_reads.saturating_add(1)
+            } else {
+                0
+            };
         }
     });
     Ok(HttpResponse::Ok()
@@ -479,6 +565,30 @@ mod tests {
     }
 
     #[test]
+    fn each_caller_watches_a_few_jobs_at_once_and_a_closed_stream_frees_its_place() {
+        let watchers = Arc::new(JobWatchers::default());
+        let mine: Vec<_> = (0..MAX_WATCHES_PER_CALLER)
+            .map(|_| watchers.admit("key:a").unwrap())
+            .collect();
+        let refused = watchers.admit("key:a").err().expect("one stream too many");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.retry_after, Some(5));
+        // Another caller is not held back by this one.
+        let theirs = watchers.admit("key:b").unwrap();
+        drop(mine);
+        let again = watchers.admit("key:a").unwrap();
+        drop((again, theirs));
+
+        // And the server as a whole has a ceiling.
+        let many: Vec<_> = (0..MAX_WATCHES)
+            .map(|n| watchers.admit(&format!("key:{n}")).unwrap())
+            .collect();
+        assert!(watchers.admit("key:new").is_err());
+        drop(many);
+        assert!(watchers.admit("key:new").is_ok());
+    }
+
+    #[test]
     fn events_name_each_change_once_and_end_with_done() {
         let mut watch = Watch {
             jobs: Arc::new(NoJobs),
@@ -488,6 +598,8 @@ mod tests {
             last: None,
             queue: VecDeque::new(),
             finished: false,
+            idle_reads: 0,
+            _permit: Arc::new(JobWatchers::default()).admit("local").unwrap(),
         };
         watch.compare(job(&[FileState::Queued, FileState::Queued]));
         assert_eq!(watch.queue.len(), 3, "two files and the progress");

@@ -198,6 +198,8 @@ impl Application {
             per_file: config.max_upload_bytes,
             total: config.max_job_upload_bytes,
         });
+        // One count of open job event streams for all workers.
+        let job_watchers = web::Data::new(jobs::JobWatchers::default());
         let body_timeout = config.request_body_timeout;
         // One limiter for all workers, so a caller's budget is per server, not per thread.
         let limiter = web::Data::new(config.rate_limit.and_then(auth::RateLimiter::new));
@@ -269,6 +271,7 @@ impl Application {
                 .app_data(traces.clone())
                 .app_data(jobs.clone())
                 .app_data(job_limits.clone())
+                .app_data(job_watchers.clone())
                 .app_data(query_slots.clone())
                 .app_data(upload_limit.clone())
                 .app_data(authenticator.clone())

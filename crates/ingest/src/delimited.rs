@@ -2,6 +2,9 @@
 //! blank line, so that every chunk carries the column names of the values it holds and the
 //! chunker can cut between rows (see `Chunker::chunk`). The delimiter is sniffed from the
 //! header line among `,` `;` `\t` `|` (spreadsheets in Spanish and Portuguese locales write `;`).
+//! Formula cells (`=…`, or `+`/`-`/`@` before a function call) are left out: a spreadsheet
+//! shows their result, never their text, so text inside one (`=IF(FALSE,"ignore the rules")`)
+//! is hidden from the reader and must not reach the index.
 
 use crate::limits::Budget;
 use crate::read::IngestError;
@@ -39,7 +42,7 @@ pub(crate) fn csv_to_text(text: &str, budget: &Budget) -> Result<String, IngestE
             .enumerate()
             .filter_map(|(i, value)| {
                 let value = one_line(value);
-                if value.is_empty() {
+                if value.is_empty() || is_formula(&value) {
                     return None;
                 }
                 let header = headers
@@ -63,6 +66,21 @@ pub(crate) fn csv_to_text(text: &str, budget: &Budget) -> Result<String, IngestE
 /// A value on one line: inner line breaks and runs of whitespace become single spaces.
 fn one_line(value: &str) -> String {
     value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a spreadsheet reads the cell as a formula: `=` first, or `+`, `-` or `@` before a
+/// function name directly followed by `(` (so `+55 (11) 5555-0000`, `-3.5` and
+/// `- item (note)` stay values).
+fn is_formula(value: &str) -> bool {
+    let Some(rest) = value.strip_prefix(['+', '-', '@']) else {
+        return value.starts_with('=');
+    };
+    let name_len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    name_len > 0
+        && rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && rest[name_len..].starts_with('(')
 }
 
 fn sniff_delimiter(text: &str) -> u8 {
@@ -89,6 +107,29 @@ fn sniff_delimiter(text: &str) -> u8 {
 mod tests {
     use super::*;
     use crate::limits::ParseLimits;
+
+    #[test]
+    fn formula_cells_are_left_out_and_values_that_look_like_them_kept() {
+        for formula in [
+            "=IF(FALSE,\"CANARY\",\"\")",
+            "=1+1",
+            "+HYPERLINK(\"https://x.example\")",
+            "@SUM(A1:A2)",
+            "-N(\"CANARY\")",
+        ] {
+            assert!(is_formula(formula), "{formula}");
+        }
+        for value in [
+            "+55 (11) 5555-0000",
+            "-3.5",
+            "@ana",
+            "- item (note)",
+            "a=b",
+            "+1 (555)",
+        ] {
+            assert!(!is_formula(value), "{value}");
+        }
+    }
 
     #[test]
     fn rows_become_header_value_blocks() {

@@ -1,8 +1,9 @@
 //! DOCX (Office Open XML): paragraphs, headings from paragraph styles (`Heading1`…`Heading6`,
 //! `Title`, or an outline level) rendered as `#` lines so the Markdown heading and section
 //! logic applies, lists as `- ` lines, and tables as rows of cells joined by ` | `. Hidden runs
-//! (`w:vanish`), white or 1-point text outside tables, deleted revisions and field codes are left
-//! out. The zip is read with limits on the decompressed size and the compression ratio of every
+//! (`w:vanish`), white or 1-point text outside tables (set on the run, through its paragraph or
+//! character style, or as the theme's background colour), deleted revisions and field codes are
+//! left out. The zip is read with limits on the decompressed size and the compression ratio of every
 //! part, so a zip bomb fails instead of filling memory.
 
 use std::collections::HashMap;
@@ -32,8 +33,8 @@ pub(crate) fn docx_to_text(bytes: &[u8], budget: &Budget) -> Result<String, Inge
     let mut reader = PartReader { budget, used: 0 };
     let main = main_part_name(&mut archive, &mut reader)?;
     let styles = match reader.read(&mut archive, "word/styles.xml")? {
-        Some(xml) => heading_styles(&xml, budget)?,
-        None => HashMap::new(),
+        Some(xml) => read_styles(&xml, budget)?,
+        None => Styles::default(),
     };
     let document = reader
         .read(&mut archive, &main)?
@@ -122,18 +123,45 @@ fn main_part_name(
     }
 }
 
-/// Paragraph style ids that are headings, with their level: built-in styles are named
-/// `heading 1`…`heading 6` and `Title` whatever the document's language, or carry an outline
-/// level; styles based on a heading style are headings too.
-fn heading_styles(xml: &str, budget: &Budget) -> Result<HashMap<String, u8>, IngestError> {
+/// What `word/styles.xml` says that matters here: which paragraph styles are headings (with
+/// their level), and the visibility properties every style gives its runs.
+#[derive(Default)]
+struct Styles {
+    headings: HashMap<String, u8>,
+    /// Run properties of each paragraph or character style, inheritance (`basedOn`) and the
+    /// document defaults applied.
+    runs: HashMap<String, RunProperties>,
+    defaults: RunProperties,
+}
+
+impl Styles {
+    /// The run properties a style gives (the document defaults for an unknown style or none).
+    fn run_properties(&self, style: Option<&str>) -> RunProperties {
+        style
+            .and_then(|id| self.runs.get(id))
+            .copied()
+            .unwrap_or(self.defaults)
+    }
+}
+
+/// Reads the styles: built-in heading styles are named `heading 1`…`heading 6` and `Title`
+/// whatever the document's language, or carry an outline level; styles based on a heading
+/// style are headings too. Hidden or white text may be set through a style as well as on the
+/// run itself.
+fn read_styles(xml: &str, budget: &Budget) -> Result<Styles, IngestError> {
     #[derive(Default)]
     struct Style {
         name: String,
+        paragraph: bool,
         outline: Option<u8>,
         based_on: Option<String>,
+        run: RunProperties,
     }
     let mut styles: HashMap<String, Style> = HashMap::new();
+    let mut defaults = RunProperties::default();
     let mut current: Option<(String, Style)> = None;
+    let mut in_defaults = false;
+    let mut in_run_properties = false;
     let mut reader = Reader::from_str(xml);
     let mut depth = 0usize;
     loop {
@@ -148,11 +176,23 @@ fn heading_styles(xml: &str, budget: &Budget) -> Result<HashMap<String, u8>, Ing
                 }
                 match local(e) {
                     "style" => {
-                        let paragraph = attribute(e, "type").is_none_or(|t| t == "paragraph");
+                        let kind = attribute(e, "type");
+                        let paragraph = kind.as_deref().is_none_or(|t| t == "paragraph");
+                        let character = kind.as_deref() == Some("character");
                         current = attribute(e, "styleId")
-                            .filter(|_| paragraph)
-                            .map(|id| (id, Style::default()));
+                            .filter(|_| paragraph || character)
+                            .map(|id| {
+                                (
+                                    id,
+                                    Style {
+                                        paragraph,
+                                        ..Style::default()
+                                    },
+                                )
+                            });
                     }
+                    "rPrDefault" => in_defaults = true,
+                    "rPr" if matches!(event, Event::Start(_)) => in_run_properties = true,
                     "name" => {
                         if let Some((_, style)) = current.as_mut() {
                             style.name = attribute(e, "val").unwrap_or_default();
@@ -168,15 +208,27 @@ fn heading_styles(xml: &str, budget: &Budget) -> Result<HashMap<String, u8>, Ing
                             style.outline = attribute(e, "val").and_then(|v| v.parse().ok());
                         }
                     }
+                    _ if in_run_properties => {
+                        if let Some((_, style)) = current.as_mut() {
+                            style.run.read(e);
+                        } else if in_defaults {
+                            defaults.read(e);
+                        }
+                    }
                     _ => {}
                 }
             }
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
-                if e.local_name().as_ref() == "style"
-                    && let Some((id, style)) = current.take()
-                {
-                    styles.insert(id, style);
+                match e.local_name().as_ref() {
+                    "style" => {
+                        if let Some((id, style)) = current.take() {
+                            styles.insert(id, style);
+                        }
+                    }
+                    "rPr" => in_run_properties = false,
+                    "rPrDefault" => in_defaults = false,
+                    _ => {}
                 }
             }
             Event::Eof => break,
@@ -184,6 +236,9 @@ fn heading_styles(xml: &str, budget: &Budget) -> Result<HashMap<String, u8>, Ing
         }
     }
     let own_level = |id: &str, style: &Style| -> Option<u8> {
+        if !style.paragraph {
+            return None;
+        }
         let name = style.name.to_ascii_lowercase();
         if name == "title" || id == "Title" {
             return Some(1);
@@ -196,22 +251,36 @@ fn heading_styles(xml: &str, budget: &Budget) -> Result<HashMap<String, u8>, Ing
         }
         style.outline.filter(|l| *l < 6).map(|l| l + 1)
     };
-    let mut levels = HashMap::new();
+    let mut headings = HashMap::new();
+    let mut runs = HashMap::new();
     for id in styles.keys() {
+        // The chain of styles from this one up its `basedOn` links (at most 10: a loop or a
+        // deep chain ends there).
+        let mut chain = Vec::new();
         let mut cursor = Some(id.as_str());
-        for _ in 0..10 {
-            let Some(style_id) = cursor else { break };
+        while let Some(style_id) = cursor
+            && chain.len() < 10
+        {
             let Some(style) = styles.get(style_id) else {
                 break;
             };
-            if let Some(level) = own_level(style_id, style) {
-                levels.insert(id.clone(), level);
-                break;
-            }
+            chain.push((style_id, style));
             cursor = style.based_on.as_deref();
         }
+        if let Some(level) = chain.iter().find_map(|(id, style)| own_level(id, style)) {
+            headings.insert(id.clone(), level);
+        }
+        let run = chain
+            .iter()
+            .rev()
+            .fold(defaults, |inherited, (_, style)| inherited.then(style.run));
+        runs.insert(id.clone(), run);
     }
-    Ok(levels)
+    Ok(Styles {
+        headings,
+        runs,
+        defaults,
+    })
 }
 
 /// The heading level of a paragraph style id without styles.xml: `Heading1`…`Heading6`, `Title`.
@@ -225,18 +294,68 @@ fn level_from_style_id(id: &str) -> Option<u8> {
     digits.parse::<u8>().ok().filter(|n| (1..=6).contains(n))
 }
 
-/// What a run's properties say about whether a reader can see it.
-#[derive(Default)]
-struct RunFormat {
-    vanish: bool,
-    white: bool,
-    shaded: bool,
-    tiny: bool,
+/// What run properties say about whether a reader can see the run, as a style or the run
+/// itself sets them (`None`: not set there, inherited).
+#[derive(Debug, Clone, Copy, Default)]
+struct RunProperties {
+    vanish: Option<bool>,
+    white: Option<bool>,
+    shaded: Option<bool>,
+    tiny: Option<bool>,
 }
 
-impl RunFormat {
-    fn hidden(&self) -> bool {
-        self.vanish || self.tiny || (self.white && !self.shaded)
+impl RunProperties {
+    /// Reads one child of a `w:rPr` element (others are ignored).
+    fn read(&mut self, e: &BytesStart<'_>) {
+        match local(e) {
+            "vanish" | "specVanish" => self.vanish = Some(on_off(e)),
+            // White: the value, or a theme's background colour (which Word shows instead of
+            // the value) left as it is.
+            "color" => {
+                let theme_white = attribute(e, "themeColor").is_some_and(|c| {
+                    matches!(c.as_str(), "background1" | "light1")
+                        && attribute(e, "themeShade").is_none()
+                });
+                let value_white = attribute(e, "themeColor").is_none()
+                    && attribute(e, "val").is_some_and(|v| v.eq_ignore_ascii_case("FFFFFF"));
+                self.white = Some(theme_white || value_white);
+            }
+            // A background behind the run: white text on it is visible.
+            "highlight" | "shd" => {
+                self.shaded = Some(
+                    attribute(e, "val")
+                        .is_some_and(|v| !matches!(v.as_str(), "none" | "clear" | "nil"))
+                        || attribute(e, "fill")
+                            .is_some_and(|f| f != "auto" && !f.eq_ignore_ascii_case("FFFFFF")),
+                );
+            }
+            "sz" => {
+                self.tiny = Some(
+                    attribute(e, "val")
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .is_some_and(|half_points| half_points <= 2),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// These properties with `over`'s set ones on top.
+    fn then(self, over: RunProperties) -> RunProperties {
+        RunProperties {
+            vanish: over.vanish.or(self.vanish),
+            white: over.white.or(self.white),
+            shaded: over.shaded.or(self.shaded),
+            tiny: over.tiny.or(self.tiny),
+        }
+    }
+
+    /// Whether a reader cannot see the run. White text is hidden on the page's white; inside
+    /// tables, cells are often shaded by the table style, which is not read here, so it is kept
+    /// there.
+    fn hidden(&self, in_table: bool) -> bool {
+        let on = |v: Option<bool>| v.unwrap_or(false);
+        on(self.vanish) || on(self.tiny) || (on(self.white) && !on(self.shaded) && !in_table)
     }
 }
 
@@ -256,11 +375,7 @@ struct Paragraph {
 }
 
 /// Renders `word/document.xml` as Markdown-like text.
-fn render_document(
-    xml: &str,
-    styles: &HashMap<String, u8>,
-    budget: &Budget,
-) -> Result<String, IngestError> {
+fn render_document(xml: &str, styles: &Styles, budget: &Budget) -> Result<String, IngestError> {
     let mut reader = Reader::from_str(xml);
     let mut blocks: Vec<String> = Vec::new();
     let mut chars = 0usize;
@@ -273,7 +388,7 @@ fn render_document(
     let mut skip_from: Option<usize> = None;
     let mut in_run_properties = false;
     let mut in_paragraph_properties = false;
-    let mut run = RunFormat::default();
+    let mut run = RunProperties::default();
     let mut in_text = false;
     let mut events = 0usize;
     loop {
@@ -318,31 +433,23 @@ fn render_document(
                     "numPr" if in_paragraph_properties && paragraph_depth == 1 => {
                         paragraph.list = true;
                     }
-                    "r" if !empty => run = RunFormat::default(),
+                    // A run starts with what its paragraph's style gives runs; its character
+                    // style (`rStyle`, first in `rPr`) and its own properties go on top.
+                    "r" if !empty => run = styles.run_properties(paragraph.style.as_deref()),
                     "rPr" if !empty => in_run_properties = true,
-                    "vanish" | "specVanish" if in_run_properties => run.vanish = on_off(e),
-                    // White text is hidden on the page's white; inside tables, cells are often
-                    // shaded by the table style, which is not read here, so it is kept there.
-                    "color" if in_run_properties && tables.is_empty() => {
-                        run.white =
-                            attribute(e, "val").is_some_and(|v| v.eq_ignore_ascii_case("FFFFFF"));
+                    "rStyle" if in_run_properties => {
+                        if let Some(style) = attribute(e, "val").and_then(|id| styles.runs.get(&id))
+                        {
+                            run = run.then(*style);
+                        }
                     }
-                    "highlight" | "shd" if in_run_properties => {
-                        // A background behind the run: white text on it is visible.
-                        run.shaded = attribute(e, "val")
-                            .is_some_and(|v| !matches!(v.as_str(), "none" | "clear" | "nil"))
-                            || attribute(e, "fill")
-                                .is_some_and(|f| f != "auto" && !f.eq_ignore_ascii_case("FFFFFF"));
-                    }
-                    "sz" if in_run_properties => {
-                        run.tiny = attribute(e, "val")
-                            .and_then(|v| v.parse::<u32>().ok())
-                            .is_some_and(|half_points| half_points <= 2);
-                    }
+                    _ if in_run_properties => run.read(e),
                     "t" if !empty => in_text = true,
-                    "tab" if !in_paragraph_properties && !run.hidden() => paragraph.text.push('\t'),
-                    "br" | "cr" if !run.hidden() => paragraph.text.push('\n'),
-                    "noBreakHyphen" if !run.hidden() => paragraph.text.push('-'),
+                    "tab" if !in_paragraph_properties && !run.hidden(!tables.is_empty()) => {
+                        paragraph.text.push('\t')
+                    }
+                    "br" | "cr" if !run.hidden(!tables.is_empty()) => paragraph.text.push('\n'),
+                    "noBreakHyphen" if !run.hidden(!tables.is_empty()) => paragraph.text.push('-'),
                     "tbl" if !empty => tables.push(Table::default()),
                     _ => {}
                 }
@@ -360,7 +467,7 @@ fn render_document(
                     "t" => in_text = false,
                     "rPr" => in_run_properties = false,
                     "pPr" => in_paragraph_properties = false,
-                    "r" => run = RunFormat::default(),
+                    "r" => run = RunProperties::default(),
                     "p" => {
                         paragraph_depth = paragraph_depth.saturating_sub(1);
                         if paragraph_depth == 0 {
@@ -417,11 +524,15 @@ fn render_document(
                     _ => {}
                 }
             }
-            Event::Text(ref t) if in_text && !run.hidden() && skip_from.is_none() => {
+            Event::Text(ref t)
+                if in_text && !run.hidden(!tables.is_empty()) && skip_from.is_none() =>
+            {
                 paragraph.text.push_str(&t.xml10_content());
                 budget.check_text(chars + paragraph.text.len())?;
             }
-            Event::GeneralRef(ref r) if in_text && !run.hidden() && skip_from.is_none() => {
+            Event::GeneralRef(ref r)
+                if in_text && !run.hidden(!tables.is_empty()) && skip_from.is_none() =>
+            {
                 if let Ok(Some(c)) = r.resolve_char_ref() {
                     paragraph.text.push(c);
                 } else if let Some(c) = predefined_entity(r) {
@@ -435,11 +546,17 @@ fn render_document(
     Ok(blocks.join("\n\n"))
 }
 
-fn paragraph_block(paragraph: Paragraph, styles: &HashMap<String, u8>) -> Option<String> {
+fn paragraph_block(paragraph: Paragraph, styles: &Styles) -> Option<String> {
     let level = paragraph
         .style
         .as_deref()
-        .and_then(|s| styles.get(s).copied().or_else(|| level_from_style_id(s)))
+        .and_then(|s| {
+            styles
+                .headings
+                .get(s)
+                .copied()
+                .or_else(|| level_from_style_id(s))
+        })
         .or_else(|| paragraph.outline.filter(|l| *l < 6).map(|l| l + 1));
     if let Some(level) = level {
         let title = collapse(&paragraph.text);

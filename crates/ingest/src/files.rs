@@ -98,8 +98,8 @@ fn outside(root: &Path) -> String {
 /// change before a worker reads it (a file swapped for a link to `/etc/passwd`, a directory for
 /// a link elsewhere), so the check is made on the opened file itself: the last component is
 /// opened without following a link, the opened file must be a regular file (not a FIFO or a
-/// device), the path must still be its own canonical form under `root`, and the file found
-/// there must be the very one opened (same device and inode).
+/// device) with a single name (not a hard link), the path must still be its own canonical form
+/// under `root`, and the file found there must be the very one opened (same device and inode).
 pub fn read_file_under(
     path: &Path,
     root: &Path,
@@ -128,6 +128,15 @@ pub fn read_file_under(
         .map_err(|e| IngestError::Io(e.to_string()))?;
     if !opened.is_file() {
         return Err(refused("it is not a regular file".to_string()));
+    }
+    // A hard link is the same file under a second name: one under the root may be a file from
+    // anywhere else on the file system (`ln /etc/shadow root/notes.md`), and no path check
+    // can tell. Files with more than one name are refused; copy them into the root instead.
+    if opened.nlink() > 1 {
+        return Err(refused(format!(
+            "it has {} hard links, so it may be a file from outside the root under a second name; copy it into the root instead",
+            opened.nlink()
+        )));
     }
     let canonical = path
         .canonicalize()
@@ -197,6 +206,24 @@ mod tests {
         assert!(error.to_string().contains("symbolic link"), "{error}");
         // A path outside the root is never opened.
         assert!(read_file_under(&tree.outside, &tree.root, &limits).is_err());
+    }
+
+    #[test]
+    fn a_hard_link_to_a_file_outside_the_root_is_not_read() {
+        let tree = tree();
+        let linked = tree.root.join("notes.md");
+        std::fs::hard_link(&tree.outside, &linked).unwrap();
+        let error = read_file_under(&linked, &tree.root, &ParseLimits::default()).unwrap_err();
+        assert!(error.to_string().contains("hard links"), "{error}");
+        // A file of its own under the root is read.
+        assert!(
+            read_file_under(
+                &tree.root.join("sub/a.md"),
+                &tree.root,
+                &ParseLimits::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]

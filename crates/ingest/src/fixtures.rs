@@ -9,7 +9,26 @@ use encoding_rs::WINDOWS_1252;
 /// WinAnsi encoding, so Latin-1 text such as "ação" shows as written); `title` goes into the
 /// document information dictionary.
 pub fn pdf(pages: &[&str], title: Option<&str>) -> Vec<u8> {
-    let n = pages.len();
+    let contents: Vec<Vec<u8>> = pages
+        .iter()
+        .map(|page| {
+            let mut content = b"BT /F1 12 Tf 72 720 Td 14 TL".to_vec();
+            for (j, line) in page.lines().enumerate() {
+                content.extend_from_slice(if j == 0 { b" " } else { b" T* " });
+                content.extend_from_slice(&pdf_string(line));
+                content.extend_from_slice(b" Tj");
+            }
+            content.extend_from_slice(b" ET");
+            content
+        })
+        .collect();
+    pdf_of_contents(&contents, title)
+}
+
+/// A PDF with one page per content stream (operators as written; font `/F1` is Helvetica,
+/// WinAnsi), for tests of what the content operators do to the text.
+pub fn pdf_of_contents(contents: &[Vec<u8>], title: Option<&str>) -> Vec<u8> {
+    let n = contents.len();
     // Objects: 1 catalog, 2 page tree, 3 font, 4 info, then a page and its content per page.
     let mut objects: Vec<Vec<u8>> = Vec::new();
     objects.push(b"<< /Type /Catalog /Pages 2 0 R >>".to_vec());
@@ -26,7 +45,7 @@ pub fn pdf(pages: &[&str], title: Option<&str>) -> Vec<u8> {
     }
     info.extend_from_slice(b" >>");
     objects.push(info);
-    for (i, page) in pages.iter().enumerate() {
+    for (i, content) in contents.iter().enumerate() {
         objects.push(
             format!(
                 "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
@@ -34,15 +53,8 @@ pub fn pdf(pages: &[&str], title: Option<&str>) -> Vec<u8> {
             )
             .into_bytes(),
         );
-        let mut content = b"BT /F1 12 Tf 72 720 Td 14 TL".to_vec();
-        for (j, line) in page.lines().enumerate() {
-            content.extend_from_slice(if j == 0 { b" " } else { b" T* " });
-            content.extend_from_slice(&pdf_string(line));
-            content.extend_from_slice(b" Tj");
-        }
-        content.extend_from_slice(b" ET");
         let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
-        stream.extend_from_slice(&content);
+        stream.extend_from_slice(content);
         stream.extend_from_slice(b"\nendstream");
         objects.push(stream);
     }
@@ -93,6 +105,17 @@ pub fn docx(body_xml: &str) -> Vec<u8> {
 
 /// [`docx`], with or without `word/styles.xml`.
 pub fn docx_with_parts(body_xml: &str, with_styles: bool) -> Vec<u8> {
+    docx_package(body_xml, with_styles.then_some(""))
+}
+
+/// [`docx`] whose `word/styles.xml` also holds `extra_styles` (`<w:style>` elements).
+pub fn docx_with_styles(body_xml: &str, extra_styles: &str) -> Vec<u8> {
+    docx_package(body_xml, Some(extra_styles))
+}
+
+/// A DOCX around `body_xml`; `styles`: `None` for no `word/styles.xml`, else the styles added
+/// to the built-in headings.
+fn docx_package(body_xml: &str, styles_extra: Option<&str>) -> Vec<u8> {
     const W: &str = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
     let document = format!(
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -107,6 +130,7 @@ pub fn docx_with_parts(body_xml: &str, with_styles: bool) -> Vec<u8> {
             r#"<w:style w:type="paragraph" w:styleId="Heading{level}"><w:name w:val="heading {level}"/><w:basedOn w:val="Normal"/></w:style>"#
         ));
     }
+    styles.push_str(styles_extra.unwrap_or_default());
     styles.push_str("</w:styles>");
     let mut parts: Vec<(&str, String)> = vec![
         (
@@ -119,7 +143,7 @@ pub fn docx_with_parts(body_xml: &str, with_styles: bool) -> Vec<u8> {
         ),
         ("word/document.xml", document),
     ];
-    if with_styles {
+    if styles_extra.is_some() {
         parts.push(("word/styles.xml", styles));
     }
     zip_parts(

@@ -1,7 +1,11 @@
 //! PDF: the text layer, page by page, with lopdf. Each page's text is normalised on its own and
 //! the pages are joined with a blank line, so the offset where each page starts is known and
 //! every chunk can name the page it starts on. Scanned pages without a text layer yield no
-//! text (there is no OCR); a PDF with no text at all fails as empty.
+//! text (there is no OCR); a PDF with no text at all fails as empty. Text a reader cannot see
+//! is left out ([`Ink`]): the invisible and clip-only rendering modes (unless an image was
+//! painted first: OCR's text layer over a scanned page is invisible text), white text unless
+//! something coloured was painted first (it may stand on it), text under a point once every
+//! scaling is applied, and zero horizontal scaling.
 
 use std::collections::BTreeMap;
 
@@ -138,14 +142,57 @@ fn page_text(
     let mut out = String::new();
     let mut encoding: Option<&Encoding<'_>> = None;
     let mut line_y: Option<f32> = None;
+    let mut ink = Ink::default();
+    let mut saved: Vec<Ink> = Vec::new();
+    // What was painted on the page before the text: something coloured (a filled shape or an
+    // image), on which white text may stand; an image, which invisible text may transcribe
+    // (the text layer OCR puts over a scanned page).
+    let mut backdrop = Backdrop::default();
     for operation in &content.operations {
         let operands = &operation.operands;
+        let numbers =
+            || -> Vec<f32> { operands.iter().filter_map(|o| o.as_float().ok()).collect() };
         match operation.operator.as_str() {
+            "q" => saved.push(ink),
+            "Q" => ink = saved.pop().unwrap_or_default(),
+            "cm" => {
+                if let [a, b, c, d, ..] = numbers()[..] {
+                    ink.ctm_scale *= (a * d - b * c).abs().sqrt();
+                }
+            }
+            "BT" => ink.text_scale = 1.0,
+            "Tr" => ink.render_mode = numbers().first().map_or(0, |m| *m as i64),
+            "Tz" => ink.horizontal_scale = numbers().first().copied().unwrap_or(100.0),
+            // Colours: white only in a device colour space (in a Separation space, tint 1 is
+            // full ink); a named space set by `cs` is not followed, so its colours count as ink.
+            "cs" => ink.fill_device = device_space(operands.first()),
+            "CS" => ink.stroke_device = device_space(operands.first()),
+            "g" | "rg" | "k" => {
+                ink.fill_device = true;
+                ink.fill_white = is_white(&numbers());
+            }
+            "G" | "RG" | "K" => {
+                ink.stroke_device = true;
+                ink.stroke_white = is_white(&numbers());
+            }
+            "sc" | "scn" => ink.fill_white = ink.fill_device && is_white(&numbers()),
+            "SC" | "SCN" => ink.stroke_white = ink.stroke_device && is_white(&numbers()),
+            "f" | "F" | "f*" | "B" | "B*" | "b" | "b*" | "sh" if !ink.fill_white => {
+                backdrop.coloured = true;
+            }
+            "Do" | "BI" => {
+                backdrop.coloured = true;
+                backdrop.image = true;
+            }
             "Tf" => {
                 encoding = operands
                     .first()
                     .and_then(|o| o.as_name().ok())
                     .and_then(|name| encodings.get(name));
+                ink.font_size = operands
+                    .get(1)
+                    .and_then(|o| o.as_float().ok())
+                    .unwrap_or(ink.font_size);
             }
             "Td" | "TD" => {
                 let dy = operands
@@ -159,6 +206,9 @@ fn page_text(
                 }
             }
             "Tm" => {
+                if let [a, b, c, d, ..] = numbers()[..] {
+                    ink.text_scale = (a * d - b * c).abs().sqrt();
+                }
                 let y = operands.get(5).and_then(|o| o.as_float().ok());
                 if y.is_some() && line_y.is_some() && y != line_y {
                     new_line(&mut out);
@@ -169,6 +219,13 @@ fn page_text(
             }
             "T*" => new_line(&mut out),
             "ET" => new_line(&mut out),
+            // Text a reader cannot see is left out: invisible, white on the page's white,
+            // smaller than a point, or squeezed to nothing.
+            "Tj" | "'" | "\"" | "TJ" if ink.hides_text(backdrop) => {
+                if operation.operator != "Tj" && operation.operator != "TJ" {
+                    new_line(&mut out);
+                }
+            }
             "Tj" => show(&mut out, encoding, operands.first()),
             "'" => {
                 new_line(&mut out);
@@ -197,6 +254,86 @@ fn page_text(
         }
     }
     Ok(out)
+}
+
+/// What the page painted before the text being shown.
+#[derive(Debug, Clone, Copy, Default)]
+struct Backdrop {
+    coloured: bool,
+    image: bool,
+}
+
+/// The part of the graphics state that decides whether shown text can be seen.
+#[derive(Debug, Clone, Copy)]
+struct Ink {
+    /// `Tr`: 3 paints nothing, 7 only clips.
+    render_mode: i64,
+    fill_white: bool,
+    stroke_white: bool,
+    /// Whether the fill (stroke) colour space is a device one (gray, RGB, CMYK).
+    fill_device: bool,
+    stroke_device: bool,
+    /// `Tf`'s size, scaled by the text matrix (`Tm`) and the transformation (`cm`).
+    font_size: f32,
+    text_scale: f32,
+    ctm_scale: f32,
+    /// `Tz`, in percent.
+    horizontal_scale: f32,
+}
+
+impl Default for Ink {
+    fn default() -> Self {
+        Self {
+            render_mode: 0,
+            fill_white: false,
+            stroke_white: false,
+            fill_device: true,
+            stroke_device: true,
+            font_size: 12.0,
+            text_scale: 1.0,
+            ctm_scale: 1.0,
+            horizontal_scale: 100.0,
+        }
+    }
+}
+
+/// Text drawn smaller than this (in points, after every scaling) cannot be read.
+const SMALLEST_READABLE_POINTS: f32 = 1.0;
+
+impl Ink {
+    fn hides_text(&self, backdrop: Backdrop) -> bool {
+        let size = (self.font_size * self.text_scale * self.ctm_scale).abs();
+        let white = match self.render_mode {
+            0 | 4 => self.fill_white,
+            1 | 5 => self.stroke_white,
+            // Fill and stroke: seen if either is.
+            2 | 6 => self.fill_white && self.stroke_white,
+            // Invisible (3) or clip only (7): hidden, unless it lies over an image, as the text
+            // OCR writes over a scanned page does (the reader sees it in the image).
+            _ => return !backdrop.image,
+        };
+        (white && !backdrop.coloured)
+            || size < SMALLEST_READABLE_POINTS
+            || self.horizontal_scale.abs() < 1.0
+    }
+}
+
+/// Whether `cs`/`CS` names a device colour space.
+fn device_space(operand: Option<&Object>) -> bool {
+    operand
+        .and_then(|o| o.as_name().ok())
+        .is_some_and(|name| matches!(name, b"DeviceGray" | b"DeviceRGB" | b"DeviceCMYK"))
+}
+
+/// Whether colour operands are white: gray 1, RGB 1 1 1, or CMYK 0 0 0 0 (by their count, as
+/// the colour space set by `cs` is not followed).
+fn is_white(components: &[f32]) -> bool {
+    match components {
+        [gray] => *gray >= 0.99,
+        [r, g, b] => [r, g, b].iter().all(|c| **c >= 0.99),
+        [c, m, y, k] => [c, m, y, k].iter().all(|v| **v <= 0.01),
+        _ => false,
+    }
 }
 
 fn show(out: &mut String, encoding: Option<&Encoding<'_>>, operand: Option<&Object>) {

@@ -6,6 +6,8 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyPool, Executor, Row};
 use verity_core::{Chunk, VerityError, VerityResult};
 
+use crate::library::DeletedDocuments;
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -219,13 +221,17 @@ impl Store {
             .map_err(db_error)
     }
 
-    /// Removes a collection with its documents and chunks.
+    /// Removes a collection with its documents and chunks, and withdraws their text from the
+    /// answer traces that drew on them.
     pub async fn delete_collection(&self, name: &str) -> VerityResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        Store::withdraw_from_traces(&mut tx, DeletedDocuments::OfCollection(name)).await?;
         sqlx::query("DELETE FROM collections WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(())
     }
 
@@ -362,13 +368,59 @@ impl Store {
             .collect()
     }
 
-    /// Deletes a document and its chunks.
-    pub async fn delete_document(&self, id: &str) -> VerityResult<()> {
-        sqlx::query("DELETE FROM documents WHERE id = $1")
-            .bind(id)
+    /// Takes the write lease of a document for `holder` until `until_ms` (Unix milliseconds)
+    /// if nobody holds it, its lease ran out, or `holder` holds it already (a renewal);
+    /// whether it did.
+    pub async fn try_lease_document(
+        &self,
+        document_id: &str,
+        holder: &str,
+        until_ms: i64,
+    ) -> VerityResult<bool> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let taken = sqlx::query(
+            "INSERT INTO document_locks (document_id, holder, lease_until) VALUES ($1, $2, $3)
+             ON CONFLICT (document_id) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+             WHERE document_locks.lease_until < $4 OR document_locks.holder = excluded.holder",
+        )
+        .bind(document_id)
+        .bind(holder)
+        .bind(until_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(taken.rows_affected() > 0)
+    }
+
+    /// Gives a document's write lease back (nothing if `holder` no longer holds it).
+    pub async fn release_document_lease(
+        &self,
+        document_id: &str,
+        holder: &str,
+    ) -> VerityResult<()> {
+        sqlx::query("DELETE FROM document_locks WHERE document_id = $1 AND holder = $2")
+            .bind(document_id)
+            .bind(holder)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Deletes a document and its chunks, and withdraws its text from the answer traces that
+    /// drew on it.
+    pub async fn delete_document(&self, id: &str) -> VerityResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        Store::withdraw_from_traces(&mut tx, DeletedDocuments::One(id)).await?;
+        sqlx::query("DELETE FROM documents WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(())
     }
 

@@ -6,7 +6,10 @@ use std::future::Future;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AssertSqlSafe, Executor};
-use verity_core::Chunk;
+use verity_core::{
+    Answer, AnswerTrace, Chunk, Citation, Grounding, GroundingStatus, Timings, TraceCandidate,
+    UnsupportedSentence,
+};
 use verity_store::{Backend, DocumentRecord, JobCreated, NewJob, NewJobFile, Store};
 
 fn record(id: &str, collection: &str, hash: &str) -> DocumentRecord {
@@ -239,6 +242,114 @@ contract!(
     }
 );
 
+/// The trace of an answer that cited `cited` and was also given `given`.
+fn trace_citing(id: &str, cited: &str, given: &str) -> AnswerTrace {
+    let candidate = |rank: u32, document: &str| TraceCandidate {
+        rank,
+        document_id: document.into(),
+        chunk_id: format!("{document}-0-x"),
+        title: format!("Title of {document}"),
+        score: 0.5,
+        similarity: 0.9,
+    };
+    AnswerTrace {
+        id: id.into(),
+        caller: "key:abc".into(),
+        collection: "kb".into(),
+        question: "What is the CFO salary?".into(),
+        mode: "hybrid".into(),
+        candidates: vec![candidate(1, cited), candidate(2, given)],
+        prompt_hash: None,
+        generator: "extractive".into(),
+        answer: Answer {
+            id: id.into(),
+            answer: "The CFO earns 250,000 a year [1].".into(),
+            citations: vec![Citation {
+                id: 1,
+                document_id: cited.into(),
+                title: format!("Title of {cited}"),
+                source: format!("/kb/{cited}.md"),
+                chunk_id: format!("{cited}-0-x"),
+                start: 0,
+                end: 30,
+                text: "The CFO earns 250,000 a year.".into(),
+                score: 0.5,
+                similarity: 0.9,
+                heading_path: Vec::new(),
+                page: None,
+            }],
+            grounding: Grounding {
+                status: GroundingStatus::Partial,
+                unsupported: vec![UnsupportedSentence {
+                    sentence: "The CEO earns more.".into(),
+                    citations: vec![],
+                    reason: "cites no source".into(),
+                }],
+                ..Grounding::default()
+            },
+            generator: "extractive".into(),
+            prompt_hash: None,
+        },
+        timings: Timings::default(),
+        feedback: None,
+        created_at: 1_700_000_000,
+        redacted_at: None,
+    }
+}
+
+contract!(
+    deleting_a_document_withdraws_its_text_from_the_traces_that_drew_on_it,
+    |store: Store| async move {
+        for collection in ["kb", "other"] {
+            store.ensure_collection(collection).await.unwrap();
+        }
+        for (id, collection) in [("salaries", "kb"), ("leave", "kb"), ("faq", "other")] {
+            store
+                .write_document(&record(id, collection, "h"), &[chunk(id, 0, "x")])
+                .await
+                .unwrap();
+        }
+        let cited_salaries = trace_citing("t1", "salaries", "leave");
+        let cited_leave = trace_citing("t2", "leave", "faq");
+        let unrelated = trace_citing("t3", "faq", "faq");
+        for trace in [&cited_salaries, &cited_leave, &unrelated] {
+            store.insert_trace(trace).await.unwrap();
+        }
+        assert_eq!(store.trace("t1").await.unwrap().unwrap(), cited_salaries);
+
+        store.delete_document("salaries").await.unwrap();
+        let withdrawn = store.trace("t1").await.unwrap().unwrap();
+        assert!(withdrawn.redacted_at.is_some());
+        let kept = serde_json::to_string(&withdrawn).unwrap();
+        for text in ["250,000", "CEO earns", "Title of salaries"] {
+            assert!(!kept.contains(text), "{text} kept in {kept}");
+        }
+        // The question, the ids and the scores stay; so does what the other source holds.
+        assert_eq!(withdrawn.question, cited_salaries.question);
+        assert_eq!(withdrawn.candidates[0].document_id, "salaries");
+        assert_eq!(withdrawn.candidates[1].title, "Title of leave");
+        // Traces that did not draw on it are untouched.
+        assert_eq!(store.trace("t2").await.unwrap().unwrap(), cited_leave);
+        assert_eq!(store.trace("t3").await.unwrap().unwrap(), unrelated);
+
+        // Deleting a collection withdraws every document of it, and only those.
+        store.delete_collection("kb").await.unwrap();
+        let t2 = store.trace("t2").await.unwrap().unwrap();
+        assert!(t2.redacted_at.is_some() && t2.answer.answer.is_empty());
+        assert_eq!(t2.candidates[1].title, "Title of faq");
+        assert_eq!(store.trace("t3").await.unwrap().unwrap(), unrelated);
+
+        // A trace written after its source was deleted (the deletion ran while the answer was
+        // being written) is withdrawn as it is kept.
+        store
+            .insert_trace(&trace_citing("t4", "salaries", "faq"))
+            .await
+            .unwrap();
+        let late = store.trace("t4").await.unwrap().unwrap();
+        assert!(late.redacted_at.is_some() && late.answer.citations.is_empty());
+    }
+);
+
 contract!(
     a_document_in_an_unknown_collection_is_refused_and_nothing_is_written,
     |store: Store| async move {
@@ -252,6 +363,79 @@ contract!(
         assert!(store.chunks_of("d1").await.unwrap().is_empty());
     }
 );
+
+contract!(
+    a_documents_write_lease_has_one_holder_until_released_or_run_out,
+    |store: Store| async move {
+        let in_a_minute = now_ms() + 60_000;
+        assert!(
+            store
+                .try_lease_document("d1", "server-a", in_a_minute)
+                .await
+                .unwrap()
+        );
+        // Another process waits; another document is free; the holder renews.
+        assert!(
+            !store
+                .try_lease_document("d1", "worker-b", in_a_minute)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease_document("d2", "worker-b", in_a_minute)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease_document("d1", "server-a", in_a_minute + 1)
+                .await
+                .unwrap()
+        );
+        // Released: the next one takes it; only the holder releases.
+        store
+            .release_document_lease("d1", "worker-b")
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .try_lease_document("d1", "worker-b", in_a_minute)
+                .await
+                .unwrap()
+        );
+        store
+            .release_document_lease("d1", "server-a")
+            .await
+            .unwrap();
+        assert!(
+            store
+                .try_lease_document("d1", "worker-b", in_a_minute)
+                .await
+                .unwrap()
+        );
+        // A holder that died: its lease runs out and is taken over.
+        assert!(
+            store
+                .try_lease_document("d3", "dead", now_ms() - 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease_document("d3", "worker-b", in_a_minute)
+                .await
+                .unwrap()
+        );
+    }
+);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
 
 contract!(the_store_answers_a_ping, |store: Store| async move {
     store.ping().await.unwrap();
