@@ -137,9 +137,11 @@ fn llama_server_answers_streamed_and_whole_with_verified_citations() {
     let Some(binary) = llama_server("llama_server_answers_streamed_and_whole") else {
         return;
     };
-    server_runtime().block_on(async {
+    // The data directory outlives the runtime, whose server still holds the index.
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = server_runtime();
+    runtime.block_on(async {
         let engine = start_engine(&binary, 4096).await;
-        let dir = tempfile::tempdir().unwrap();
         let base_url = verity_on(&engine, dir.path()).await;
         let client = reqwest::Client::new();
 
@@ -209,6 +211,7 @@ fn llama_server_answers_streamed_and_whole_with_verified_citations() {
             "{whole:#}"
         );
     });
+    drop(runtime);
 }
 
 #[test]
@@ -216,11 +219,13 @@ fn a_request_the_engine_refuses_falls_back_with_a_reason_and_no_engine_text() {
     let Some(binary) = llama_server("a_request_the_engine_refuses_falls_back") else {
         return;
     };
-    server_runtime().block_on(async {
+    // The data directory outlives the runtime, whose server still holds the index.
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = server_runtime();
+    runtime.block_on(async {
         // A context of 128 tokens: Verity's prompt (rules, the passage, the question) is
         // longer, and llama-server answers 400.
         let engine = start_engine(&binary, 128).await;
-        let dir = tempfile::tempdir().unwrap();
         let base_url = verity_on(&engine, dir.path()).await;
         let answer: Value = reqwest::Client::new()
             .post(format!("{base_url}/v1/query"))
@@ -247,4 +252,5 @@ fn a_request_the_engine_refuses_falls_back_with_a_reason_and_no_engine_text() {
             "{answer:#}"
         );
     });
+    drop(runtime);
 }

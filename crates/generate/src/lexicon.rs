@@ -287,6 +287,8 @@ pub const DISCOURSE_WORDS: &[&str] = &[
     "thus",
     "so",
     "yes",
+    "sure",
+    "certainly",
     "only",
     "just",
     "each",

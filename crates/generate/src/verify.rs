@@ -10,8 +10,10 @@
 //! - a sentence no source supports is removed, whatever it cites, with the reason;
 //! - a sentence saying the sources do not answer ([`crate::no_answer`]) is the model
 //!   abstaining, not a claim;
-//! - a sentence with at most one content word and no number ("Sure.") is kept, without
-//!   markers (it states nothing to cite).
+//! - a sentence with one content word and no number is checked like any other: a source that
+//!   holds the word makes it a cited answer ("Miami." to "Where was it held?", as small models
+//!   answer); otherwise it is a connective ("Sure."), kept without markers, as is a sentence
+//!   with no content word at all (it states nothing to cite).
 //!
 //! Whether a source supports a sentence is [`crate::support::check`]: enough of its words
 //! (`min_support`, default 0.6 of its content words, stemmed, accents folded, function words of
@@ -100,8 +102,11 @@ pub fn verify_in(
             continue;
         }
         let claim = Analysis::new(&plain, language);
-        if claim.term_count() <= 1 && !claim.has_quantity() {
-            // A connective ("Sure.", "In short:") states nothing to cite.
+        // One word and no number: a connective ("Sure.", "In short:") or the answer itself
+        // ("Miami.", "CBS", which small models write for "where"/"who" questions).
+        let one_word = claim.term_count() <= 1 && !claim.has_quantity();
+        if claim.term_count() == 0 && !claim.has_quantity() {
+            // States nothing to cite.
             kept.push_str(&tidy(&plain));
             continue;
         }
@@ -131,6 +136,9 @@ pub fn verify_in(
                 });
                 kept.push_str(&text);
             }
+            // A word no source holds is taken for a connective and kept without a citation,
+            // as before one-word answers were checked: it claims nothing a source could back.
+            Err(_) if one_word => kept.push_str(&tidy(&plain)),
             Err(reason) => unsupported.push(UnsupportedSentence {
                 sentence: sentence.trim().to_string(),
                 citations: markers,
@@ -575,6 +583,19 @@ mod tests {
             v.text,
             "Sure! Employees receive 20 working days of annual leave [1]."
         );
+    }
+
+    #[test]
+    fn a_one_word_answer_a_source_holds_is_cited_and_counts_as_an_answer() {
+        // Small models answer "who"/"where" questions with the name alone; it used to be taken
+        // for a connective, so the answer counted as empty and turned into an abstention.
+        let v = verify("Receipts", &sources(), DEFAULT_MIN_SUPPORT);
+        assert_eq!(v.supported, 1, "{v:?}");
+        assert_eq!(v.text, "Receipts [2]");
+        // A word no source holds stays an uncited connective, never a removed claim.
+        let v = verify("Absolutely.", &sources(), DEFAULT_MIN_SUPPORT);
+        assert_eq!((v.supported, v.unsupported.len()), (0, 0), "{v:?}");
+        assert_eq!(v.text, "Absolutely.");
     }
 
     #[test]

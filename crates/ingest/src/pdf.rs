@@ -221,11 +221,8 @@ fn page_text(
             "ET" => new_line(&mut out),
             // Text a reader cannot see is left out: invisible, white on the page's white,
             // smaller than a point, or squeezed to nothing.
-            "Tj" | "'" | "\"" | "TJ" if ink.hides_text(backdrop) => {
-                if operation.operator != "Tj" && operation.operator != "TJ" {
-                    new_line(&mut out);
-                }
-            }
+            "'" | "\"" if ink.hides_text(backdrop) => new_line(&mut out),
+            "Tj" | "TJ" if ink.hides_text(backdrop) => {}
             "Tj" => show(&mut out, encoding, operands.first()),
             "'" => {
                 new_line(&mut out);
