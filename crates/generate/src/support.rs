@@ -510,9 +510,14 @@ impl Analysis {
 
     /// How many of this claim's terms `sources` contain.
     fn covered(&self, sources: &[&Analysis]) -> usize {
+        // A number is covered by the same number spelled out ("6" by "six awards").
         self.terms
             .iter()
-            .filter(|t| sources.iter().any(|s| s.terms.contains(*t)))
+            .filter(|t| {
+                sources
+                    .iter()
+                    .any(|s| s.terms.contains(*t) || s.quantities.iter().any(|q| q.value == **t))
+            })
             .count()
     }
 }

@@ -592,6 +592,15 @@ mod tests {
         let v = verify("Receipts", &sources(), DEFAULT_MIN_SUPPORT);
         assert_eq!(v.supported, 1, "{v:?}");
         assert_eq!(v.text, "Receipts [2]");
+        // A bare number is the answer when a source has it, in figures or in words.
+        let counted = vec![source("Awards", "Lady Gaga has won six Grammy awards.")];
+        let v = verify("6", &counted, DEFAULT_MIN_SUPPORT);
+        assert_eq!((v.supported, v.text.as_str()), (1, "6 [1]"), "{v:?}");
+        let v = verify("2", &counted, DEFAULT_MIN_SUPPORT);
+        assert_eq!(
+            v.supported, 0,
+            "a number no source has is not an answer: {v:?}"
+        );
         // A word no source holds stays an uncited connective, never a removed claim.
         let v = verify("Absolutely.", &sources(), DEFAULT_MIN_SUPPORT);
         assert_eq!((v.supported, v.unsupported.len()), (0, 0), "{v:?}");
