@@ -94,10 +94,18 @@ pub fn verify_in(
     let mut no_answer = Vec::new();
     let mut cited = HashSet::new();
 
-    for sentence in split_sentences(answer) {
+    let sentences = split_sentences(answer);
+    let count = sentences.len();
+    for (i, sentence) in sentences.into_iter().enumerate() {
         let (plain, markers) = strip_markers(&sentence);
         if says_no_answer(&plain) {
             no_answer.push(tidy(&plain).trim().to_string());
+            kept.push_str(&tidy(&plain));
+            continue;
+        }
+        if i + 1 < count && is_list_number(&plain) {
+            // "4." of a numbered list, split off from the item after it: a marker, not a claim
+            // (a number that ends the answer is the answer: "6.").
             kept.push_str(&tidy(&plain));
             continue;
         }
@@ -157,6 +165,14 @@ pub fn verify_in(
         no_answer,
         cited,
     }
+}
+
+/// Whether a sentence is only the number of a list item ("4.", "12)").
+fn is_list_number(sentence: &str) -> bool {
+    let Some(number) = sentence.trim().strip_suffix(['.', ')']) else {
+        return false;
+    };
+    !number.is_empty() && number.len() <= 3 && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The sources that support `claim`: the ones it cites if they do, else the best single
@@ -605,6 +621,18 @@ mod tests {
         let v = verify("Absolutely.", &sources(), DEFAULT_MIN_SUPPORT);
         assert_eq!((v.supported, v.unsupported.len()), (0, 0), "{v:?}");
         assert_eq!(v.text, "Absolutely.");
+    }
+
+    #[test]
+    fn the_numbers_of_a_numbered_list_are_not_claims() {
+        let v = verify(
+            "1. Employees receive 20 working days of annual leave [1].\n2. Unused days expire on 31 March [1].",
+            &sources(),
+            DEFAULT_MIN_SUPPORT,
+        );
+        assert!(v.unsupported.is_empty(), "{:?}", v.unsupported);
+        assert_eq!(v.supported, 2, "{v:?}");
+        assert!(v.text.contains("2. Unused days"), "{}", v.text);
     }
 
     #[test]
