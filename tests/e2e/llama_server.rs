@@ -100,22 +100,43 @@ async fn start_engine(binary: &Path, context: usize) -> Engine {
     }
 }
 
-/// Verity on the vacation policy, answering through `engine`, served over HTTP.
-async fn verity_on(engine: &Engine, dir: &Path) -> String {
-    let policy = write(&dir.join("docs"), "vacation.md", POLICY);
-    let mut settings = settings_for(&dir.join("data"));
-    settings.generation.backend = GenerationBackend::Openai;
-    settings.generation.openai.base_url = Some(engine.base_url.clone());
-    settings.generation.openai.model = Some("smollm2-135m".into());
-    settings.generation.max_tokens = 64;
-    settings.generation.timeout_seconds = 120;
-    let mut verity = Verity::open(settings).await.unwrap();
-    verity
-        .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
-        .await
-        .unwrap();
-    verity.enable_generation().await.unwrap();
-    serve(Arc::new(verity)).await
+/// Verity on the vacation policy, answering through a `llama-server` of `context` tokens,
+/// served over HTTP. Fields drop in order: the runtime (and with it the server holding the
+/// index) before the engine and the data directory.
+struct Served {
+    runtime: tokio::runtime::Runtime,
+    base_url: String,
+    _engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+fn served(binary: &Path, context: usize) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = server_runtime();
+    let (engine, base_url) = runtime.block_on(async {
+        let engine = start_engine(binary, context).await;
+        let policy = write(&dir.path().join("docs"), "vacation.md", POLICY);
+        let mut settings = settings_for(&dir.path().join("data"));
+        settings.generation.backend = GenerationBackend::Openai;
+        settings.generation.openai.base_url = Some(engine.base_url.clone());
+        settings.generation.openai.model = Some("smollm2-135m".into());
+        settings.generation.max_tokens = 64;
+        settings.generation.timeout_seconds = 120;
+        let mut verity = Verity::open(settings).await.unwrap();
+        verity
+            .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
+            .await
+            .unwrap();
+        verity.enable_generation().await.unwrap();
+        let base_url = serve(Arc::new(verity)).await;
+        (engine, base_url)
+    });
+    Served {
+        runtime,
+        base_url,
+        _engine: engine,
+        _dir: dir,
+    }
 }
 
 /// (event, data) pairs of an SSE body.
@@ -137,12 +158,9 @@ fn llama_server_answers_streamed_and_whole_with_verified_citations() {
     let Some(binary) = llama_server("llama_server_answers_streamed_and_whole") else {
         return;
     };
-    // The data directory outlives the runtime, whose server still holds the index.
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = server_runtime();
-    runtime.block_on(async {
-        let engine = start_engine(&binary, 4096).await;
-        let base_url = verity_on(&engine, dir.path()).await;
+    let app = served(&binary, 4096);
+    let base_url = &app.base_url;
+    app.runtime.block_on(async {
         let client = reqwest::Client::new();
 
         let streamed = client
@@ -211,7 +229,6 @@ fn llama_server_answers_streamed_and_whole_with_verified_citations() {
             "{whole:#}"
         );
     });
-    drop(runtime);
 }
 
 #[test]
@@ -219,14 +236,11 @@ fn a_request_the_engine_refuses_falls_back_with_a_reason_and_no_engine_text() {
     let Some(binary) = llama_server("a_request_the_engine_refuses_falls_back") else {
         return;
     };
-    // The data directory outlives the runtime, whose server still holds the index.
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = server_runtime();
-    runtime.block_on(async {
-        // A context of 128 tokens: Verity's prompt (rules, the passage, the question) is
-        // longer, and llama-server answers 400.
-        let engine = start_engine(&binary, 128).await;
-        let base_url = verity_on(&engine, dir.path()).await;
+    // A context of 128 tokens: Verity's prompt (rules, the passage, the question) is longer,
+    // and llama-server answers 400.
+    let app = served(&binary, 128);
+    let base_url = &app.base_url;
+    app.runtime.block_on(async {
         let answer: Value = reqwest::Client::new()
             .post(format!("{base_url}/v1/query"))
             .json(&json!({"question": QUESTION}))
@@ -252,5 +266,4 @@ fn a_request_the_engine_refuses_falls_back_with_a_reason_and_no_engine_text() {
             "{answer:#}"
         );
     });
-    drop(runtime);
 }
