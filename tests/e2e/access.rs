@@ -9,9 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::Scope;
+use verity_service::Verity;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{serve, server_runtime, settings_for, verity_command, write};
 
@@ -39,7 +39,7 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
         settings.auth.mode = AuthMode::Keys;
         settings.auth.rate_limit_per_minute = 60;
         settings.auth.rate_limit_burst = rate_limit_burst;
-        let verity = Verity::open(settings).await.unwrap();
+        let verity = verity_cli::open(&settings).await.unwrap();
         // The same two documents twice: in one collection told apart by access groups, and in
         // a collection per tenant.
         for (file, text, group, own_collection) in [
@@ -62,7 +62,7 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
                 .unwrap();
         }
         let key_a = create_key(
-            &verity.store,
+            verity.store(),
             "tenant A's support tool",
             &[Scope::Query],
             Some(&["shared".to_string(), "tenant-a".to_string()]),
@@ -70,11 +70,11 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
         )
         .await
         .unwrap();
-        let ingest_only = create_key(&verity.store, "uploader", &[Scope::Ingest], None, &[])
+        let ingest_only = create_key(verity.store(), "uploader", &[Scope::Ingest], None, &[])
             .await
             .unwrap();
         let verity = Arc::new(verity);
-        let base_url = serve(Arc::clone(&verity)).await;
+        let base_url = serve(&settings, Arc::clone(&verity)).await;
         (verity, base_url, (key_a, ingest_only))
     });
     SecuredApp {
@@ -246,7 +246,7 @@ fn a_key_without_the_query_scope_gets_403() {
 fn a_revoked_key_stops_working_at_once() {
     let app = app();
     app.runtime.block_on(async {
-        let key = create_key(&app.verity.store, "temporary", &[Scope::Query], None, &[])
+        let key = create_key(app.verity.store(), "temporary", &[Scope::Query], None, &[])
             .await
             .unwrap();
         let body = json!({"question": "code name?", "collection": "tenant-a"});
@@ -256,13 +256,13 @@ fn a_revoked_key_stops_working_at_once() {
                 .status,
             StatusCode::OK
         );
-        app.verity.store.revoke_api_key(&key.id).await.unwrap();
+        app.verity.store().revoke_api_key(&key.id).await.unwrap();
         assert_eq!(
             ask(&app.base_url, Some(&key.key), body).await.status,
             StatusCode::UNAUTHORIZED
         );
         // The other keys are untouched, and listing shows the revocation, never a key.
-        let keys = app.verity.store.list_api_keys().await.unwrap();
+        let keys = app.verity.store().list_api_keys().await.unwrap();
         let revoked = keys.iter().find(|k| k.id == key.id).unwrap();
         assert!(revoked.revoked_at.is_some());
         let a = keys.iter().find(|k| k.id == app.key_a_id).unwrap();
@@ -400,7 +400,7 @@ fn collections_are_listed_as_the_caller_may_see_them_and_managed_with_the_admin_
         assert_eq!(denied.status(), StatusCode::FORBIDDEN);
 
         let admin = create_key(
-            &app.verity.store,
+            app.verity.store(),
             "admin",
             &[Scope::Admin, Scope::Query],
             None,

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
-use verity_cli::app::Verity;
 
 use crate::helpers::{TestDatabase, settings_for, verity_command};
 
@@ -46,9 +45,9 @@ fn verity(data: &Path, database_url: Option<&str>, args: &[&str], fault: Option<
 async fn snapshot(data: &Path, database_url: Option<&str>) -> (HashSet<String>, HashSet<String>) {
     let mut settings = settings_for(data);
     settings.database.url = database_url.map(str::to_string);
-    let verity = Verity::open(settings).await.unwrap();
+    let verity = verity_cli::open(&settings).await.unwrap();
     let visible = verity
-        .index
+        .index()
         .list_points("kb")
         .await
         .unwrap()
@@ -57,11 +56,11 @@ async fn snapshot(data: &Path, database_url: Option<&str>) -> (HashSet<String>, 
         .map(|p| p.chunk_id)
         .collect();
     let mut active = HashSet::new();
-    for document in verity.store.documents_in_collection("kb").await.unwrap() {
+    for document in verity.store().documents_in_collection("kb").await.unwrap() {
         if document.active {
             active.extend(
                 verity
-                    .store
+                    .store()
                     .chunks_of(&document.id)
                     .await
                     .unwrap()
@@ -70,7 +69,7 @@ async fn snapshot(data: &Path, database_url: Option<&str>) -> (HashSet<String>, 
             );
         }
     }
-    verity.store.close().await;
+    verity.store().close().await;
     (visible, active)
 }
 

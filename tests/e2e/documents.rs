@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::{Answer, AnswerTrace, Scope, SearchFilter, Timings, document_id};
+use verity_service::Verity;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{
     BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, write,
@@ -54,7 +54,7 @@ fn app() -> &'static DocumentsApp {
             // Short, for the slow-client test, yet long enough for a busy 2-core machine.
             settings.server.request_head_timeout_ms = 2_000;
             settings.server.request_body_timeout_seconds = 2;
-            let verity = Verity::open(settings).await.unwrap();
+            let verity = verity_cli::open(&settings).await.unwrap();
             let docs = dir.path().join("docs");
             for (file, text, group) in
                 [("acme.md", ACME, "team-a"), ("globex.md", GLOBEX, "team-b")]
@@ -71,7 +71,7 @@ fn app() -> &'static DocumentsApp {
             }
             let shared = Some(vec!["shared".to_string()]);
             let key = |scopes: &'static [Scope], group: Option<&'static str>| {
-                let store = verity.store.clone();
+                let store = verity.store().clone();
                 let collections = shared.clone();
                 async move {
                     let groups: Vec<String> = group.map(str::to_string).into_iter().collect();
@@ -85,16 +85,16 @@ fn app() -> &'static DocumentsApp {
                 key(&[Scope::Query, Scope::Ingest], Some("team-a")).await,
                 key(&[Scope::Query, Scope::Ingest], Some("team-b")).await,
                 key(&[Scope::Query], Some("team-a")).await,
-                create_key(&verity.store, "admin", &Scope::ALL, None, &[])
+                create_key(verity.store(), "admin", &Scope::ALL, None, &[])
                     .await
                     .unwrap()
                     .key,
             ];
             // A trace past traces.retention_days, written before the server starts: the
             // server deletes it without anyone asking anything.
-            verity.store.insert_trace(&expired_trace()).await.unwrap();
+            verity.store().insert_trace(&expired_trace()).await.unwrap();
             let verity = Arc::new(verity);
-            let base_url = serve(Arc::clone(&verity)).await;
+            let base_url = serve(&settings, Arc::clone(&verity)).await;
             (verity, base_url, keys)
         });
         let [key_a, key_b, key_reader, key_admin] = keys;
@@ -296,18 +296,18 @@ fn an_uploaded_document_is_answerable_at_once_listed_read_updated_and_deleted() 
             answer.text
         );
         // Its chunks and vectors are gone; the other documents are untouched.
-        assert!(app.verity.store.chunks_of(&id).await.unwrap().is_empty());
+        assert!(app.verity.store().chunks_of(&id).await.unwrap().is_empty());
         assert!(
             app.verity
-                .store
+                .store()
                 .document(&document_id("shared", &format!("upload:/team-a/{file}")))
                 .await
                 .unwrap()
                 .is_none()
         );
-        let index_points = app.verity.index.list_points("shared").await.unwrap();
+        let index_points = app.verity.index().list_points("shared").await.unwrap();
         assert!(index_points.iter().all(|p| p.document_id != id));
-        assert!(app.verity.index.count(&filter).await.unwrap() >= 1);
+        assert!(app.verity.index().count(&filter).await.unwrap() >= 1);
     });
 }
 
@@ -317,7 +317,7 @@ fn a_json_upload_with_explicit_groups_and_tags_is_read_by_its_extension() {
     app.runtime.block_on(async {
         // Only a key in both groups may give a document both.
         let both = create_key(
-            &app.verity.store,
+            app.verity.store(),
             "both teams",
             &[Scope::Query, Scope::Ingest],
             None,
@@ -369,7 +369,7 @@ fn another_tenants_document_is_a_404_like_an_unknown_id_for_get_and_delete() {
     app.runtime.block_on(async {
         let globex = app
             .verity
-            .store
+            .store()
             .documents_in_collection("shared")
             .await
             .unwrap()
@@ -762,7 +762,7 @@ fn bad_uploads_get_clear_errors_and_change_nothing() {
         ];
         for document in app
             .verity
-            .store
+            .store()
             .documents_in_collection("shared")
             .await
             .unwrap()
@@ -816,7 +816,7 @@ fn answers_have_traces_their_asker_can_read_and_rate_and_nobody_else_can() {
         // without groups (it reads public documents only), this one with team-a.
         assert_eq!(get(app, &app.key_admin, &format!("/v1/answers/{id}")).await.status, StatusCode::NOT_FOUND);
         let team_a_admin = create_key(
-            &app.verity.store,
+            app.verity.store(),
             "team-a admin",
             &[Scope::Query, Scope::Admin],
             None,
@@ -928,7 +928,7 @@ fn expired_traces_are_deleted_while_the_server_runs_without_new_answers() {
         let deadline = Instant::now() + Duration::from_secs(20);
         while app
             .verity
-            .store
+            .store()
             .trace(EXPIRED_TRACE)
             .await
             .unwrap()
@@ -1029,10 +1029,10 @@ fn questions_over_the_servers_capacity_are_refused_at_once_with_429() {
     runtime.block_on(async {
         let mut settings = settings_for(&dir.path().join("data"));
         settings.server.max_concurrent_queries = 1;
-        let verity = Verity::open(settings).await.unwrap();
+        let verity = verity_cli::open(&settings).await.unwrap();
         let path = write(&dir.path().join("docs"), "acme.md", ACME);
         verity.ingest_paths(&[path], &IngestOptions::new("default"), &Quiet).await.unwrap();
-        let base_url = serve(Arc::new(verity)).await;
+        let base_url = serve(&settings, Arc::new(verity)).await;
         let question = "Which transport do Acme staff book for trips under 600 kilometres, and what is the travel desk code?";
         let requests = (0..32).map(|_| {
             let url = format!("{base_url}/v1/query");

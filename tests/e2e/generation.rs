@@ -15,9 +15,8 @@ use mock_engine::MockEngine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_cli::settings::GenerationBackend;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{knowledge_dir, serve, server_runtime, settings_for};
 
@@ -42,14 +41,16 @@ fn start(model: &str, max_concurrent: usize, max_queued: usize) -> GeneratingApp
         settings.generation.openai.model = Some(model.to_string());
         settings.generation.max_concurrent = max_concurrent;
         settings.generation.max_queued = max_queued;
-        let mut verity = Verity::open(settings).await.unwrap();
+        let mut verity = verity_cli::open(&settings).await.unwrap();
         let policy = knowledge_dir().join("handbook/leave/annual-vacation.md");
         verity
             .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
             .await
             .unwrap();
-        verity.enable_generation().await.unwrap();
-        let base_url = serve(Arc::new(verity)).await;
+        verity_cli::enable_generation(&mut verity, &settings)
+            .await
+            .unwrap();
+        let base_url = serve(&settings, Arc::new(verity)).await;
         (engine, base_url)
     });
     GeneratingApp {

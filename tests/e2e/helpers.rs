@@ -3,10 +3,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use tempfile::TempDir;
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
 use verity_core::{RetrievedChunk, SearchFilter};
+use verity_service::Verity;
+use verity_service::pipeline::{IngestOptions, IngestReport, Quiet};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,15 +44,19 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// A Verity on a fresh temporary data directory.
 pub struct Scratch {
     pub verity: Verity,
+    pub settings: Settings,
     pub dir: TempDir,
 }
 
 pub async fn scratch() -> Scratch {
     let dir = tempfile::tempdir().unwrap();
-    let verity = Verity::open(settings_for(&dir.path().join("data")))
-        .await
-        .unwrap();
-    Scratch { verity, dir }
+    let settings = settings_for(&dir.path().join("data"));
+    let verity = verity_cli::open(&settings).await.unwrap();
+    Scratch {
+        verity,
+        settings,
+        dir,
+    }
 }
 
 impl Scratch {
@@ -80,7 +84,7 @@ impl Scratch {
                 question,
                 &SearchFilter::collection(collection),
                 k,
-                self.verity.settings.query.mode,
+                self.settings.query.mode,
             )
             .await
             .unwrap()
@@ -89,7 +93,7 @@ impl Scratch {
 
     pub async fn index_count(&self, collection: &str) -> usize {
         self.verity
-            .index
+            .index()
             .count(&SearchFilter::collection(collection))
             .await
             .unwrap()
@@ -100,14 +104,14 @@ impl Scratch {
         let mut total = 0;
         for document in self
             .verity
-            .store
+            .store()
             .documents_in_collection(collection)
             .await
             .unwrap()
         {
             total += self
                 .verity
-                .store
+                .store()
                 .chunks_of(&document.id)
                 .await
                 .unwrap()
@@ -127,11 +131,13 @@ pub fn server_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Serves `verity` over HTTP on a free loopback port (on the current runtime); returns its
-/// base URL.
-pub async fn serve(verity: Arc<Verity>) -> String {
+/// Serves `verity` (opened from `settings`) over HTTP on a free loopback port (on the current
+/// runtime); returns its base URL.
+pub async fn serve(settings: &Settings, verity: Arc<Verity>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let app = verity_cli::build_server(verity, listener).await.unwrap();
+    let app = verity_cli::build_server(settings, verity, listener)
+        .await
+        .unwrap();
     let base_url = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     base_url
@@ -152,14 +158,15 @@ pub fn knowledge_app() -> &'static KnowledgeApp {
         let runtime = server_runtime();
         let dir = tempfile::tempdir().unwrap();
         let (verity, base_url) = runtime.block_on(async {
-            let verity = Verity::open(settings_for(dir.path())).await.unwrap();
+            let settings = settings_for(dir.path());
+            let verity = verity_cli::open(&settings).await.unwrap();
             let report = verity
                 .ingest_paths(&[knowledge_dir()], &IngestOptions::new("default"), &Quiet)
                 .await
                 .unwrap();
             assert_eq!(report.documents_failed, 0, "{:?}", report.failures);
             let verity = Arc::new(verity);
-            let base_url = serve(Arc::clone(&verity)).await;
+            let base_url = serve(&settings, Arc::clone(&verity)).await;
             (verity, base_url)
         });
         KnowledgeApp {

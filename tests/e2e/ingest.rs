@@ -85,7 +85,7 @@ async fn prune_removes_documents_whose_files_are_gone() {
     );
     let sources: Vec<String> = s
         .verity
-        .store
+        .store()
         .documents_in_collection("kb")
         .await
         .unwrap()
@@ -110,7 +110,7 @@ async fn prune_touches_only_its_own_collection() {
     assert_eq!(report.documents_removed, 1);
     assert_eq!(
         s.verity
-            .store
+            .store()
             .documents_in_collection("b")
             .await
             .unwrap()
@@ -174,8 +174,8 @@ async fn a_missing_path_is_reported_and_the_rest_is_ingested() {
         .verity
         .ingest_paths(
             &[docs.join("nope.md"), docs.clone()],
-            &verity_cli::pipeline::IngestOptions::new("kb"),
-            &verity_cli::pipeline::Quiet,
+            &verity_service::pipeline::IngestOptions::new("kb"),
+            &verity_service::pipeline::Quiet,
         )
         .await
         .unwrap();
@@ -190,10 +190,10 @@ async fn the_index_survives_a_restart() {
     let docs = s.docs();
     fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
     s.ingest(&docs, "kb", false).await;
-    let settings = s.verity.settings.clone();
+    let settings = s.settings.clone();
     drop(s.verity);
 
-    let reopened = verity_cli::app::Verity::open(settings).await.unwrap();
+    let reopened = verity_cli::open(&settings).await.unwrap();
     let found = reopened
         .retrieve(
             "visitor parking code",
@@ -209,8 +209,8 @@ async fn the_index_survives_a_restart() {
 
 #[tokio::test]
 async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
-    use verity_cli::pipeline::{IngestOptions, Quiet};
     use verity_core::{RetrievalMode, SearchFilter};
+    use verity_service::pipeline::{IngestOptions, Quiet};
 
     let s = scratch().await;
     let docs = s.docs();
@@ -265,7 +265,7 @@ async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
 
 #[tokio::test]
 async fn invalid_tags_are_refused_before_anything_is_written() {
-    use verity_cli::pipeline::{IngestOptions, Quiet};
+    use verity_service::pipeline::{IngestOptions, Quiet};
     let s = scratch().await;
     let docs = s.docs();
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
@@ -279,7 +279,7 @@ async fn invalid_tags_are_refused_before_anything_is_written() {
         err.to_string().contains("tag \"has space\" is invalid"),
         "{err}"
     );
-    assert!(!s.verity.store.collection_exists("kb").await.unwrap());
+    assert!(!s.verity.store().collection_exists("kb").await.unwrap());
 }
 
 #[tokio::test]
@@ -326,7 +326,7 @@ async fn pdf_docx_and_csv_are_ingested_and_pdf_passages_keep_their_page() {
     assert_eq!(mileage.title, "Travel policy");
 
     let pdf_id = verity_core::document_id("kb", &mileage.source);
-    let stored = s.verity.store.chunks_of(&pdf_id).await.unwrap();
+    let stored = s.verity.store().chunks_of(&pdf_id).await.unwrap();
     assert!(stored.iter().all(|c| c.page.is_some()), "{stored:#?}");
 
     let badge = &s.search("lost badge replacement", "kb", 1).await[0];
@@ -351,7 +351,7 @@ async fn the_parse_limits_in_the_settings_fail_a_file_alone_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = crate::helpers::settings_for(&dir.path().join("data"));
     settings.ingest.max_file_mib = 1;
-    let verity = verity_cli::app::Verity::open(settings).await.unwrap();
+    let verity = verity_cli::open(&settings).await.unwrap();
     let docs = dir.path().join("docs");
     fs::create_dir_all(&docs).unwrap();
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
@@ -364,8 +364,8 @@ async fn the_parse_limits_in_the_settings_fail_a_file_alone_with_the_reason() {
     let report = verity
         .ingest_paths(
             &[docs],
-            &verity_cli::pipeline::IngestOptions::new("kb"),
-            &verity_cli::pipeline::Quiet,
+            &verity_service::pipeline::IngestOptions::new("kb"),
+            &verity_service::pipeline::Quiet,
         )
         .await
         .unwrap();

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use verity_auth::{AuthMode, create_key};
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
-use verity_cli::worker::WorkerOptions;
 use verity_core::{
-    Caller, Documents, IngestJobs, JobCreation, JobInput, NewIngestJob, Scope, SearchFilter,
-    Upload, document_id,
+    Caller, Collections, Documents, IngestJobs, JobCreation, JobInput, NewIngestJob, Scope,
+    SearchFilter, Upload, document_id,
 };
+use verity_service::Verity;
+use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::worker::WorkerOptions;
 
 use crate::helpers::{BOUNDARY, multipart, send, serve, server_runtime, settings_for, write};
 
@@ -23,7 +23,7 @@ const SECRET: &str = "# Secret\n\nThe vault combination outside the root is ZEBR
 async fn open(dir: &std::path::Path, root: Option<&std::path::Path>) -> Verity {
     let mut settings = settings_for(&dir.join("data"));
     settings.ingest.allowed_root = root.map(std::path::Path::to_path_buf);
-    Verity::open(settings).await.unwrap()
+    verity_cli::open(&settings).await.unwrap()
 }
 
 fn key_caller(id: &str, groups: &[&str]) -> Caller {
@@ -70,7 +70,7 @@ async fn only_file(verity: &Verity, caller: &Caller, id: i64) -> (String, String
 
 async fn count(verity: &Verity, collection: &str) -> usize {
     verity
-        .index
+        .index()
         .count(&SearchFilter::collection(collection))
         .await
         .unwrap()
@@ -89,8 +89,8 @@ fn a_file_swapped_for_a_link_after_its_job_was_accepted_is_not_read() {
         );
         let secret = write(&base, "secret.md", SECRET);
         let verity = open(&base, Some(&root)).await;
-        verity.store.ensure_collection("handbook").await.unwrap();
-        let key = create_key(&verity.store, "k", &[Scope::Ingest], None, &["hr".into()])
+        verity.store().ensure_collection("handbook").await.unwrap();
+        let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
             .unwrap();
         let caller = key_caller(&key.id, &["hr"]);
@@ -129,8 +129,8 @@ fn a_directory_swapped_for_a_link_after_its_job_was_accepted_is_not_followed() {
         );
         write(&base, "elsewhere/canteen.md", SECRET);
         let verity = open(&base, Some(&root)).await;
-        verity.store.ensure_collection("handbook").await.unwrap();
-        let key = create_key(&verity.store, "k", &[Scope::Ingest], None, &["hr".into()])
+        verity.store().ensure_collection("handbook").await.unwrap();
+        let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
             .unwrap();
         let caller = key_caller(&key.id, &["hr"]);
@@ -161,8 +161,8 @@ fn a_document_stored_by_another_group_after_the_job_was_accepted_is_not_taken_ov
             "# Salaries\n\nThe CFO salary is 240,000 euros.\n",
         );
         let verity = open(&base, Some(&root)).await;
-        verity.store.ensure_collection("handbook").await.unwrap();
-        let key = create_key(&verity.store, "k", &[Scope::Ingest], None, &["hr".into()])
+        verity.store().ensure_collection("handbook").await.unwrap();
+        let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
             .unwrap();
         let caller = key_caller(&key.id, &["hr"]);
@@ -188,7 +188,7 @@ fn a_document_stored_by_another_group_after_the_job_was_accepted_is_not_taken_ov
         assert_eq!(state, "failed", "{reason}");
         assert!(reason.contains("may not write"), "{reason}");
         let stored = verity
-            .store
+            .store()
             .document(&document_id("handbook", &path.display().to_string()))
             .await
             .unwrap()
@@ -224,22 +224,24 @@ fn a_queued_job_stops_when_its_collection_is_deleted_or_its_key_revoked() {
         );
         let verity = open(&base, Some(&root)).await;
         for collection in ["gone", "kept"] {
-            verity.store.ensure_collection(collection).await.unwrap();
+            verity.store().ensure_collection(collection).await.unwrap();
         }
-        let key = create_key(&verity.store, "k", &[Scope::Ingest], None, &["hr".into()])
+        let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
             .unwrap();
         let caller = key_caller(&key.id, &["hr"]);
         let deleted = created(&verity, &caller, paths_job("gone", &["a.md"])).await;
-        verity.delete_collection("gone").await.unwrap();
+        Collections::delete_collection(&verity, &Caller::local(), "gone")
+            .await
+            .unwrap();
         verity.run_worker(&WorkerOptions::default()).await.unwrap();
         let (state, reason) = only_file(&verity, &caller, deleted).await;
         assert_eq!(state, "failed");
         assert!(reason.contains("was deleted"), "{reason}");
-        assert!(!verity.store.collection_exists("gone").await.unwrap());
+        assert!(!verity.store().collection_exists("gone").await.unwrap());
 
         let revoked = created(&verity, &caller, paths_job("kept", &["b.md"])).await;
-        verity.store.revoke_api_key(&key.id).await.unwrap();
+        verity.store().revoke_api_key(&key.id).await.unwrap();
         verity.run_worker(&WorkerOptions::default()).await.unwrap();
         let (state, reason) = only_file(&verity, &caller, revoked).await;
         assert_eq!(state, "failed");
@@ -253,7 +255,7 @@ fn concurrent_uploads_and_deletes_of_one_document_leave_index_and_store_agreeing
     server_runtime().block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let verity = Arc::new(open(dir.path(), None).await);
-        verity.store.ensure_collection("notes").await.unwrap();
+        verity.store().ensure_collection("notes").await.unwrap();
         let caller = Caller::local();
         let upload = |n: usize| Upload {
             file_name: "memo.md".to_string(),
@@ -279,7 +281,7 @@ fn concurrent_uploads_and_deletes_of_one_document_leave_index_and_store_agreeing
             });
             let id = first.await.unwrap().unwrap().document.id;
             second.await.unwrap().unwrap();
-            let chunks = verity.store.chunks_of(&id).await.unwrap().len();
+            let chunks = verity.store().chunks_of(&id).await.unwrap().len();
             assert_eq!(count(&verity, "notes").await, chunks, "round {round}");
             // A delete racing an upload: afterwards the index holds exactly the store's chunks.
             let (c, d) = (Arc::clone(&verity), Arc::clone(&verity));
@@ -294,7 +296,7 @@ fn concurrent_uploads_and_deletes_of_one_document_leave_index_and_store_agreeing
                 tokio::spawn(async move { d.delete_document(&caller_d, &id_d).await });
             uploading.await.unwrap().unwrap();
             let _ = deleting.await.unwrap();
-            let stored = verity.store.chunks_of(&id).await.unwrap().len();
+            let stored = verity.store().chunks_of(&id).await.unwrap().len();
             assert_eq!(count(&verity, "notes").await, stored, "round {round}");
         }
     });
@@ -307,9 +309,9 @@ fn open_server() -> (tokio::runtime::Runtime, String, tempfile::TempDir) {
     let base_url = runtime.block_on(async {
         let mut settings = settings_for(&dir.path().join("data"));
         settings.auth.mode = AuthMode::Off;
-        let verity = Verity::open(settings).await.unwrap();
-        verity.store.ensure_collection("default").await.unwrap();
-        serve(Arc::new(verity)).await
+        let verity = verity_cli::open(&settings).await.unwrap();
+        verity.store().ensure_collection("default").await.unwrap();
+        serve(&settings, Arc::new(verity)).await
     });
     (runtime, base_url, dir)
 }
@@ -395,8 +397,8 @@ fn refused_credentials_are_rate_limited_per_address() {
         settings.auth.mode = AuthMode::Keys;
         settings.auth.rate_limit_per_minute = 60;
         settings.auth.rate_limit_burst = 3;
-        let verity = Verity::open(settings).await.unwrap();
-        let base_url = serve(Arc::new(verity)).await;
+        let verity = verity_cli::open(&settings).await.unwrap();
+        let base_url = serve(&settings, Arc::new(verity)).await;
         let client = reqwest::Client::new();
         let mut statuses = Vec::new();
         for n in 0..6 {

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use verity_auth::{AuthMode, create_key};
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::{Scope, document_id};
+use verity_service::Verity;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{
     BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, write,
@@ -245,8 +245,8 @@ impl Matrix {
         let mut out = BTreeMap::new();
         for doc in &DOCS {
             let id = self.id(doc);
-            let state = self.verity.store.document_state(&id).await.unwrap();
-            let info = self.verity.store.document(&id).await.unwrap();
+            let state = self.verity.store().document_state(&id).await.unwrap();
+            let info = self.verity.store().document(&id).await.unwrap();
             if let (Some(state), Some(info)) = (state, info) {
                 out.insert(doc.path.to_string(), (info.groups, state.content_hash));
             }
@@ -264,7 +264,7 @@ async fn start() -> (Matrix, tempfile::TempDir) {
     settings.auth.rate_limit_per_minute = 1_000_000;
     settings.auth.rate_limit_burst = 100_000;
     settings.ingest.allowed_root = Some(root.clone());
-    let verity = Verity::open(settings).await.unwrap();
+    let verity = verity_cli::open(&settings).await.unwrap();
     for doc in &DOCS {
         let path = write(&root, doc.path, doc.text);
         let groups = doc.groups.iter().map(|g| g.to_string()).collect();
@@ -286,7 +286,7 @@ async fn start() -> (Matrix, tempfile::TempDir) {
                 .map(|c| c.iter().map(|s| s.to_string()).collect());
             let groups: Vec<String> = kind.groups.iter().map(|s| s.to_string()).collect();
             let key = create_key(
-                &verity.store,
+                verity.store(),
                 kind.name,
                 kind.scopes,
                 collections.as_deref(),
@@ -298,10 +298,10 @@ async fn start() -> (Matrix, tempfile::TempDir) {
         }
     }
     let verity = Arc::new(verity);
-    verity_cli::worker::start_serve_worker(Arc::clone(&verity))
+    verity_service::worker::start_serve_worker(Arc::clone(&verity))
         .await
         .unwrap();
-    let base_url = serve(Arc::clone(&verity)).await;
+    let base_url = serve(&settings, Arc::clone(&verity)).await;
     let matrix = Matrix {
         base_url,
         verity,
@@ -662,7 +662,7 @@ async fn job_access(m: &Matrix, findings: &mut Findings, jobs: &[(usize, i64)]) 
             .await;
         assert_eq!(job.status, StatusCode::OK, "{}", job.text);
         let collection = job.body["collection"].as_str().unwrap().to_string();
-        let stored = m.verity.store.job(id).await.unwrap().unwrap();
+        let stored = m.verity.store().job(id).await.unwrap().unwrap();
         let options: Value = serde_json::from_str(&stored.options).unwrap();
         let groups: Vec<String> = serde_json::from_value(options["groups"].clone()).unwrap();
         let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
@@ -828,7 +828,7 @@ fn the_isolation_matrix_has_no_leak_and_no_unauthorized_write() {
         for collection in COLLECTIONS {
             for document in m
                 .verity
-                .store
+                .store()
                 .documents_in_collection(collection)
                 .await
                 .unwrap()

@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
-use verity_cli::app::Verity;
 use verity_core::Scope;
+use verity_service::Verity;
 
 use crate::helpers::{
     BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, verity_command, write,
@@ -53,14 +53,14 @@ fn app() -> &'static JobsApp {
             settings.server.max_upload_bytes = 64 * 1024;
             settings.server.max_job_upload_bytes = 256 * 1024;
             settings.ingest.allowed_root = Some(root.clone());
-            let verity = Verity::open(settings).await.unwrap();
-            verity.store.ensure_collection("shared").await.unwrap();
+            let verity = verity_cli::open(&settings).await.unwrap();
+            verity.store().ensure_collection("shared").await.unwrap();
             let shared = Some(vec!["shared".to_string()]);
             let mut keys = Vec::new();
             for group in ["team-a", "team-b"] {
                 keys.push(
                     create_key(
-                        &verity.store,
+                        verity.store(),
                         group,
                         &[Scope::Query, Scope::Ingest],
                         shared.as_deref(),
@@ -72,16 +72,16 @@ fn app() -> &'static JobsApp {
                 );
             }
             keys.push(
-                create_key(&verity.store, "admin", &Scope::ALL, None, &[])
+                create_key(verity.store(), "admin", &Scope::ALL, None, &[])
                     .await
                     .unwrap()
                     .key,
             );
             let verity = Arc::new(verity);
-            verity_cli::worker::start_serve_worker(Arc::clone(&verity))
+            verity_service::worker::start_serve_worker(Arc::clone(&verity))
                 .await
                 .unwrap();
-            let base_url = serve(Arc::clone(&verity)).await;
+            let base_url = serve(&settings, Arc::clone(&verity)).await;
             (verity, base_url, keys)
         });
         let [key_a, key_b, key_admin]: [String; 3] = keys.try_into().unwrap();
@@ -465,7 +465,7 @@ fn another_callers_job_is_a_404_like_an_unknown_one_and_an_admin_sees_it() {
             StatusCode::NOT_FOUND
         );
         let team_a_admin = create_key(
-            &app.verity.store,
+            app.verity.store(),
             "team-a admin",
             &[Scope::Ingest, Scope::Admin],
             None,
@@ -477,7 +477,7 @@ fn another_callers_job_is_a_404_like_an_unknown_one_and_an_admin_sees_it() {
         let admin = finished_job(&app.base_url, Some(&team_a_admin), id).await;
         assert_eq!(admin["state"], "done");
         // Without the ingest scope, nothing.
-        let reader = create_key(&app.verity.store, "reader", &[Scope::Query], None, &[])
+        let reader = create_key(app.verity.store(), "reader", &[Scope::Query], None, &[])
             .await
             .unwrap()
             .key;
@@ -581,9 +581,10 @@ fn cancelling_a_queued_job_cancels_its_files_and_removes_their_uploads_and_paths
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         // No worker and no allowed root: the files stay queued until cancelled.
-        let verity = Arc::new(Verity::open(settings_for(&data)).await.unwrap());
-        verity.store.ensure_collection("kb").await.unwrap();
-        let base_url = serve(Arc::clone(&verity)).await;
+        let settings = settings_for(&data);
+        let verity = Arc::new(verity_cli::open(&settings).await.unwrap());
+        verity.store().ensure_collection("kb").await.unwrap();
+        let base_url = serve(&settings, Arc::clone(&verity)).await;
         let reply = send(post_job(
             &base_url,
             None,
@@ -630,7 +631,7 @@ fn cancelling_a_queued_job_cancels_its_files_and_removes_their_uploads_and_paths
         );
         // A worker finds nothing to do.
         let report = verity
-            .run_worker(&verity_cli::worker::WorkerOptions::default())
+            .run_worker(&verity_service::worker::WorkerOptions::default())
             .await
             .unwrap();
         assert_eq!(report.files_done + report.files_failed, 0);

@@ -170,7 +170,7 @@ fn citation_spans_point_at_the_quoted_text_in_the_stored_document() {
         for citation in &answer.citations {
             let text = app
                 .verity
-                .store
+                .store()
                 .document_text(&citation.document_id)
                 .await
                 .unwrap()
@@ -200,13 +200,13 @@ fn questions_embedded_together_get_the_vectors_they_get_alone() {
     ];
     let alone: Vec<Vec<f32>> = questions
         .iter()
-        .map(|q| app.verity.embedder.embed_query(q).unwrap())
+        .map(|q| app.verity.embedder().embed_query(q).unwrap())
         .collect();
     let together: Vec<Vec<f32>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..32)
             .map(|i| {
                 let question = questions[i % questions.len()];
-                scope.spawn(move || app.verity.embedder.embed_query(question).unwrap())
+                scope.spawn(move || app.verity.embedder().embed_query(question).unwrap())
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

@@ -16,9 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_cli::settings::GenerationBackend;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{serve, server_runtime, settings_for, write};
 use crate::real_model::smollm2_dir;
@@ -122,13 +121,15 @@ fn served(binary: &Path, context: usize) -> Served {
         settings.generation.openai.model = Some("smollm2-135m".into());
         settings.generation.max_tokens = 64;
         settings.generation.timeout_seconds = 120;
-        let mut verity = Verity::open(settings).await.unwrap();
+        let mut verity = verity_cli::open(&settings).await.unwrap();
         verity
             .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
             .await
             .unwrap();
-        verity.enable_generation().await.unwrap();
-        let base_url = serve(Arc::new(verity)).await;
+        verity_cli::enable_generation(&mut verity, &settings)
+            .await
+            .unwrap();
+        let base_url = serve(&settings, Arc::new(verity)).await;
         (engine, base_url)
     });
     Served {

@@ -21,6 +21,8 @@ mod llama_server;
 mod logs;
 mod oidc;
 mod postgres;
+// SmolLM2 through mistral.rs: needs the engine (the default feature `mistralrs`).
+#[cfg(feature = "mistralrs")]
 mod real_model;
 mod tls;
 mod workers;

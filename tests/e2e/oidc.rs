@@ -9,9 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::Scope;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{repo_root, serve, server_runtime, settings_for};
 
@@ -38,7 +37,7 @@ fn app() -> &'static OidcApp {
             settings.auth.oidc.issuer = Some(ISSUER.into());
             settings.auth.oidc.audience = Some(AUDIENCE.into());
             settings.auth.oidc.jwks_file = Some(repo_root().join("tests/data/oidc/jwks.json"));
-            let verity = Verity::open(settings).await.unwrap();
+            let verity = verity_cli::open(&settings).await.unwrap();
             for (name, text, group) in [
                 ("payroll.md", "# Payroll\n\nSalaries are paid on the 25th of each month by bank transfer.\n", "finance"),
                 ("parking.md", "# Parking\n\nParking spaces are assigned by the facilities team every January.\n", "facilities"),
@@ -54,10 +53,10 @@ fn app() -> &'static OidcApp {
                     .await
                     .unwrap();
             }
-            let key = create_key(&verity.store, "bot", &[Scope::Query], None, &["finance".into()])
+            let key = create_key(verity.store(), "bot", &[Scope::Query], None, &["finance".into()])
                 .await
                 .unwrap();
-            (serve(Arc::new(verity)).await, key.key)
+            (serve(&settings, Arc::new(verity)).await, key.key)
         });
         OidcApp {
             runtime,

@@ -4,9 +4,8 @@
 
 use std::fs;
 
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
+use verity_service::pipeline::{IngestOptions, Quiet};
 use verity_store::Backend;
 
 use crate::helpers::{TestDatabase, settings_for};
@@ -26,8 +25,8 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
     .unwrap();
     let mut settings = settings_for(&dir.path().join("data"));
     settings.database.url = Some(database.url.clone());
-    let verity = Verity::open(settings).await.unwrap();
-    assert_eq!(verity.store.backend(), Backend::Postgres);
+    let verity = verity_cli::open(&settings).await.unwrap();
+    assert_eq!(verity.store().backend(), Backend::Postgres);
     assert!(
         !dir.path().join("data/verity.sqlite3").exists(),
         "no SQLite file when Postgres is configured"
@@ -57,7 +56,7 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
     assert_eq!(answer.grounding.status, GroundingStatus::Grounded);
     assert!(answer.answer.contains("06:00"));
 
-    verity.store.close().await;
+    verity.store().close().await;
     drop(verity);
     database.drop_database().await;
 }
@@ -83,7 +82,7 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
     settings.database.url = Some(database.url.clone());
     settings.index.qdrant_url = Some(qdrant_url);
     settings.index.qdrant_collection = format!("verity_e2e_{}", uuid::Uuid::new_v4().simple());
-    let verity = Verity::open(settings).await.unwrap();
+    let verity = verity_cli::open(&settings).await.unwrap();
     assert!(
         !dir.path().join("data/index").exists(),
         "no Edge shard when a Qdrant server is configured"
@@ -123,7 +122,7 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
         (0, 0)
     );
 
-    verity.store.close().await;
+    verity.store().close().await;
     drop(verity);
     database.drop_database().await;
 }
@@ -133,7 +132,7 @@ async fn an_unreachable_qdrant_server_at_start_is_a_clear_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings_for(dir.path());
     settings.index.qdrant_url = Some("http://127.0.0.1:1".into());
-    let err = Verity::open(settings)
+    let err = verity_cli::open(&settings)
         .await
         .err()
         .expect("opening must fail");

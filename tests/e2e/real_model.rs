@@ -7,10 +7,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{IngestOptions, Quiet};
 use verity_cli::settings::GenerationBackend;
 use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 use crate::helpers::{repo_root, settings_for, write};
 
@@ -62,13 +61,15 @@ fn a_real_model_answers_from_an_ingested_document_with_verified_citations() {
         // The default: the deadline is derived from the model's speed measured at load, so a
         // slow CI machine does not fall back.
         settings.generation.timeout_seconds = 0;
-        let mut verity = Verity::open(settings).await.unwrap();
+        let mut verity = verity_cli::open(&settings).await.unwrap();
         verity
             .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
             .await
             .unwrap();
         let loading = Instant::now();
-        verity.enable_generation().await.unwrap();
+        verity_cli::enable_generation(&mut verity, &settings)
+            .await
+            .unwrap();
         let load_seconds = loading.elapsed().as_secs_f64();
 
         let asking = Instant::now();

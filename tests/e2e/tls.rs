@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use verity_cli::app::Verity;
-
 use crate::helpers::{serve, server_runtime, settings_for};
 
 #[test]
@@ -23,8 +21,8 @@ fn the_api_is_served_over_tls_13_only() {
         let mut settings = settings_for(&dir.path().join("data"));
         settings.server.tls_cert = Some(cert);
         settings.server.tls_key = Some(key);
-        let verity = Verity::open(settings).await.unwrap();
-        let base_url = serve(Arc::new(verity)).await;
+        let verity = verity_cli::open(&settings).await.unwrap();
+        let base_url = serve(&settings, Arc::new(verity)).await;
         let address = base_url.trim_start_matches("http://").to_string();
 
         let root = reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
@@ -65,8 +63,8 @@ fn configured_origins_and_only_they_may_call_from_a_browser() {
     runtime.block_on(async {
         let mut settings = settings_for(&dir.path().join("data"));
         settings.server.cors_origins = vec!["https://intranet.example.com".into()];
-        let verity = Verity::open(settings).await.unwrap();
-        let base_url = serve(Arc::new(verity)).await;
+        let verity = verity_cli::open(&settings).await.unwrap();
+        let base_url = serve(&settings, Arc::new(verity)).await;
         let preflight = |origin: &'static str| {
             reqwest::Client::new()
                 .request(reqwest::Method::OPTIONS, format!("{base_url}/v1/query"))

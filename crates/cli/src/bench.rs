@@ -11,9 +11,8 @@ use serde::Serialize;
 use verity_core::RetrievalMode;
 use verity_ingest::{collect_files, embedding_text, parse_file};
 
-use crate::app::Verity;
-use crate::pipeline::{IngestOptions, Quiet};
 use crate::settings::Settings;
+use verity_service::pipeline::{IngestOptions, Quiet};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
@@ -96,7 +95,7 @@ pub async fn bench_ingest(
         settings.embed.model_dir = Some(settings.find_model_dir()?);
     }
     settings.data_dir = scratch.path().to_path_buf();
-    let verity = Verity::open(settings).await?;
+    let verity = crate::open(&settings).await?;
 
     let (files, _) = collect_files(paths);
     let mut texts = Vec::new();
@@ -106,7 +105,7 @@ pub async fn bench_ingest(
         let mut round_texts = Vec::new();
         for file in &files {
             if let Ok((document, _)) = parse_file(&file.path) {
-                for chunk in verity.chunker.chunk("bench", &document) {
+                for chunk in verity.chunker().chunk("bench", &document) {
                     round_texts.push(embedding_text(&document.title, &chunk));
                 }
             }
@@ -122,7 +121,7 @@ pub async fn bench_ingest(
     );
     let tokens: usize = texts
         .iter()
-        .map(|t| verity.chunker.count_tokens(t) + 2)
+        .map(|t| verity.chunker().count_tokens(t) + 2)
         .sum();
 
     let mut raw_times = Vec::new();
@@ -142,7 +141,7 @@ pub async fn bench_ingest(
         }
 
         let started = Instant::now();
-        verity.embedder.embed_passages(&texts)?;
+        verity.embedder().embed_passages(&texts)?;
         raw_times.push(started.elapsed().as_secs_f64());
         anyhow::ensure!(
             report.chunks_embedded == texts.len(),
@@ -389,9 +388,9 @@ pub async fn bench_auth(
     use verity_core::Scope;
     use verity_gateway::{Application, RateLimit};
 
-    let verity = Arc::new(crate::app::Verity::open(settings).await?);
+    let verity = Arc::new(crate::open(&settings).await?);
     let key = create_key(
-        &verity.store,
+        verity.store(),
         "bench auth (temporary)",
         &[Scope::Query],
         None,
@@ -402,14 +401,18 @@ pub async fn bench_auth(
     let mut handles = Vec::new();
     for mode in [AuthMode::Off, AuthMode::Keys] {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let mut config = crate::gateway_config(&verity.settings);
+        let mut config = crate::gateway_config(&settings);
         // Limits far above the benchmark's pace: the limiter's cost is measured, not its
         // refusals.
         config.rate_limit = Some(RateLimit {
             per_minute: 1_000_000_000,
             burst: 1_000_000,
         });
-        let authenticator = Arc::new(BearerAuthenticator::new(verity.store.clone(), mode, None)?);
+        let authenticator = Arc::new(BearerAuthenticator::new(
+            verity.store().clone(),
+            mode,
+            None,
+        )?);
         let app = Application::build(
             listener,
             crate::services(verity.clone(), authenticator),
@@ -435,7 +438,7 @@ pub async fn bench_auth(
     for handle in handles {
         handle.stop(true).await;
     }
-    verity.store.revoke_api_key(&key.id).await?;
+    verity.store().revoke_api_key(&key.id).await?;
     let mut differences: Vec<f64> = keys.iter().zip(&off).map(|(k, o)| k - o).collect();
     differences.sort_by(f64::total_cmp);
     Ok(AuthBench {

@@ -5,12 +5,14 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use verity_core::{DocumentFormat, ParsedDocument, RetrievalMode, SearchFilter};
+use verity_core::{
+    Caller, Collections, DocumentFormat, ParsedDocument, RetrievalMode, SearchFilter, VerityError,
+};
 use verity_generate::term_coverage;
 use verity_ingest::content_hash;
 
-use crate::app::Verity;
-use crate::pipeline::{IngestOptions, SourceDocument};
+use verity_service::Verity;
+use verity_service::pipeline::{IngestOptions, SourceDocument};
 
 /// Passages retrieved per question (hit@10, MRR@10 and nDCG@10 need ten).
 const EVAL_DEPTH: usize = 10;
@@ -78,7 +80,11 @@ pub(crate) async fn ingest_squad(
         )
     })?;
 
-    verity.delete_collection(collection).await?;
+    // A fresh collection for each evaluation (none yet on a first run).
+    match Collections::delete_collection(verity, &Caller::local(), collection).await {
+        Ok(_) | Err(VerityError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
     let documents: Vec<SourceDocument> = squad
         .data
         .iter()
@@ -180,10 +186,10 @@ pub async fn eval_squad(
 
 async fn collection_chunk_texts(verity: &Verity, collection: &str) -> anyhow::Result<Vec<String>> {
     let mut texts = Vec::new();
-    for document in verity.store.documents_in_collection(collection).await? {
+    for document in verity.store().documents_in_collection(collection).await? {
         texts.extend(
             verity
-                .store
+                .store()
                 .chunks_of(&document.id)
                 .await?
                 .into_iter()
@@ -224,7 +230,7 @@ async fn eval_mode(
     // an answer is built from (the default top_k) — the two signals of the abstention gate.
     let mut answerable_signals = Vec::new();
     let mut unanswerable_signals = Vec::new();
-    let answer_depth = verity.settings.query.top_k as usize;
+    let answer_depth = verity.config().query.top_k as usize;
     for question in squad
         .data
         .iter()
@@ -268,7 +274,7 @@ async fn eval_mode(
         ndcg += ndcg_at_10(&relevant, relevant_in_collection);
     }
 
-    let config = verity.answerer.extractive().config();
+    let config = verity.answerer().extractive().config();
     let rate = |signals: &[(f32, f32)], below: f32, coverage: f32| {
         if signals.is_empty() {
             0.0

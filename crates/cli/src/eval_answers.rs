@@ -19,8 +19,8 @@ use verity_core::{
     detect_language,
 };
 
-use crate::app::Verity;
 use crate::eval::{IngestedSquad, ingest_squad};
+use verity_service::Verity;
 
 #[derive(Debug, Clone)]
 pub struct AnswerEvalOptions {
@@ -177,7 +177,7 @@ pub async fn eval_answers(
     }
     Ok(AnswerEvalReport {
         file: file.display().to_string(),
-        generator: verity.answerer.generator_name(),
+        generator: verity.answerer().generator_name(),
         documents,
         chunks,
         sample: options.sample,

@@ -1,21 +1,16 @@
-//! The `verity` binary's library: settings, the assembled service ([`app::Verity`]), batch
-//! ingestion, the SQuAD evaluation and the benchmarks. `main.rs` only parses arguments and
+//! The `verity` binary's library: settings, the wiring from settings to the service
+//! ([`wiring::open`]; the use cases themselves are in `verity-service`), the HTTP server's
+//! assembly, the SQuAD evaluations and the benchmarks. `main.rs` only parses arguments and
 //! prints; everything here is usable from tests.
 
-pub mod app;
 pub mod bench;
 pub mod bench_corpus;
 pub mod bench_generate;
 pub mod bench_load;
 pub mod eval;
 pub mod eval_answers;
-pub mod jobs;
-pub mod library;
-mod locks;
-pub mod pipeline;
-pub mod reconcile;
 pub mod settings;
-pub mod worker;
+pub mod wiring;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -28,12 +23,18 @@ use verity_auth::{
 use verity_core::Authenticator;
 use verity_gateway::{Application, GatewayConfig, OpenAccessGuard, RateLimit, Services, TlsFiles};
 
-use crate::app::Verity;
+use verity_service::Verity;
+
 use crate::settings::Settings;
 
+pub use wiring::{enable_generation, open};
+
 /// The authenticator `auth.mode` asks for (fetching the OIDC issuer's keys if needed).
-pub async fn authenticator(verity: &Verity) -> anyhow::Result<BearerAuthenticator> {
-    let auth = &verity.settings.auth;
+pub async fn authenticator(
+    settings: &Settings,
+    verity: &Verity,
+) -> anyhow::Result<BearerAuthenticator> {
+    let auth = &settings.auth;
     let oidc = if auth.mode.accepts_oidc() {
         let o = &auth.oidc;
         let jwks = match (&o.jwks_url, &o.jwks_file) {
@@ -69,7 +70,7 @@ pub async fn authenticator(verity: &Verity) -> anyhow::Result<BearerAuthenticato
         None
     };
     Ok(BearerAuthenticator::new(
-        verity.store.clone(),
+        verity.store().clone(),
         auth.mode,
         oidc,
     )?)
@@ -117,14 +118,16 @@ pub fn services(verity: Arc<Verity>, authenticator: Arc<dyn Authenticator>) -> S
     }
 }
 
-/// Builds the HTTP application for `verity` on an already bound listener.
+/// Builds the HTTP application for `verity` (opened from `settings`) on an already bound
+/// listener.
 pub async fn build_server(
+    settings: &Settings,
     verity: Arc<Verity>,
     listener: TcpListener,
 ) -> anyhow::Result<Application> {
-    library::start_trace_retention(&verity);
-    let config = gateway_config(&verity.settings);
-    let authenticator = Arc::new(authenticator(&verity).await?);
+    verity_service::start_trace_retention(&verity);
+    let config = gateway_config(settings);
+    let authenticator = Arc::new(authenticator(settings, &verity).await?);
     Application::build(listener, services(verity, authenticator), config)
         .context("cannot start the HTTP server")
 }

@@ -7,14 +7,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use verity_auth::AuthMode;
-use verity_cli::app::Verity;
-use verity_cli::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_cli::settings::{Overrides, Settings};
 use verity_cli::{bench, bench_generate, bench_load, build_server, eval, eval_answers};
 use verity_core::{
     AnswerEvent, AnswerService, Caller, GroundingStatus, Language, QueryRequest, RetrievalMode,
     Scope,
 };
+use verity_service::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 use verity_store::Store;
 
 fn parse_language(code: &str) -> Result<Language, String> {
@@ -413,7 +412,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ],
                 None => vec![settings.query.mode],
             };
-            let verity = Verity::open(settings).await?;
+            let verity = verity_cli::open(&settings).await?;
             let reports = eval::eval_squad(&verity, &file, &collection, &modes, calibrate).await?;
             if json {
                 let output = if mode.as_deref() == Some("all") {
@@ -446,8 +445,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut settings = settings;
             // A measurement, not use: no answer traces.
             settings.traces.enabled = false;
-            let mut verity = Verity::open(settings).await?;
-            verity.enable_generation().await?;
+            let mut verity = verity_cli::open(&settings).await?;
+            verity_cli::enable_generation(&mut verity, &settings).await?;
             let progress = if std::io::stderr().is_terminal() {
                 ProgressBar::new(0).with_style(
                     ProgressStyle::with_template(
@@ -478,8 +477,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             lease_seconds,
             json,
         } => {
-            let verity = Verity::open(settings).await?;
-            let mut options = verity_cli::worker::WorkerOptions {
+            let verity = verity_cli::open(&settings).await?;
+            let mut options = verity_service::worker::WorkerOptions {
                 follow,
                 lease_seconds,
                 ..Default::default()
@@ -500,8 +499,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { which } => keys(settings, which).await,
         Command::Job { id, json } => {
-            let verity = Verity::open(settings).await?;
-            let progress = verity.store.job_progress(id).await?;
+            let verity = verity_cli::open(&settings).await?;
+            let progress = verity.store().job_progress(id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&progress)?);
             } else {
@@ -521,7 +520,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
             json,
         } => {
-            let verity = Verity::open(settings).await?;
+            let verity = verity_cli::open(&settings).await?;
             let report = verity.reconcile(collection.as_deref(), !dry_run).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -542,11 +541,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A progress bar on a terminal; nothing otherwise.
 struct Bar(ProgressBar);
 
+#[async_trait::async_trait]
 impl IngestProgress for Bar {
-    fn total(&self, files: usize) {
+    async fn total(&self, files: usize) {
         self.0.set_length(files as u64);
     }
-    fn done(&self, source: &str, outcome: FileOutcome) {
+    async fn done(&self, source: &str, outcome: FileOutcome) {
         if outcome == FileOutcome::Failed {
             self.0.println(format!("skipped {source}"));
         }
@@ -565,7 +565,7 @@ async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Result<()> {
         .with_tags(args.tags)
         .with_groups(args.groups)
         .with_language(args.language);
-    let verity = Verity::open(settings).await?;
+    let verity = verity_cli::open(&settings).await?;
     if args.enqueue {
         let (job, files) = verity.enqueue(&args.paths, &options).await?;
         if args.json {
@@ -618,8 +618,8 @@ fn print_ingest(report: &IngestReport, collection: &str, elapsed: std::time::Dur
 }
 
 async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()> {
-    let mut verity = Verity::open(settings).await?;
-    verity.enable_generation().await?;
+    let mut verity = verity_cli::open(&settings).await?;
+    verity_cli::enable_generation(&mut verity, &settings).await?;
     let request = QueryRequest {
         question: args.question,
         collection: args.collection,
@@ -782,18 +782,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "authentication is off (auth.mode = \"off\"): serving on loopback only, every request acts as the operator"
         );
     }
-    let mut verity = Verity::open(settings).await?;
-    verity.enable_generation().await?;
+    let mut verity = verity_cli::open(&settings).await?;
+    verity_cli::enable_generation(&mut verity, &settings).await?;
     let verity = Arc::new(verity);
-    if verity.settings.ingest.serve_worker {
+    if settings.ingest.serve_worker {
         // Jobs of POST /v1/ingest/jobs (and `verity ingest --enqueue`) are ingested here; a
         // job a killed server left behind resumes now.
-        verity_cli::worker::start_serve_worker(Arc::clone(&verity)).await?;
+        verity_service::worker::start_serve_worker(Arc::clone(&verity)).await?;
     }
     let listener = TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let address = listener.local_addr()?;
     let scheme = if tls { "https" } else { "http" };
-    let app = build_server(verity, listener).await?;
+    let app = build_server(&settings, verity, listener).await?;
     eprintln!(
         "verity listening on {scheme}://{address} (POST /v1/query, GET /healthz, GET /readyz, GET /metrics); authentication: {}",
         auth.as_str()
@@ -964,10 +964,10 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
             let mut settings = settings;
             // Capacity, not a caller's quota, is measured: no per-caller rate limit.
             settings.auth.rate_limit_per_minute = 0;
-            let verity = Arc::new(Verity::open(settings).await?);
-            let limit = verity.settings.server.max_concurrent_queries;
+            let verity = Arc::new(verity_cli::open(&settings).await?);
+            let limit = settings.server.max_concurrent_queries;
             let listener = TcpListener::bind("127.0.0.1:0")?;
-            let app = build_server(verity, listener).await?;
+            let app = build_server(&settings, verity, listener).await?;
             let url = format!("http://127.0.0.1:{}", app.port());
             let handle = app.handle();
             tokio::spawn(app.run_until_stopped());
@@ -1036,9 +1036,9 @@ async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow::Result<()
                     let mut settings = settings;
                     // Latency, not a caller's quota, is measured: no per-caller rate limit.
                     settings.auth.rate_limit_per_minute = 0;
-                    let verity = Arc::new(Verity::open(settings).await?);
+                    let verity = Arc::new(verity_cli::open(&settings).await?);
                     let listener = TcpListener::bind("127.0.0.1:0")?;
-                    let app = build_server(verity, listener).await?;
+                    let app = build_server(&settings, verity, listener).await?;
                     let url = format!("http://127.0.0.1:{}", app.port());
                     let handle = app.handle();
                     tokio::spawn(app.run_until_stopped());

@@ -82,7 +82,7 @@ pub struct GenerationSettings {
     pub max_tokens: usize,
     pub temperature: f32,
     pub min_support: f32,
-    /// 0: derived from the model (see [`crate::app::generation_timeout`]).
+    /// 0: derived from the model (see [`crate::wiring::generation_timeout`]).
     pub timeout_seconds: u64,
     pub max_concurrent: usize,
     pub max_queued: usize,

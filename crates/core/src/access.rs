@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::VerityResult;
+use crate::{VerityError, VerityResult};
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,6 +67,18 @@ impl Caller {
 
     pub fn may(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// Refuses a caller without `scope`: the first check of every use case.
+    pub fn require(&self, scope: Scope) -> VerityResult<()> {
+        if self.may(scope) {
+            Ok(())
+        } else {
+            Err(VerityError::Forbidden(format!(
+                "this key does not have the {} scope",
+                scope.as_str()
+            )))
+        }
     }
 
     pub fn may_use_collection(&self, name: &str) -> bool {

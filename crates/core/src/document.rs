@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// The formats Verity can read. Anything else is reported and skipped at ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentFormat {
     Markdown,
@@ -25,6 +26,45 @@ impl DocumentFormat {
             DocumentFormat::Docx => "docx",
             DocumentFormat::Csv => "csv",
         }
+    }
+
+    pub const ALL: [DocumentFormat; 6] = [
+        DocumentFormat::Markdown,
+        DocumentFormat::Text,
+        DocumentFormat::Html,
+        DocumentFormat::Pdf,
+        DocumentFormat::Docx,
+        DocumentFormat::Csv,
+    ];
+
+    /// The format [`DocumentFormat::as_str`] names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+/// Where a stored document stands: written and searchable, or being (re)written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentStatus {
+    /// Its chunks are being written; the previous version (if any) still answers.
+    Indexing,
+    Active,
+}
+
+impl DocumentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentStatus::Indexing => "indexing",
+            DocumentStatus::Active => "active",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [DocumentStatus::Indexing, DocumentStatus::Active]
+            .into_iter()
+            .find(|s| s.as_str() == name)
     }
 }
 

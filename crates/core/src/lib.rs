@@ -22,7 +22,7 @@ pub use answer::{
     Answer, AnswerEvent, AttributedSentence, Citation, CitationAction, Grounding, GroundingStatus,
     QueryRequest, Timings, UnsupportedSentence,
 };
-pub use document::{Chunk, DocumentFormat, Heading, ParsedDocument};
+pub use document::{Chunk, DocumentFormat, DocumentStatus, Heading, ParsedDocument};
 pub use error::{VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
 pub use jobs::{

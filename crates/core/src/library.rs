@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Answer, Caller, Chunk, Timings, VerityResult};
+use crate::{
+    Answer, Caller, Chunk, DocumentFormat, DocumentStatus, Language, Timings, VerityResult,
+};
 
 /// A stored document, without its text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,17 +20,14 @@ pub struct DocumentInfo {
     /// The file path it was read from, or `upload:/<groups>/<file name>` for an upload.
     pub source: String,
     pub title: String,
-    /// `markdown`, `text`, `html`, …
-    pub format: String,
-    /// `en`, `es` or `pt`.
-    pub language: String,
+    pub format: DocumentFormat,
+    pub language: Language,
     pub tags: Vec<String>,
     /// The access groups that may read it; empty: anyone who may read its collection.
     pub groups: Vec<String>,
     /// Bumped every time the document is rewritten.
     pub version: i64,
-    /// `active`, or `indexing` while it is being (re)written.
-    pub status: String,
+    pub status: DocumentStatus,
     /// When its file was last modified, in seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<i64>,

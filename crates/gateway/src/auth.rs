@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
@@ -18,6 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use verity_core::{Authenticator, Caller, Scope, VerityError};
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::request_log::CallerSubject;
 
 /// Requests per minute, and how many may come at once above that pace.
@@ -43,8 +43,7 @@ const MAX_BLOCKED: usize = 10_000;
 fn rate_limited(wait: Duration) -> ApiError {
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut error = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         format!("too many requests from this caller; retry in {seconds} s"),
     );
     error.retry_after = Some(seconds.max(1));
@@ -101,17 +100,11 @@ impl RateLimiter {
 pub struct Authenticated(pub Caller);
 
 impl Authenticated {
-    /// The caller, if it holds `scope`.
+    /// The caller, if it holds `scope`: for an early refusal before a request's body is read.
+    /// The service checks every use case itself ([`Caller::require`]).
     pub fn require(self, scope: Scope) -> Result<Caller, ApiError> {
-        if self.0.may(scope) {
-            Ok(self.0)
-        } else {
-            Err(VerityError::Forbidden(format!(
-                "this key does not have the {} scope",
-                scope.as_str()
-            ))
-            .into())
-        }
+        self.0.require(scope)?;
+        Ok(self.0)
     }
 }
 

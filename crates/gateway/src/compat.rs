@@ -22,8 +22,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use verity_core::{
-    Answer, AnswerEvent, AnswerService, MetadataFilter, QueryRequest, RetrievalMode, Scope,
-    VerityError, collect_answer,
+    Answer, AnswerEvent, AnswerService, MetadataFilter, QueryRequest, RetrievalMode, VerityError,
+    collect_answer,
 };
 
 use crate::auth::Authenticated;
@@ -32,8 +32,8 @@ use crate::limits::{QuerySlots, start_answer};
 
 /// An OpenAI chat-completions request. OpenAI's sampling fields (`temperature`, `max_tokens`,
 /// `n`, …) are accepted and ignored: the server's settings decide how answers are generated.
-#[derive(Debug, Deserialize)]
-pub struct ChatRequest {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ChatCompletionRequest {
     #[serde(default)]
     model: Option<String>,
     messages: Vec<ChatMessage>,
@@ -50,10 +50,13 @@ pub struct ChatRequest {
     filter: Option<MetadataFilter>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ChatMessage {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct ChatMessage {
+    /// `system`, `user`, `assistant`, `developer` or `tool`.
     role: String,
+    /// Text, or a list of `{"type": "text", "text": …}` parts.
     #[serde(default)]
+    #[schema(value_type = Object)]
     content: Content,
 }
 
@@ -82,7 +85,7 @@ impl Content {
     }
 }
 
-impl ChatRequest {
+impl ChatCompletionRequest {
     /// The question (the last message, which must be the user's) and the requested model name.
     fn into_query(self) -> Result<(QueryRequest, Option<String>), VerityError> {
         let Some(last) = self.messages.last() else {
@@ -156,13 +159,28 @@ fn verity_extension(answer: &Answer) -> Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "answers",
+    summary = "OpenAI-compatible chat completion",
+    description = "The last user message is the question. Streamed chunks carry only verified text.",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion (or, streamed, chat.completion.chunk events)", body = crate::openapi::ChatCompletion),
+        (status = 400, description = "Malformed conversation", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "No valid key or token", body = crate::openapi::ErrorEnvelope),
+        (status = 429, description = "Too many requests; see Retry-After", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn chat_completions(
     caller: Authenticated,
     service: web::Data<dyn AnswerService>,
     slots: web::Data<QuerySlots>,
-    request: web::Json<ChatRequest>,
+    request: web::Json<ChatCompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     let request = request.into_inner();
     let stream = request.stream;
     let (query, model) = request.into_query()?;
@@ -213,7 +231,7 @@ pub async fn chat_completions(
                 ],
                 AnswerEvent::Error(message) => {
                     let error =
-                        json!({"error": {"code": "internal", "message": message, "details": null}});
+                        json!({"error": {"code": crate::ErrorCode::Internal, "message": message, "details": null}});
                     vec![Bytes::from(format!("data: {error}\n\n"))]
                 }
                 AnswerEvent::Done(_) => return None,
@@ -238,7 +256,7 @@ pub async fn chat_completions(
 }
 
 /// `POST /generate {"prompt"}`: the seed's simple API, answered like `/v1/query`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateRequest {
     prompt: String,
@@ -250,13 +268,25 @@ pub struct GenerateRequest {
     mode: Option<RetrievalMode>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/generate",
+    tag = "answers",
+    summary = "Ask a question (simple form)",
+    request_body = GenerateRequest,
+    responses(
+        (status = 200, description = "The answer", body = verity_core::Answer),
+        (status = 400, description = "Invalid request", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn generate(
     caller: Authenticated,
     service: web::Data<dyn AnswerService>,
     slots: web::Data<QuerySlots>,
     request: web::Json<GenerateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     let request = request.into_inner();
     let query = QueryRequest {
         question: request.prompt,

@@ -19,6 +19,7 @@ use verity_core::{
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::limits::{body_timeout_error, is_body_timeout};
 
 /// The largest document `POST /v1/documents` takes, in bytes.
@@ -40,12 +41,21 @@ pub struct ListParams {
 }
 
 /// The caller's readable documents of a collection, by source, a page at a time.
+#[utoipa::path(get, path = "/v1/documents", tag = "documents",
+    summary = "The documents of a collection the caller may read, by source, a page at a time",
+    params(("collection" = Option<String>, Query, description = "Default: the default collection"),
+           ("limit" = Option<u32>, Query, description = "1-200, default 50"),
+           ("cursor" = Option<String>, Query, description = "A previous page's next_cursor")),
+    responses((status = 200, description = "One page", body = verity_core::DocumentPage),
+              (status = 400, description = "Invalid limit or cursor", body = crate::openapi::ErrorEnvelope),
+              (status = 404, description = "Unknown collection (or one the caller may not use)", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn list(
     caller: Authenticated,
     documents: web::Data<dyn Documents>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     let params = params.into_inner();
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -68,29 +78,42 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page))
 }
 
+#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents",
+    summary = "A document with its chunks",
+    params(("id" = String, Path, description = "The document id")),
+    responses((status = 200, description = "The document", body = verity_core::DocumentDetail),
+              (status = 404, description = "Unknown, or not readable by the caller", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn get(
     caller: Authenticated,
     documents: web::Data<dyn Documents>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     Ok(HttpResponse::Ok().json(documents.get_document(&caller, &id).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents",
+    summary = "Remove a document, its chunks and their vectors (ingest scope)",
+    params(("id" = String, Path, description = "The document id")),
+    responses((status = 200, description = "`{\"deleted\": document}`"),
+              (status = 403, description = "No ingest scope", body = crate::openapi::ErrorEnvelope),
+              (status = 404, description = "Unknown, or not readable by the caller", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn delete(
     caller: Authenticated,
     documents: web::Data<dyn Documents>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Ingest)?;
+    let caller = caller.0;
     let removed = documents.delete_document(&caller, &id).await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": removed})))
 }
 
 /// An upload sent as JSON: a document's text and the name it goes by.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TextUpload {
+pub(crate) struct TextUpload {
     collection: Option<String>,
     /// A file name such as `leave-policy.md`: its extension says how to read `text`.
     name: String,
@@ -103,6 +126,19 @@ struct TextUpload {
 /// Adds one document: `multipart/form-data` with a `file` part (and optional `collection`,
 /// `groups`, `tags` text fields, lists comma-separated), or JSON
 /// `{"name", "text", "collection"?, "groups"?, "tags"?}`. 201 once it is answerable.
+#[utoipa::path(post, path = "/v1/documents", tag = "documents",
+    summary = "Add a document (ingest scope); answerable when this returns",
+    description = "multipart/form-data with one `file` part (its filename names the document) and optional `collection`, `groups`, `tags` fields (lists comma-separated), or JSON. The document's source is `upload:/<groups>/<file name>`: uploading the same name with the same groups replaces it.",
+    request_body(content = TextUpload, description = "JSON, or multipart/form-data"),
+    responses((status = 201, description = "Added", body = verity_core::UploadedDocument),
+              (status = 200, description = "Updated, or unchanged (same bytes)", body = verity_core::UploadedDocument),
+              (status = 400, description = "Invalid field", body = crate::openapi::ErrorEnvelope),
+              (status = 403, description = "No ingest scope, or groups the key does not have", body = crate::openapi::ErrorEnvelope),
+              (status = 404, description = "Unknown collection", body = crate::openapi::ErrorEnvelope),
+              (status = 413, description = "Over server.max_upload_bytes", body = crate::openapi::ErrorEnvelope),
+              (status = 415, description = "Neither multipart/form-data nor JSON", body = crate::openapi::ErrorEnvelope),
+              (status = 422, description = "The document cannot be read; the message says why", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn upload(
     http: HttpRequest,
     caller: Authenticated,
@@ -110,6 +146,7 @@ pub async fn upload(
     limit: web::Data<UploadLimit>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Refused before the body is read; the service decides again (verity-service).
     let caller = caller.require(Scope::Ingest)?;
     let content_type = http
         .headers()
@@ -131,8 +168,7 @@ pub async fn upload(
         }
     } else {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the document as multipart/form-data with a \"file\" part, or as JSON {\"name\", \"text\"}",
         ));
     };
@@ -145,7 +181,7 @@ pub async fn upload(
 }
 
 pub(crate) fn too_large(message: String) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    ApiError::new(ErrorCode::PayloadTooLarge, message)
 }
 
 fn document_too_large(limit: usize) -> ApiError {
@@ -159,8 +195,7 @@ fn payload_error(e: actix_web::error::PayloadError) -> ApiError {
         body_timeout_error()
     } else {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("cannot read request body: {e}"),
         )
     }
@@ -191,15 +226,11 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let code = if e.is_data() {
-            "invalid_request"
+            ErrorCode::InvalidRequest
         } else {
-            "invalid_json"
+            ErrorCode::InvalidJson
         };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code,
-            format!("request body is not {what}: {e}"),
-        )
+        ApiError::new(code, format!("request body is not {what}: {e}"))
     })
 }
 
@@ -299,13 +330,12 @@ pub(crate) fn multipart_error(e: &actix_multipart::MultipartError) -> ApiError {
         return body_timeout_error();
     }
     ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_body",
+        ErrorCode::InvalidBody,
         format!("the multipart form cannot be read: {e}"),
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
     answer_id: String,
@@ -314,12 +344,19 @@ pub struct FeedbackRequest {
 }
 
 /// Rates one of the caller's answers (thumbs up or down, optional comment).
+#[utoipa::path(post, path = "/v1/feedback", tag = "answers",
+    summary = "Rate one of the caller's answers",
+    request_body = FeedbackRequest,
+    responses((status = 201, description = "`{\"answer_id\", \"feedback\"}`"),
+              (status = 400, description = "Invalid rating or comment", body = crate::openapi::ErrorEnvelope),
+              (status = 404, description = "Unknown answer, or another caller's", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn feedback(
     caller: Authenticated,
     traces: web::Data<dyn AnswerTraces>,
     request: web::Json<FeedbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     let request = request.into_inner();
     let comment = request
         .comment
@@ -345,11 +382,17 @@ pub async fn feedback(
 }
 
 /// The stored trace of one of the caller's answers.
+#[utoipa::path(get, path = "/v1/answers/{id}", tag = "answers",
+    summary = "The stored trace of one of the caller's answers",
+    params(("id" = String, Path, description = "The answer's id")),
+    responses((status = 200, description = "The trace", body = verity_core::AnswerTrace),
+              (status = 404, description = "Unknown answer, another caller's, or older than traces.retention_days", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn answer_trace(
     caller: Authenticated,
     traces: web::Data<dyn AnswerTraces>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     Ok(HttpResponse::Ok().json(traces.answer_trace(&caller, &id).await?))
 }

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -34,6 +33,7 @@ use crate::documents::{
     MAX_FIELD_BYTES, json_body, multipart_error, read_body, split_list, too_large,
 };
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 
 /// How much one job may upload: each file, and all of them together.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +90,7 @@ impl JobWatchers {
             None
         };
         if let Some(message) = refusal {
-            let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", message)
+            let mut error = ApiError::new(ErrorCode::Busy, message)
                 .with_details(json!({"retry_after_seconds": 5}));
             error.retry_after = Some(5);
             return Err(error);
@@ -119,9 +119,9 @@ impl Drop for WatchPermit {
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// A job of files on the server, sent as JSON.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PathsRequest {
+pub(crate) struct JobPathsRequest {
     collection: Option<String>,
     /// Files or directories under `ingest.allowed_root` (relative paths are relative to it).
     paths: Vec<String>,
@@ -170,6 +170,20 @@ fn idempotency_key(http: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// `groups`, `tags`, `language` fields), or JSON `{"paths": [...], "collection"?, "groups"?,
 /// "tags"?, "language"?}`. 201 with the job; 200 with the earlier job for a retry under the
 /// same `Idempotency-Key`; 409 for a different request under that key.
+#[utoipa::path(post, path = "/v1/ingest/jobs", tag = "ingest jobs",
+    summary = "Queue files for ingestion (ingest scope)",
+    description = "multipart/form-data with one or more `file` parts (each within server.max_upload_bytes, all within server.max_job_upload_bytes) and optional `collection`, `groups`, `tags` (comma-separated) and `language` fields; each file is ingested under `upload:/<groups>/<file name>`. Or JSON with `paths` on the server, allowed only under ingest.allowed_root. The workers (`verity serve` runs one) ingest the files one at a time: each document is answerable as soon as its file is indexed. With an `Idempotency-Key` header, the same request again returns the same job (200).",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; one job per caller and key")),
+    request_body(content = JobPathsRequest, description = "JSON, or multipart/form-data"),
+    responses((status = 201, description = "The job, queued", body = verity_core::IngestJob),
+              (status = 200, description = "The job created earlier under this Idempotency-Key", body = verity_core::IngestJob),
+              (status = 400, description = "Invalid field, no file, a file name twice, a path that does not exist", body = crate::openapi::ErrorEnvelope),
+              (status = 403, description = "No ingest scope, groups the key does not have, a path outside ingest.allowed_root, or no root configured", body = crate::openapi::ErrorEnvelope),
+              (status = 404, description = "Unknown collection", body = crate::openapi::ErrorEnvelope),
+              (status = 409, description = "`idempotency_conflict`: the key was used for a different request", body = crate::openapi::ErrorEnvelope),
+              (status = 413, description = "A file over server.max_upload_bytes, or all over server.max_job_upload_bytes", body = crate::openapi::ErrorEnvelope),
+              (status = 415, description = "Neither multipart/form-data nor JSON", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn create(
     http: HttpRequest,
     caller: Authenticated,
@@ -177,6 +191,7 @@ pub async fn create(
     limits: web::Data<JobLimits>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // Refused before the body is read; the service decides again (verity-service).
     let caller = caller.require(Scope::Ingest)?;
     let key = idempotency_key(&http)?;
     let content_type = http
@@ -199,7 +214,7 @@ pub async fn create(
             ))
         })
         .await?;
-        let request: PathsRequest = json_body(
+        let request: JobPathsRequest = json_body(
             &body,
             "a job request {\"paths\", \"collection\"?, \"groups\"?, \"tags\"?, \"language\"?} (URLs are not supported)",
         )?;
@@ -217,8 +232,7 @@ pub async fn create(
         }
     } else {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the files as multipart/form-data with \"file\" parts, or JSON {\"paths\": [...]} for files on the server",
         ));
     };
@@ -227,9 +241,7 @@ pub async fn create(
     match created? {
         JobCreation::Created(job) => Ok(HttpResponse::Created().json(job)),
         JobCreation::Existing(job) => Ok(HttpResponse::Ok().json(job)),
-        JobCreation::KeyConflict { job_id } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_conflict",
+        JobCreation::KeyConflict { job_id } => Err(ApiError::new(ErrorCode::IdempotencyConflict,
             "this Idempotency-Key was used for a different request: send the same request to get its job, or use a new key",
         )
         .with_details(json!({"job_id": job_id}))),
@@ -370,21 +382,33 @@ fn job_id(id: &str) -> Result<i64, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
+    summary = "A job: its state, counts by file state, and every file's state",
+    params(("id" = i64, Path, description = "The job id")),
+    responses((status = 200, description = "The job", body = verity_core::IngestJob),
+              (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn get(
     caller: Authenticated,
     jobs: web::Data<dyn IngestJobs>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Ingest)?;
+    let caller = caller.0;
     Ok(HttpResponse::Ok().json(jobs.ingest_job(&caller, job_id(&id)?).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
+    summary = "Cancel a job: queued files become cancelled, a running file finishes",
+    params(("id" = i64, Path, description = "The job id")),
+    responses((status = 200, description = "The job", body = verity_core::IngestJob),
+              (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn cancel(
     caller: Authenticated,
     jobs: web::Data<dyn IngestJobs>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Ingest)?;
+    let caller = caller.0;
     Ok(HttpResponse::Ok().json(jobs.cancel_job(&caller, job_id(&id)?).await?))
 }
 
@@ -444,13 +468,20 @@ impl Watch {
 /// Server-Sent Events: `file` (a file's state changed: `{name, source, state, reason?}`),
 /// `progress` (`{state, counts}` when they change), `done` (nothing queued or running any
 /// more; the stream ends). A client that leaves drops the stream, and the polling with it.
+#[utoipa::path(get, path = "/v1/ingest/jobs/{id}/events", tag = "ingest jobs",
+    summary = "A job's progress as Server-Sent Events",
+    description = "`file` `{name, source, state, reason?}` for every file state change (first for every file), `progress` `{state, counts}` when the counts change, and `done` `{state, counts}` once nothing is queued or running; then the stream ends.",
+    params(("id" = i64, Path, description = "The job id")),
+    responses((status = 200, description = "text/event-stream"),
+              (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
 pub async fn events(
     caller: Authenticated,
     jobs: web::Data<dyn IngestJobs>,
     watchers: web::Data<JobWatchers>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Ingest)?;
+    let caller = caller.0;
     let id = job_id(&id)?;
     // Unknown or another caller's: a 404 before any event.
     let first = jobs.ingest_job(&caller, id).await?;
@@ -571,7 +602,10 @@ mod tests {
             .map(|_| watchers.admit("key:a").unwrap())
             .collect();
         let refused = watchers.admit("key:a").err().expect("one stream too many");
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            refused.status,
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS
+        );
         assert_eq!(refused.retry_after, Some(5));
         // Another caller is not held back by this one.
         let theirs = watchers.admit("key:b").unwrap();

@@ -30,7 +30,7 @@ use tracing::Instrument;
 use verity_core::{AnswerService, AnswerTraces, Authenticator, Collections, Documents, IngestJobs};
 
 pub use auth::RateLimit;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use origin::OpenAccessGuard;
 pub use request_log::redact;
 

@@ -13,12 +13,12 @@ use std::time::Duration;
 use actix_web::HttpMessage;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::error::PayloadError;
-use actix_web::http::StatusCode;
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use verity_core::{AnswerService, AnswerStream, Caller, QueryRequest};
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 
 /// Questions being answered at once, across all workers. Over the budget a request is refused
 /// at once (429 `busy`) instead of queueing: what is admitted keeps its latency, and a refusal
@@ -45,8 +45,7 @@ impl QuerySlots {
             Ok(permit) => Ok(Some(permit)),
             Err(_) => {
                 let mut error = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "busy",
+                    ErrorCode::Busy,
                     format!(
                         "the server is answering {} questions at once, its limit; retry in 1 s",
                         self.limit
@@ -80,8 +79,7 @@ pub fn is_body_timeout(error: &PayloadError) -> bool {
 
 pub fn body_timeout_error() -> ApiError {
     ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request_timeout",
+        ErrorCode::RequestTimeout,
         "the request body did not arrive in time; send it at once",
     )
 }

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::sync::LazyLock;
 
+use crate::ErrorCode;
 use actix_web::HttpResponse;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -12,9 +13,10 @@ use utoipa::openapi::{PathItem, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 use verity_core::{
     Answer, AnswerTrace, AttributedSentence, Citation, CitationAction, CollectionInfo,
-    DocumentDetail, DocumentInfo, DocumentPage, Feedback, FileState, Grounding, GroundingStatus,
-    IngestJob, JobCounts, JobFile, JobState, Language, MetadataFilter, QueryRequest, Rating,
-    RetrievalMode, Timings, TraceCandidate, UnsupportedSentence, UploadStatus, UploadedDocument,
+    DocumentDetail, DocumentFormat, DocumentInfo, DocumentPage, DocumentStatus, Feedback,
+    FileState, Grounding, GroundingStatus, IngestJob, JobCounts, JobFile, JobState, Language,
+    MetadataFilter, QueryRequest, Rating, RetrievalMode, Timings, TraceCandidate,
+    UnsupportedSentence, UploadStatus, UploadedDocument,
 };
 
 /// Every error: `{"error": {"code", "message", "details"}}`.
@@ -25,8 +27,8 @@ pub struct ErrorEnvelope {
 
 #[derive(Serialize, ToSchema)]
 struct ErrorDetail {
-    /// Stable and machine-readable, e.g. `invalid_request`, `unauthenticated`, `busy`.
-    code: String,
+    /// Stable and machine-readable; each code has one HTTP status.
+    code: crate::ErrorCode,
     /// What is wrong and what to do, in words.
     message: String,
     /// E.g. `{"field": "question"}`; `null` when there is nothing more to say.
@@ -34,32 +36,9 @@ struct ErrorDetail {
     details: Option<serde_json::Value>,
 }
 
-/// An OpenAI chat-completions request (the fields Verity reads).
-#[derive(Serialize, ToSchema)]
-struct ChatCompletionRequest {
-    /// Echoed in the answer.
-    model: Option<String>,
-    /// The last message must be the user's question.
-    messages: Vec<ChatMessage>,
-    stream: Option<bool>,
-    collection: Option<String>,
-    top_k: Option<u32>,
-    mode: Option<RetrievalMode>,
-    filter: Option<MetadataFilter>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct ChatMessage {
-    /// `system`, `user`, `assistant`, `developer` or `tool`.
-    role: String,
-    /// Text, or a list of `{"type": "text", "text": …}` parts.
-    #[schema(value_type = Object)]
-    content: serde_json::Value,
-}
-
 /// An OpenAI chat completion, with Verity's citations and grounding in `verity`.
 #[derive(Serialize, ToSchema)]
-struct ChatCompletion {
+pub(crate) struct ChatCompletion {
     id: String,
     object: String,
     created: u64,
@@ -78,108 +57,15 @@ struct VerityExtension {
     generator: String,
 }
 
-/// The seed's simple request: `prompt` is the question.
-#[derive(Serialize, ToSchema)]
-struct GenerateRequest {
-    prompt: String,
-    collection: Option<String>,
-    top_k: Option<u32>,
-    mode: Option<RetrievalMode>,
-}
-
-#[utoipa::path(
-    post,
-    path = "/v1/query",
-    tag = "answers",
-    summary = "Ask a question",
-    description = "Answers from the collection's documents with citations and a grounding status. With `\"stream\": true` or `Accept: text/event-stream` the answer comes as Server-Sent Events: `sources`, `delta`…, `grounding` (this object), `done`.",
-    request_body = QueryRequest,
-    responses(
-        (status = 200, description = "The answer (or, streamed, text/event-stream)", body = Answer),
-        (status = 400, description = "A field is missing or invalid", body = ErrorEnvelope),
-        (status = 401, description = "No valid key or token", body = ErrorEnvelope),
-        (status = 403, description = "The key lacks the query scope", body = ErrorEnvelope),
-        (status = 404, description = "Unknown collection (or one the caller may not use)", body = ErrorEnvelope),
-        (status = 413, description = "Body too large", body = ErrorEnvelope),
-        (status = 415, description = "Body not sent as application/json", body = ErrorEnvelope),
-        (status = 429, description = "Rate limit or generation queue full; see Retry-After", body = ErrorEnvelope),
-    ),
-    security(("bearer" = []))
-)]
-#[allow(dead_code)]
-fn query() {}
-
-#[utoipa::path(
-    post,
-    path = "/v1/chat/completions",
-    tag = "answers",
-    summary = "OpenAI-compatible chat completion",
-    description = "The last user message is the question. Streamed chunks carry only verified text.",
-    request_body = ChatCompletionRequest,
-    responses(
-        (status = 200, description = "The completion (or, streamed, chat.completion.chunk events)", body = ChatCompletion),
-        (status = 400, description = "Malformed conversation", body = ErrorEnvelope),
-        (status = 401, description = "No valid key or token", body = ErrorEnvelope),
-        (status = 429, description = "Too many requests; see Retry-After", body = ErrorEnvelope),
-    ),
-    security(("bearer" = []))
-)]
-#[allow(dead_code)]
-fn chat_completions() {}
-
-#[utoipa::path(
-    post,
-    path = "/generate",
-    tag = "answers",
-    summary = "Ask a question (simple form)",
-    request_body = GenerateRequest,
-    responses(
-        (status = 200, description = "The answer", body = Answer),
-        (status = 400, description = "Invalid request", body = ErrorEnvelope),
-    ),
-    security(("bearer" = []))
-)]
-#[allow(dead_code)]
-fn generate() {}
-
 /// `{"collections": [...]}`.
 #[derive(Serialize, ToSchema)]
-struct CollectionList {
+pub(crate) struct CollectionList {
     collections: Vec<CollectionInfo>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct NewCollection {
-    name: String,
-    /// Access groups its documents get when their upload or ingest names none.
-    groups: Option<Vec<String>>,
-}
-
-/// A document sent as JSON (multipart/form-data with a `file` part, and `collection`,
-/// `groups`, `tags` text fields, is the other way).
-#[derive(Serialize, ToSchema)]
-struct TextUpload {
-    /// A file name, e.g. `leave-policy.md`: its extension says how to read `text`.
-    name: String,
-    text: String,
-    collection: Option<String>,
-    /// Who may read it; default the collection's groups (for a key with groups, its own).
-    groups: Option<Vec<String>>,
-    tags: Option<Vec<String>>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct FeedbackRequest {
-    /// The `id` of an answer the caller was given.
-    answer_id: String,
-    rating: Rating,
-    /// At most 2,000 characters.
-    comment: Option<String>,
 }
 
 /// Who the caller is and what it may do.
 #[derive(Serialize, ToSchema)]
-struct Me {
+pub(crate) struct Me {
     subject: String,
     scopes: Vec<String>,
     /// `null`: every collection.
@@ -187,183 +73,6 @@ struct Me {
     /// `null`: no document-level condition.
     groups: Option<Vec<String>>,
 }
-
-#[utoipa::path(get, path = "/v1/documents", tag = "documents",
-    summary = "The documents of a collection the caller may read, by source, a page at a time",
-    params(("collection" = Option<String>, Query, description = "Default: the default collection"),
-           ("limit" = Option<u32>, Query, description = "1-200, default 50"),
-           ("cursor" = Option<String>, Query, description = "A previous page's next_cursor")),
-    responses((status = 200, description = "One page", body = DocumentPage),
-              (status = 400, description = "Invalid limit or cursor", body = ErrorEnvelope),
-              (status = 404, description = "Unknown collection (or one the caller may not use)", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn list_documents() {}
-
-#[utoipa::path(post, path = "/v1/documents", tag = "documents",
-    summary = "Add a document (ingest scope); answerable when this returns",
-    description = "multipart/form-data with one `file` part (its filename names the document) and optional `collection`, `groups`, `tags` fields (lists comma-separated), or JSON. The document's source is `upload:/<groups>/<file name>`: uploading the same name with the same groups replaces it.",
-    request_body(content = TextUpload, description = "JSON, or multipart/form-data"),
-    responses((status = 201, description = "Added", body = UploadedDocument),
-              (status = 200, description = "Updated, or unchanged (same bytes)", body = UploadedDocument),
-              (status = 400, description = "Invalid field", body = ErrorEnvelope),
-              (status = 403, description = "No ingest scope, or groups the key does not have", body = ErrorEnvelope),
-              (status = 404, description = "Unknown collection", body = ErrorEnvelope),
-              (status = 413, description = "Over server.max_upload_bytes", body = ErrorEnvelope),
-              (status = 415, description = "Neither multipart/form-data nor JSON", body = ErrorEnvelope),
-              (status = 422, description = "The document cannot be read; the message says why", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn upload_document() {}
-
-#[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents",
-    summary = "A document with its chunks",
-    params(("id" = String, Path, description = "The document id")),
-    responses((status = 200, description = "The document", body = DocumentDetail),
-              (status = 404, description = "Unknown, or not readable by the caller", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn get_document() {}
-
-#[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents",
-    summary = "Remove a document, its chunks and their vectors (ingest scope)",
-    params(("id" = String, Path, description = "The document id")),
-    responses((status = 200, description = "`{\"deleted\": document}`"),
-              (status = 403, description = "No ingest scope", body = ErrorEnvelope),
-              (status = 404, description = "Unknown, or not readable by the caller", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn delete_document() {}
-
-/// A job of files on the server (JSON); uploads are sent as multipart/form-data instead.
-#[derive(Serialize, ToSchema)]
-struct JobPathsRequest {
-    /// Default: the default collection.
-    collection: Option<String>,
-    /// Files or directories under `ingest.allowed_root` (relative ones are relative to it).
-    paths: Vec<String>,
-    /// Default: the collection's default groups, or the key's own.
-    groups: Option<Vec<String>>,
-    tags: Option<Vec<String>>,
-    language: Option<Language>,
-}
-
-#[utoipa::path(post, path = "/v1/ingest/jobs", tag = "ingest jobs",
-    summary = "Queue files for ingestion (ingest scope)",
-    description = "multipart/form-data with one or more `file` parts (each within server.max_upload_bytes, all within server.max_job_upload_bytes) and optional `collection`, `groups`, `tags` (comma-separated) and `language` fields; each file is ingested under `upload:/<groups>/<file name>`. Or JSON with `paths` on the server, allowed only under ingest.allowed_root. The workers (`verity serve` runs one) ingest the files one at a time: each document is answerable as soon as its file is indexed. With an `Idempotency-Key` header, the same request again returns the same job (200).",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; one job per caller and key")),
-    request_body(content = JobPathsRequest, description = "JSON, or multipart/form-data"),
-    responses((status = 201, description = "The job, queued", body = IngestJob),
-              (status = 200, description = "The job created earlier under this Idempotency-Key", body = IngestJob),
-              (status = 400, description = "Invalid field, no file, a file name twice, a path that does not exist", body = ErrorEnvelope),
-              (status = 403, description = "No ingest scope, groups the key does not have, a path outside ingest.allowed_root, or no root configured", body = ErrorEnvelope),
-              (status = 404, description = "Unknown collection", body = ErrorEnvelope),
-              (status = 409, description = "`idempotency_conflict`: the key was used for a different request", body = ErrorEnvelope),
-              (status = 413, description = "A file over server.max_upload_bytes, or all over server.max_job_upload_bytes", body = ErrorEnvelope),
-              (status = 415, description = "Neither multipart/form-data nor JSON", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn create_job() {}
-
-#[utoipa::path(get, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
-    summary = "A job: its state, counts by file state, and every file's state",
-    params(("id" = i64, Path, description = "The job id")),
-    responses((status = 200, description = "The job", body = IngestJob),
-              (status = 404, description = "Unknown, or another caller's", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn get_job() {}
-
-#[utoipa::path(get, path = "/v1/ingest/jobs/{id}/events", tag = "ingest jobs",
-    summary = "A job's progress as Server-Sent Events",
-    description = "`file` `{name, source, state, reason?}` for every file state change (first for every file), `progress` `{state, counts}` when the counts change, and `done` `{state, counts}` once nothing is queued or running; then the stream ends.",
-    params(("id" = i64, Path, description = "The job id")),
-    responses((status = 200, description = "text/event-stream"),
-              (status = 404, description = "Unknown, or another caller's", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn job_events() {}
-
-#[utoipa::path(delete, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
-    summary = "Cancel a job: queued files become cancelled, a running file finishes",
-    params(("id" = i64, Path, description = "The job id")),
-    responses((status = 200, description = "The job", body = IngestJob),
-              (status = 404, description = "Unknown, or another caller's", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn cancel_job() {}
-
-#[utoipa::path(post, path = "/v1/feedback", tag = "answers",
-    summary = "Rate one of the caller's answers",
-    request_body = FeedbackRequest,
-    responses((status = 201, description = "`{\"answer_id\", \"feedback\"}`"),
-              (status = 400, description = "Invalid rating or comment", body = ErrorEnvelope),
-              (status = 404, description = "Unknown answer, or another caller's", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn feedback() {}
-
-#[utoipa::path(get, path = "/v1/answers/{id}", tag = "answers",
-    summary = "The stored trace of one of the caller's answers",
-    params(("id" = String, Path, description = "The answer's id")),
-    responses((status = 200, description = "The trace", body = AnswerTrace),
-              (status = 404, description = "Unknown answer, another caller's, or older than traces.retention_days", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn answer_trace() {}
-
-#[utoipa::path(get, path = "/v1/me", tag = "operations",
-    summary = "Who the caller is: subject, scopes, collections, groups",
-    responses((status = 200, description = "The caller", body = Me),
-              (status = 401, description = "No valid key or token", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn me() {}
-
-#[utoipa::path(get, path = "/v1/collections", tag = "collections",
-    summary = "The collections the caller may use, with the documents it may read in each",
-    responses((status = 200, description = "The list", body = CollectionList),
-              (status = 401, description = "No valid key or token", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn list_collections() {}
-
-#[utoipa::path(post, path = "/v1/collections", tag = "collections",
-    summary = "Create an empty collection (admin scope)",
-    request_body = NewCollection,
-    responses((status = 201, description = "`{\"name\", \"created\": true}`"),
-              (status = 200, description = "It existed: `{\"name\", \"created\": false}`"),
-              (status = 400, description = "Invalid name", body = ErrorEnvelope),
-              (status = 403, description = "No admin scope, or a collection the key may not use", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn create_collection() {}
-
-#[utoipa::path(delete, path = "/v1/collections/{name}", tag = "collections",
-    summary = "Remove a collection with its documents, chunks and vectors (admin scope)",
-    params(("name" = String, Path, description = "The collection")),
-    responses((status = 200, description = "`{\"name\", \"documents_removed\"}`"),
-              (status = 403, description = "No admin scope", body = ErrorEnvelope),
-              (status = 404, description = "Unknown collection (or one the key may not use)", body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-#[allow(dead_code)]
-fn delete_collection() {}
-
-#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up",
-    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
-#[allow(dead_code)]
-fn healthz() {}
-
-#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "The store and the index answer",
-    responses((status = 200, description = "`{\"status\": \"ready\"}`"),
-              (status = 503, description = "Names the dependency that does not answer", body = ErrorEnvelope)))]
-#[allow(dead_code)]
-fn readyz() {}
-
-#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
-    responses((status = 200, description = "Prometheus text format")))]
-#[allow(dead_code)]
-fn metrics() {}
 
 struct BearerAuth;
 
@@ -391,19 +100,37 @@ impl Modify for BearerAuth {
         description = "Grounded answers from a company's documents, with citations verified after generation."
     ),
     paths(
-        query, chat_completions, generate, feedback, answer_trace, list_collections,
-        create_collection, delete_collection, list_documents, upload_document, get_document,
-        delete_document, create_job, get_job, job_events, cancel_job, me, healthz, readyz,
-        metrics
+        crate::routes::query,
+        crate::compat::chat_completions,
+        crate::compat::generate,
+        crate::documents::feedback,
+        crate::documents::answer_trace,
+        crate::collections::list,
+        crate::collections::create,
+        crate::collections::delete,
+        crate::documents::list,
+        crate::documents::upload,
+        crate::documents::get,
+        crate::documents::delete,
+        crate::jobs::create,
+        crate::jobs::get,
+        crate::jobs::events,
+        crate::jobs::cancel,
+        crate::routes::me,
+        crate::routes::healthz,
+        crate::routes::readyz,
+        crate::routes::metrics
     ),
     components(schemas(
         QueryRequest, Answer, Citation, Grounding, GroundingStatus, UnsupportedSentence,
         AttributedSentence, CitationAction,
-        MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ChatCompletionRequest,
-        ChatCompletion, GenerateRequest, CollectionInfo, CollectionList, NewCollection,
-        DocumentInfo, DocumentDetail, DocumentPage, UploadedDocument, UploadStatus, TextUpload,
-        FeedbackRequest, Feedback, Rating, AnswerTrace, TraceCandidate, Me, IngestJob, JobFile,
-        JobCounts, JobState, FileState, JobPathsRequest
+        MetadataFilter, RetrievalMode, Language, Timings, ErrorEnvelope, ErrorCode,
+        crate::compat::ChatCompletionRequest, ChatCompletion, crate::compat::GenerateRequest,
+        CollectionInfo, CollectionList, crate::collections::NewCollection, DocumentInfo,
+        DocumentFormat, DocumentStatus, DocumentDetail, DocumentPage, UploadedDocument,
+        UploadStatus, crate::documents::TextUpload, crate::documents::FeedbackRequest, Feedback,
+        Rating, AnswerTrace, TraceCandidate, Me, IngestJob, JobFile, JobCounts, JobState,
+        FileState, crate::jobs::JobPathsRequest
     )),
     modifiers(&BearerAuth)
 )]
@@ -529,6 +256,55 @@ pub async fn docs_page() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_the_server_registers_has_an_operation() {
+        let doc = document();
+        for &(method, path) in crate::routes::ROUTES {
+            if ["/openapi.json", "/docs"].contains(&path) {
+                continue; // the description itself
+            }
+            let item = doc
+                .paths
+                .paths
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} has no OpenAPI path"));
+            let operation = match method {
+                "get" => &item.get,
+                "post" => &item.post,
+                "delete" => &item.delete,
+                "put" => &item.put,
+                other => panic!("{other} {path}: a method this test does not know"),
+            };
+            assert!(
+                operation.is_some(),
+                "{method} {path} has no OpenAPI operation"
+            );
+        }
+        // …and nothing is described that the server does not serve.
+        for (path, item) in &doc.paths.paths {
+            for (method, _) in operations(item) {
+                let method = method.to_ascii_lowercase();
+                assert!(
+                    crate::routes::ROUTES.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path} is described but not served"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_document() {
+        let json = document().to_json().unwrap();
+        for code in [
+            "invalid_request",
+            "job_not_found",
+            "rate_limited",
+            "not_ready",
+        ] {
+            assert!(json.contains(&format!("\"{code}\"")), "{code} missing");
+        }
+    }
 
     #[test]
     fn the_document_describes_every_route_and_the_page_needs_nothing_outside() {

@@ -18,12 +18,13 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HOST, ORIGIN};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 
 /// The names a request may be addressed to when authentication is off.
 #[derive(Debug, Clone)]
@@ -67,8 +68,7 @@ impl OpenAccessGuard {
         let name = host_name(&host);
         if !self.hosts.iter().any(|allowed| allowed == name) {
             return Err(ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "host_not_allowed",
+                ErrorCode::HostNotAllowed,
                 format!(
                     "with authentication off this server answers only requests addressed to {}, \
                      not {host:?}: add the name to server.allowed_hosts, or turn authentication on",
@@ -81,8 +81,7 @@ impl OpenAccessGuard {
         }
         let cross = |from: &str| {
             ApiError::new(
-                StatusCode::FORBIDDEN,
-                "cross_origin_refused",
+                ErrorCode::CrossOriginRefused,
                 format!(
                     "a {method} from another web page ({from}) is refused while authentication is \
                      off: open Verity's own page, call it without a browser, list the page's \
@@ -193,7 +192,11 @@ mod tests {
             let error = guard
                 .check(&Method::GET, Some(host), None, None)
                 .unwrap_err();
-            assert_eq!(error.status, StatusCode::MISDIRECTED_REQUEST, "{host}");
+            assert_eq!(
+                error.status,
+                actix_web::http::StatusCode::MISDIRECTED_REQUEST,
+                "{host}"
+            );
         }
         assert!(guard.check(&Method::GET, None, None, None).is_err());
     }
@@ -224,7 +227,11 @@ mod tests {
         ] {
             for method in [Method::POST, Method::DELETE, Method::PUT] {
                 let error = guard.check(&method, host, origin, site).unwrap_err();
-                assert_eq!(error.status, StatusCode::FORBIDDEN, "{origin:?} {site:?}");
+                assert_eq!(
+                    error.status,
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "{origin:?} {site:?}"
+                );
             }
         }
         // Reading is allowed from anywhere addressed right (CORS keeps the answer from them).

@@ -15,6 +15,7 @@ use actix_web::middleware::Compress;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 
 /// Scripts, styles, images and connections from this origin only; no inline script or style,
 /// no plug-ins, no framing, no `<base>` tricks.
@@ -150,8 +151,7 @@ async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResp
     let name = name.into_inner();
     let Some((i, asset)) = ASSETS.iter().enumerate().find(|(_, a)| a.name == name) else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "route_not_found",
+            ErrorCode::RouteNotFound,
             format!(
                 "no asset /assets/{name}; the page's assets are {}",
                 ASSETS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
@@ -193,8 +193,7 @@ async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResp
 
 async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", request.method(), request.path()),
     ))
 }

@@ -1,112 +1,57 @@
 use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
-use verity_core::{AnswerService, QueryRequest, Readiness, Scope, Timings, collect_answer};
+use verity_core::{AnswerService, QueryRequest, Readiness, Timings, collect_answer};
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::limits::{QuerySlots, body_timeout_error, is_body_timeout, start_answer};
 use crate::sse;
 use crate::{collections, compat, documents, jobs, openapi};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    crate::page::configure(cfg);
-    cfg.service(
-        web::resource("/v1/query")
-            .route(web::post().to(query))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/collections")
-            .route(web::get().to(collections::list))
-            .route(web::post().to(collections::create))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/collections/{name}")
-            .route(web::delete().to(collections::delete))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/documents")
-            .route(web::get().to(documents::list))
-            .route(web::post().to(documents::upload))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/documents/{id}")
-            .route(web::get().to(documents::get))
-            .route(web::delete().to(documents::delete))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/ingest/jobs")
-            .route(web::post().to(jobs::create))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/ingest/jobs/{id}")
-            .route(web::get().to(jobs::get))
-            .route(web::delete().to(jobs::cancel))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/ingest/jobs/{id}/events")
-            .route(web::get().to(jobs::events))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/feedback")
-            .route(web::post().to(documents::feedback))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/answers/{id}")
-            .route(web::get().to(documents::answer_trace))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/me")
-            .route(web::get().to(me))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/v1/chat/completions")
-            .route(web::post().to(compat::chat_completions))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/generate")
-            .route(web::post().to(compat::generate))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/openapi.json")
-            .route(web::get().to(openapi::openapi_json))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/docs")
-            .route(web::get().to(openapi::docs_page))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(readyz))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .default_service(web::to(not_found));
+/// The API's routes, written once: `configure` registers them and [`ROUTES`] lists them, so
+/// that a test can check that each has an OpenAPI operation. Any other method on a known path
+/// is a 405, any other path a 404, both in the error envelope.
+macro_rules! api_routes {
+    ($($path:literal => { $($method:ident: $handler:path),+ $(,)? })+) => {
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            crate::page::configure(cfg);
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $(.route(web::$method().to($handler)))+
+                        .default_service(web::to(method_not_allowed)),
+                );
+            )+
+            cfg.default_service(web::to(not_found));
+        }
+
+        /// Every (method, path) the API serves (the page's routes aside).
+        #[cfg(test)]
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path),)+)+];
+    };
+}
+
+api_routes! {
+    "/v1/query" => { post: query }
+    "/v1/collections" => { get: collections::list, post: collections::create }
+    "/v1/collections/{name}" => { delete: collections::delete }
+    "/v1/documents" => { get: documents::list, post: documents::upload }
+    "/v1/documents/{id}" => { get: documents::get, delete: documents::delete }
+    "/v1/ingest/jobs" => { post: jobs::create }
+    "/v1/ingest/jobs/{id}" => { get: jobs::get, delete: jobs::cancel }
+    "/v1/ingest/jobs/{id}/events" => { get: jobs::events }
+    "/v1/feedback" => { post: documents::feedback }
+    "/v1/answers/{id}" => { get: documents::answer_trace }
+    "/v1/me" => { get: me }
+    "/v1/chat/completions" => { post: compat::chat_completions }
+    "/generate" => { post: compat::generate }
+    "/openapi.json" => { get: openapi::openapi_json }
+    "/docs" => { get: openapi::docs_page }
+    "/healthz" => { get: healthz }
+    "/readyz" => { get: readyz }
+    "/metrics" => { get: metrics }
 }
 
 /// JSON bodies: size-limited, and every way they can be wrong answered in the error envelope.
@@ -116,34 +61,28 @@ pub fn json_config(max_body: usize) -> web::JsonConfig {
         .error_handler(|err, _req| {
             let api_error = match &err {
                 JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     format!("request body of {length} bytes is over the limit of {limit} bytes"),
                 ),
                 JsonPayloadError::Overflow { limit } => ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     format!("request body is over the limit of {limit} bytes"),
                 ),
                 JsonPayloadError::ContentType => ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send the request body as JSON with Content-Type: application/json",
                 ),
                 JsonPayloadError::Payload(e) if is_body_timeout(e) => body_timeout_error(),
                 JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     format!("request body does not match the expected fields: {e}"),
                 ),
                 JsonPayloadError::Deserialize(e) => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
+                    ErrorCode::InvalidJson,
                     format!("request body is not valid JSON: {e}"),
                 ),
                 other => ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
+                    ErrorCode::InvalidBody,
                     format!("cannot read request body: {other}"),
                 ),
             };
@@ -155,22 +94,40 @@ pub fn json_config(max_body: usize) -> web::JsonConfig {
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _req| {
         ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("the query string is invalid: {err}"),
         )
         .into()
     })
 }
 
-async fn query(
+#[utoipa::path(
+    post,
+    path = "/v1/query",
+    tag = "answers",
+    summary = "Ask a question",
+    description = "Answers from the collection's documents with citations and a grounding status. With `\"stream\": true` or `Accept: text/event-stream` the answer comes as Server-Sent Events: `sources`, `delta`…, `grounding` (this object), `done`.",
+    request_body = verity_core::QueryRequest,
+    responses(
+        (status = 200, description = "The answer (or, streamed, text/event-stream)", body = verity_core::Answer),
+        (status = 400, description = "A field is missing or invalid", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "No valid key or token", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "The key lacks the query scope", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "Unknown collection (or one the caller may not use)", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "Body too large", body = crate::openapi::ErrorEnvelope),
+        (status = 415, description = "Body not sent as application/json", body = crate::openapi::ErrorEnvelope),
+        (status = 429, description = "Rate limit or generation queue full; see Retry-After", body = crate::openapi::ErrorEnvelope),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn query(
     http: HttpRequest,
     caller: Authenticated,
     service: web::Data<dyn AnswerService>,
     slots: web::Data<QuerySlots>,
     request: web::Json<QueryRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.require(Scope::Query)?;
+    let caller = caller.0;
     let request = request.into_inner();
     let stream = request.stream || accepts_event_stream(&http);
     let events = start_answer(&slots, service.get_ref(), &caller, request).await?;
@@ -196,18 +153,16 @@ fn accepts_event_stream(http: &HttpRequest) -> bool {
         .is_some_and(|accept| accept.contains("text/event-stream"))
 }
 
-async fn metrics() -> HttpResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics() -> HttpResponse {
     let mut text = String::new();
     match prometheus::TextEncoder::new().encode_utf8(&prometheus::gather(), &mut text) {
         Ok(()) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(text),
-        Err(e) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("cannot encode metrics: {e}"),
-        )
-        .error_response(),
+        Err(e) => ApiError::new(ErrorCode::Internal, format!("cannot encode metrics: {e}"))
+            .error_response(),
     }
 }
 
@@ -222,7 +177,12 @@ fn server_timing(t: &Timings) -> String {
 
 /// Who the caller is, as the server sees it: what it may do and see (the web page shows the
 /// upload panel to callers with the ingest scope).
-async fn me(caller: Authenticated) -> HttpResponse {
+#[utoipa::path(get, path = "/v1/me", tag = "operations",
+    summary = "Who the caller is: subject, scopes, collections, groups",
+    responses((status = 200, description = "The caller", body = crate::openapi::Me),
+              (status = 401, description = "No valid key or token", body = crate::openapi::ErrorEnvelope)),
+    security(("bearer" = [])))]
+pub async fn me(caller: Authenticated) -> HttpResponse {
     let caller = caller.0;
     HttpResponse::Ok().json(json!({
         "subject": caller.subject,
@@ -232,25 +192,25 @@ async fn me(caller: Authenticated) -> HttpResponse {
     }))
 }
 
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(service: web::Data<dyn AnswerService>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "The store and the index answer",
+    responses((status = 200, description = "`{\"status\": \"ready\"}`"),
+              (status = 503, description = "Names the dependency that does not answer", body = crate::openapi::ErrorEnvelope)))]
+pub async fn readyz(service: web::Data<dyn AnswerService>) -> Result<HttpResponse, ApiError> {
     match service.readiness().await {
         Readiness::Ready => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
-        Readiness::NotReady(why) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            why,
-        )),
+        Readiness::NotReady(why) => Err(ApiError::new(ErrorCode::NotReady, why)),
     }
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "route_not_found",
+        ErrorCode::RouteNotFound,
         format!(
             "no route {} {}; see the README for the API",
             request.method(),
@@ -261,8 +221,7 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on {}", request.method(), request.path()),
     ))
 }

@@ -29,7 +29,7 @@ pub fn encode(event: &AnswerEvent) -> String {
         AnswerEvent::Grounding(answer) => serde_json::to_string(answer),
         AnswerEvent::Done(timings) => serde_json::to_string(&Done { timings }),
         AnswerEvent::Error(message) => serde_json::to_string(
-            &json!({"error": {"code": "internal", "message": message, "details": null}}),
+            &json!({"error": {"code": crate::ErrorCode::Internal, "message": message, "details": null}}),
         ),
     }
     .unwrap_or_else(|e| format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}"));

@@ -56,6 +56,20 @@ impl Chunker {
         Ok(Self::new(tokenizer, config))
     }
 
+    /// A chunker that counts each whitespace-separated word as one token, for tests and fakes
+    /// where no embedding model's tokenizer is at hand.
+    pub fn whitespace(config: ChunkerConfig) -> Self {
+        let unknown = "[UNK]".to_string();
+        let words = tokenizers::models::wordlevel::WordLevel::builder()
+            .vocab([(unknown.clone(), 0)].into_iter().collect())
+            .unk_token(unknown)
+            .build()
+            .expect("a one-word vocabulary with its unknown token is valid");
+        let mut tokenizer = Tokenizer::new(words);
+        tokenizer.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
+        Self::new(tokenizer, config)
+    }
+
     pub fn new(mut tokenizer: Tokenizer, config: ChunkerConfig) -> Self {
         // Sizes must reflect the whole text: a truncating tokenizer would call every long text
         // "256 tokens" and let it through.

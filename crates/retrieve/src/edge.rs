@@ -132,6 +132,27 @@ impl EdgeIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Runs `work` on tokio's blocking pool: the shard's calls are synchronous (disk, HNSW,
+    /// the write lock), and on an async worker they would hold up every other request.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&EdgeIndex) -> VerityResult<T> + Send + 'static,
+    ) -> VerityResult<T> {
+        let index = self.clone();
+        tokio::task::spawn_blocking(move || work(&index))
+            .await
+            .map_err(index_error)?
+    }
+
+    /// Applies one update under the write lock, on the blocking pool.
+    async fn write(&self, operation: UpdateOperation) -> VerityResult<()> {
+        self.blocking(move |index| {
+            let _writing = index.write_lock();
+            index.shard.update(operation).map_err(index_error)
+        })
+        .await
+    }
+
     fn check_dimension(&self, vector: &[f32]) -> VerityResult<()> {
         if vector.len() == self.dimension {
             Ok(())
@@ -295,65 +316,64 @@ impl VectorIndex for EdgeIndex {
             points
                 .push(PointStruct::new(point_id(&chunk.chunk.id)?, vectors, payload(chunk)).into());
         }
-        let _writing = self.write_lock();
-        self.shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
-            ))
-            .map_err(index_error)
+        self.write(UpdateOperation::PointOperation(
+            PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+        ))
+        .await
     }
 
     async fn publish_document(&self, document_id: &str) -> VerityResult<()> {
         let mut visible = serde_json::Map::new();
         visible.insert("visible".into(), Value::Bool(true));
-        let _writing = self.write_lock();
-        self.shard
-            .update(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
-                SetPayloadOp {
-                    payload: Payload(visible),
-                    points: None,
-                    filter: Some(Filter::new_must(keyword(
-                        "document_id",
-                        document_id.to_string(),
-                    )?)),
-                    key: None,
-                },
-            )))
-            .map_err(index_error)
+        self.write(UpdateOperation::PayloadOperation(PayloadOps::SetPayload(
+            SetPayloadOp {
+                payload: Payload(visible),
+                points: None,
+                filter: Some(Filter::new_must(keyword(
+                    "document_id",
+                    document_id.to_string(),
+                )?)),
+                key: None,
+            },
+        )))
+        .await
     }
 
     async fn list_points(&self, collection: &str) -> VerityResult<Vec<IndexedPoint>> {
         let filter = Filter::new_must(keyword("collection", collection.to_string())?);
-        let mut points = Vec::new();
-        let mut offset = None;
-        loop {
-            let (page, next) = self
-                .shard
-                .scroll(ScrollRequest {
-                    offset,
-                    limit: Some(SCROLL_PAGE),
-                    filter: Some(filter.clone()),
-                    with_payload: Some(WithPayloadInterface::Bool(true)),
-                    with_vector: WithVector::Bool(false),
-                    order_by: None,
-                })
-                .map_err(index_error)?;
-            for record in page {
-                let payload = record.payload.map(|p| p.0).unwrap_or_default();
-                points.push(IndexedPoint {
-                    chunk_id: text_field(&payload, "chunk_id"),
-                    document_id: text_field(&payload, "document_id"),
-                    visible: payload
-                        .get("visible")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                });
+        self.blocking(move |index| {
+            let mut points = Vec::new();
+            let mut offset = None;
+            loop {
+                let (page, next) = index
+                    .shard
+                    .scroll(ScrollRequest {
+                        offset,
+                        limit: Some(SCROLL_PAGE),
+                        filter: Some(filter.clone()),
+                        with_payload: Some(WithPayloadInterface::Bool(true)),
+                        with_vector: WithVector::Bool(false),
+                        order_by: None,
+                    })
+                    .map_err(index_error)?;
+                for record in page {
+                    let payload = record.payload.map(|p| p.0).unwrap_or_default();
+                    points.push(IndexedPoint {
+                        chunk_id: text_field(&payload, "chunk_id"),
+                        document_id: text_field(&payload, "document_id"),
+                        visible: payload
+                            .get("visible")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                    });
+                }
+                match next {
+                    Some(next) => offset = Some(next),
+                    None => return Ok(points),
+                }
             }
-            match next {
-                Some(next) => offset = Some(next),
-                None => return Ok(points),
-            }
-        }
+        })
+        .await
     }
 
     async fn delete_chunks(&self, chunk_ids: &[String]) -> VerityResult<()> {
@@ -364,12 +384,10 @@ impl VectorIndex for EdgeIndex {
             .iter()
             .map(|id| point_id(id))
             .collect::<VerityResult<Vec<_>>>()?;
-        let _writing = self.write_lock();
-        self.shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::DeletePoints { ids },
-            ))
-            .map_err(index_error)
+        self.write(UpdateOperation::PointOperation(
+            PointOperations::DeletePoints { ids },
+        ))
+        .await
     }
 
     async fn delete_document_chunks(&self, document_id: &str, keep: &[String]) -> VerityResult<()> {
@@ -381,12 +399,10 @@ impl VectorIndex for EdgeIndex {
                 .collect::<VerityResult<_>>()?;
             filter.must_not = Some(vec![Condition::HasId(keep)]);
         }
-        let _writing = self.write_lock();
-        self.shard
-            .update(UpdateOperation::PointOperation(
-                PointOperations::DeletePointsByFilter(filter),
-            ))
-            .map_err(index_error)
+        self.write(UpdateOperation::PointOperation(
+            PointOperations::DeletePointsByFilter(filter),
+        ))
+        .await
     }
 
     async fn search(
@@ -447,38 +463,53 @@ impl VectorIndex for EdgeIndex {
             with_vector: WithVector::Selector(vec![DENSE_VECTOR.to_string()]),
             with_payload: WithPayloadInterface::Bool(true),
         };
-        let passages = self
-            .shard
-            .query(request)
-            .map_err(index_error)?
-            .into_iter()
-            .map(|point| retrieved_from(point, &query.vector))
-            .collect::<VerityResult<Vec<_>>>()?;
-        Ok(in_stable_order(passages, limit))
+        let vector = query.vector.clone();
+        self.blocking(move |index| {
+            let passages = index
+                .shard
+                .query(request)
+                .map_err(index_error)?
+                .into_iter()
+                .map(|point| retrieved_from(point, &vector))
+                .collect::<VerityResult<Vec<_>>>()?;
+            Ok(in_stable_order(passages, limit))
+        })
+        .await
     }
 
     async fn count(&self, filter: &SearchFilter) -> VerityResult<usize> {
         if filter.collections.is_empty() {
             return Ok(0);
         }
-        self.shard
-            .count(CountRequest {
-                filter: Some(access_filter(filter)?),
-                exact: true,
-            })
-            .map_err(index_error)
+        let filter = access_filter(filter)?;
+        self.blocking(move |index| {
+            index
+                .shard
+                .count(CountRequest {
+                    filter: Some(filter),
+                    exact: true,
+                })
+                .map_err(index_error)
+        })
+        .await
     }
 
     async fn persist(&self) -> VerityResult<()> {
-        let _writing = self.write_lock();
-        self.shard.flush();
-        Ok(())
+        self.blocking(|index| {
+            let _writing = index.write_lock();
+            index.shard.flush();
+            Ok(())
+        })
+        .await
     }
 
     async fn optimize(&self) -> VerityResult<()> {
-        let _writing = self.write_lock();
-        self.shard.optimize().map_err(index_error)?;
-        self.shard.flush();
-        Ok(())
+        self.blocking(|index| {
+            let _writing = index.write_lock();
+            index.shard.optimize().map_err(index_error)?;
+            index.shard.flush();
+            Ok(())
+        })
+        .await
     }
 }

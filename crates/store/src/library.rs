@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Row;
-use verity_core::{AnswerTrace, DocumentInfo, Feedback, Rating, VerityResult};
+use verity_core::{
+    AnswerTrace, DocumentFormat, DocumentInfo, DocumentStatus, Feedback, Language, Rating,
+    VerityError, VerityResult,
+};
 
 use crate::store::{Store, db_error, json_error, now};
 
@@ -58,18 +61,34 @@ fn answer_trace(row: &sqlx::any::AnyRow) -> VerityResult<AnswerTrace> {
     })
 }
 
+/// A text column read as the enum it stores; a value no version of Verity wrote is an error
+/// that names it.
+fn parse_column<T>(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> VerityResult<T> {
+    let value: String = row.get(column);
+    parse(&value).ok_or_else(|| {
+        VerityError::internal(
+            "metadata store",
+            format!("documents.{column} holds {value:?}, which this version does not know"),
+        )
+    })
+}
+
 fn document_info(row: &sqlx::any::AnyRow) -> VerityResult<DocumentInfo> {
     Ok(DocumentInfo {
         id: row.get("id"),
         collection: row.get("collection"),
         source: row.get("source"),
         title: row.get("title"),
-        format: row.get("format"),
-        language: row.get("language"),
+        format: parse_column(row, "format", DocumentFormat::parse)?,
+        language: parse_column(row, "language", Language::from_code)?,
         tags: serde_json::from_str(row.get::<&str, _>("tags")).map_err(json_error)?,
         groups: serde_json::from_str(row.get::<&str, _>("access_groups")).map_err(json_error)?,
         version: row.get("version"),
-        status: row.get("status"),
+        status: parse_column(row, "status", DocumentStatus::parse)?,
         modified: row.get("modified"),
         chunk_count: row.get::<i64, _>("chunk_count") as usize,
     })

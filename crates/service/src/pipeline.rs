@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use verity_core::{
     Chunk, IndexedChunk, Language, ParsedDocument, VerityError, VerityResult, detect_language,
@@ -15,7 +16,7 @@ use verity_ingest::{
 };
 use verity_store::DocumentRecord;
 
-use crate::app::Verity;
+use crate::Verity;
 
 /// Chunks gathered (across documents) before one embedding run: large enough for efficient,
 /// length-sorted batches, small enough that documents become searchable soon.
@@ -130,30 +131,34 @@ fn count(outcome: FileOutcome) {
     INGESTED.with_label_values(&[outcome.as_str()]).inc();
 }
 
-/// Another progress display, with every outcome counted in the metrics.
+/// Another progress sink, with every outcome counted in the metrics.
 struct Counted<'a>(&'a dyn IngestProgress);
 
+#[async_trait]
 impl IngestProgress for Counted<'_> {
-    fn total(&self, files: usize) {
-        self.0.total(files);
+    async fn total(&self, files: usize) {
+        self.0.total(files).await;
     }
 
-    fn embedding(&self, source: &str) {
-        self.0.embedding(source);
+    async fn embedding(&self, source: &str) {
+        self.0.embedding(source).await;
     }
 
-    fn done(&self, source: &str, outcome: FileOutcome) {
+    async fn done(&self, source: &str, outcome: FileOutcome) {
         count(outcome);
-        self.0.done(source, outcome);
+        self.0.done(source, outcome).await;
     }
 }
 
-/// Progress callbacks: `total` once, then one `done` per file, and `embedding` for each file
-/// whose chunks go to the embedder (before its `done`).
-pub trait IngestProgress: Sync {
-    fn total(&self, _files: usize) {}
-    fn embedding(&self, _source: &str) {}
-    fn done(&self, _source: &str, _outcome: FileOutcome) {}
+/// Where a batch's progress goes (a progress bar, an ingest job's rows): `total` once, then
+/// one `done` per file, and `embedding` for each file whose chunks go to the embedder (before
+/// its `done`). The pipeline awaits each call between its own store writes, so a sink may
+/// write to the store too without the two writers meeting (SQLite would call one busy).
+#[async_trait]
+pub trait IngestProgress: Send + Sync {
+    async fn total(&self, _files: usize) {}
+    async fn embedding(&self, _source: &str) {}
+    async fn done(&self, _source: &str, _outcome: FileOutcome) {}
 }
 
 /// No progress display.
@@ -307,9 +312,9 @@ impl Verity {
             Some(root) => collect_files_under(paths, root),
             None => collect_files(paths),
         };
-        progress.total(files.len() + unreadable.len());
+        progress.total(files.len() + unreadable.len()).await;
         for (source, reason) in unreadable {
-            progress.done(&source, FileOutcome::Failed);
+            progress.done(&source, FileOutcome::Failed).await;
             report.fail(source, reason);
         }
         self.store.ensure_collection(collection).await?;
@@ -339,10 +344,10 @@ impl Verity {
                     }
                     Ok(None) => {
                         report.documents_unchanged += 1;
-                        progress.done(&file.source, FileOutcome::Unchanged);
+                        progress.done(&file.source, FileOutcome::Unchanged).await;
                     }
                     Err(reason) => {
-                        progress.done(&file.source, FileOutcome::Failed);
+                        progress.done(&file.source, FileOutcome::Failed).await;
                         report.fail(&file.source, reason);
                     }
                 }
@@ -421,7 +426,7 @@ impl Verity {
     }
 
     /// Removes a collection's documents from the index and the store, then the collection.
-    pub async fn delete_collection(&self, collection: &str) -> VerityResult<usize> {
+    pub(crate) async fn remove_collection(&self, collection: &str) -> VerityResult<usize> {
         let documents = self.store.documents_in_collection(collection).await?;
         for document in &documents {
             self.index.delete_document_chunks(&document.id, &[]).await?;
@@ -472,7 +477,7 @@ impl Verity {
         path: &Path,
         source: &str,
     ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
-        let limits = self.settings.parse_limits();
+        let limits = self.config.parse_limits.clone();
         let read = match &options.root {
             Some(root) => read_file_under(path, root, &limits),
             None => read_file(path, &limits),
@@ -511,7 +516,7 @@ impl Verity {
         }
         let name = name.to_path_buf();
         // Parsing is CPU-bound (a PDF can take a while): off the async workers.
-        let limits = self.settings.parse_limits();
+        let limits = self.config.parse_limits.clone();
         let parsed = tokio::task::spawn_blocking(move || parse_named(&name, bytes, &limits))
             .await
             .map_err(|e| VerityError::internal("ingest", e))?;
@@ -651,7 +656,7 @@ impl Verity {
             return Ok(());
         }
         for document in &documents {
-            progress.embedding(&document.record.source);
+            progress.embedding(&document.record.source).await;
         }
         let texts: Vec<String> = documents
             .iter()
@@ -665,7 +670,9 @@ impl Verity {
             Ok(vectors) => vectors,
             Err(e) => {
                 for document in documents {
-                    progress.done(&document.record.source, FileOutcome::Failed);
+                    progress
+                        .done(&document.record.source, FileOutcome::Failed)
+                        .await;
                     report.fail(document.record.source, format!("embedding failed: {e}"));
                 }
                 return Ok(());
@@ -723,7 +730,7 @@ impl Verity {
                 report.documents_added += 1;
                 FileOutcome::Added
             };
-            progress.done(&record.source, outcome);
+            progress.done(&record.source, outcome).await;
         }
         Ok(())
     }
@@ -755,7 +762,7 @@ impl Verity {
         for document in gone {
             self.store.delete_document(&document.id).await?;
             report.documents_removed += 1;
-            progress.done(&document.source, FileOutcome::Removed);
+            progress.done(&document.source, FileOutcome::Removed).await;
         }
         Ok(())
     }

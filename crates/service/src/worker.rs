@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use verity_core::{Language, VerityError, VerityResult};
 use verity_ingest::{collect_files, read_file};
 use verity_store::{Backend, ClaimedFile, JobCreated, NewJob, NewJobFile, Store};
 
-use crate::app::Verity;
+use crate::Verity;
 use crate::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, fault_point};
 
 /// The part of a job's ingest options kept with the job.
@@ -60,12 +61,10 @@ struct StageHook {
     file: i64,
 }
 
+#[async_trait]
 impl IngestProgress for StageHook {
-    fn embedding(&self, _source: &str) {
-        if let Err(error) = write_now({
-            let (store, file) = (self.store.clone(), self.file);
-            async move { store.set_file_stage(file, "embedding").await }
-        }) {
+    async fn embedding(&self, _source: &str) {
+        if let Err(error) = self.store.set_file_stage(self.file, "embedding").await {
             tracing::warn!(%error, file = self.file, "cannot record a file's stage");
         }
     }
@@ -93,34 +92,10 @@ pub(crate) fn remove_upload(path: &Path) {
     }
 }
 
-/// Runs a store write to its end from a synchronous progress callback, so that it happens
-/// between the pipeline's own writes (on SQLite a second writer at the same moment could make
-/// the pipeline's write fail as busy).
-fn write_now(
-    write: impl std::future::Future<Output = VerityResult<()>> + Send + 'static,
-) -> VerityResult<()> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(write))
-        }
-        // A single-threaded runtime (tests) cannot wait here: the write runs as a task of its
-        // own, at the same time as the pipeline's.
-        Ok(handle) => {
-            handle.spawn(async move {
-                if let Err(error) = write.await {
-                    tracing::warn!(%error, "cannot record an ingest job's progress");
-                }
-            });
-            Ok(())
-        }
-        Err(_) => Ok(()),
-    }
-}
-
 /// A batch's progress display that also records each file's stage and end in its job. The
-/// writes happen in the callbacks themselves, between the pipeline's own store writes (on
-/// SQLite a second writer at the same time could make the pipeline's writes fail as busy);
-/// unchanged files are written 64 at a time, so a re-run of an unchanged batch stays fast.
+/// pipeline awaits each call between its own store writes (on SQLite a second writer at the
+/// same time could make the pipeline's writes fail as busy); unchanged files are written 64 at
+/// a time, so a re-run of an unchanged batch stays fast.
 struct JobRecorder<'a> {
     inner: &'a dyn IngestProgress,
     store: Store,
@@ -132,52 +107,52 @@ struct JobRecorder<'a> {
 }
 
 impl JobRecorder<'_> {
-    fn write(
-        &self,
-        what: &str,
-        write: impl std::future::Future<Output = VerityResult<()>> + Send + 'static,
-    ) {
-        if let Err(error) = write_now(write) {
+    fn warn_unless_written(&self, what: &str, written: VerityResult<()>) {
+        if let Err(error) = written {
             tracing::warn!(%error, job = self.job, "cannot record {what}");
         }
     }
 
-    fn flush(&self) {
+    async fn flush(&self) {
         let finished = std::mem::take(&mut *self.pending.lock().expect("not poisoned"));
         if !finished.is_empty() {
-            let (store, worker) = (self.store.clone(), self.worker.clone());
-            self.write("finished files", async move {
-                store.finish_files(&worker, &finished).await
-            });
+            let written = self.store.finish_files(&self.worker, &finished).await;
+            self.warn_unless_written("finished files", written);
         }
-        let mut renewed = self.renewed.lock().expect("not poisoned");
-        if renewed.elapsed() >= BATCH_RENEW {
-            *renewed = std::time::Instant::now();
-            let (store, worker, job) = (self.store.clone(), self.worker.clone(), self.job);
-            self.write("the batch's leases", async move {
-                store.renew_leases(job, &worker, BATCH_LEASE_SECONDS).await
-            });
+        let renew = {
+            let mut renewed = self.renewed.lock().expect("not poisoned");
+            let due = renewed.elapsed() >= BATCH_RENEW;
+            if due {
+                *renewed = std::time::Instant::now();
+            }
+            due
+        };
+        if renew {
+            let written = self
+                .store
+                .renew_leases(self.job, &self.worker, BATCH_LEASE_SECONDS)
+                .await;
+            self.warn_unless_written("the batch's leases", written);
         }
     }
 }
 
+#[async_trait]
 impl IngestProgress for JobRecorder<'_> {
-    fn total(&self, files: usize) {
-        self.inner.total(files);
+    async fn total(&self, files: usize) {
+        self.inner.total(files).await;
     }
 
-    fn embedding(&self, source: &str) {
-        self.flush();
+    async fn embedding(&self, source: &str) {
+        self.flush().await;
         if let Some(&id) = self.files.get(source) {
-            let store = self.store.clone();
-            self.write("a file's stage", async move {
-                store.set_file_stage(id, "embedding").await
-            });
+            let written = self.store.set_file_stage(id, "embedding").await;
+            self.warn_unless_written("a file's stage", written);
         }
-        self.inner.embedding(source);
+        self.inner.embedding(source).await;
     }
 
-    fn done(&self, source: &str, outcome: FileOutcome) {
+    async fn done(&self, source: &str, outcome: FileOutcome) {
         // Failures are recorded with their reasons from the report, at the end.
         if let (Some(&id), false) = (
             self.files.get(source),
@@ -194,10 +169,10 @@ impl IngestProgress for JobRecorder<'_> {
                 pending.len() >= 64
             };
             if full || outcome != FileOutcome::Unchanged {
-                self.flush();
+                self.flush().await;
             }
         }
-        self.inner.done(source, outcome);
+        self.inner.done(source, outcome).await;
     }
 }
 
@@ -401,7 +376,7 @@ impl Verity {
         progress: &dyn IngestProgress,
     ) -> VerityResult<(bool, String)> {
         let name = file.name.clone().unwrap_or_else(|| file.path.clone());
-        let bytes = match read_file(Path::new(&file.path), &self.settings.parse_limits()) {
+        let bytes = match read_file(Path::new(&file.path), &self.config.parse_limits) {
             Ok(bytes) => bytes,
             Err(e) => return Ok((true, e.to_string())),
         };
@@ -522,7 +497,7 @@ pub async fn start_serve_worker(verity: Arc<Verity>) -> VerityResult<()> {
             );
         }
     }
-    crate::jobs::remove_stale_staging(&verity.settings.data_dir);
+    crate::jobs::remove_stale_staging(&verity.config.data_dir);
     tokio::spawn(async move {
         loop {
             match verity.run_worker(&options).await {

@@ -24,12 +24,12 @@ use std::path::{Component, Path, PathBuf};
 use async_trait::async_trait;
 use verity_core::{
     Caller, FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,
-    NewIngestJob, VerityError, VerityResult, policy,
+    NewIngestJob, Scope, VerityError, VerityResult, policy,
 };
 use verity_ingest::collect_files;
 use verity_store::{JobCreated, JobFileRecord, JobRecord, NewJob, NewJobFile};
 
-use crate::app::Verity;
+use crate::Verity;
 use crate::library::{upload_file_name, upload_source};
 use crate::pipeline::IngestOptions;
 use crate::worker::{JobOptions, remove_upload, wake_worker};
@@ -252,8 +252,7 @@ impl Verity {
 
     /// `ingest.allowed_root`, canonical (`None` if unset or unreadable: paths are refused then).
     fn allowed_root(&self) -> Option<PathBuf> {
-        self.settings
-            .ingest
+        self.config
             .allowed_root
             .as_ref()
             .and_then(|root| root.canonicalize().ok())
@@ -292,7 +291,7 @@ impl Verity {
     ) -> VerityResult<Vec<NewJobFile>> {
         match input {
             JobInput::Paths(paths) => {
-                let Some(root) = &self.settings.ingest.allowed_root else {
+                let Some(root) = &self.config.allowed_root else {
                     return Err(VerityError::Forbidden(
                         "server-side paths are refused: this server has no ingest.allowed_root \
                          (set it, e.g. VERITY_INGEST__ALLOWED_ROOT=/srv/documents, to allow \
@@ -302,7 +301,7 @@ impl Verity {
                 };
                 // Walking directories is blocking I/O: off the HTTP workers.
                 let (root, data_dir, paths) =
-                    (root.clone(), self.settings.data_dir.clone(), paths.clone());
+                    (root.clone(), self.config.data_dir.clone(), paths.clone());
                 tokio::task::spawn_blocking(move || files_under_root(&root, &data_dir, &paths))
                     .await
                     .map_err(|e| VerityError::internal("jobs", e))?
@@ -370,7 +369,7 @@ impl Verity {
             JobInput::Uploads { dir, .. } => Some(dir.clone()),
             JobInput::Paths(_) => None,
         };
-        let uploads = uploads_dir(&self.settings.data_dir);
+        let uploads = uploads_dir(&self.config.data_dir);
         let created = self
             .store
             .create_job_with(
@@ -430,7 +429,7 @@ impl Verity {
 #[async_trait]
 impl IngestJobs for Verity {
     fn staging_dir(&self) -> VerityResult<PathBuf> {
-        let dir = uploads_dir(&self.settings.data_dir)
+        let dir = uploads_dir(&self.config.data_dir)
             .join(format!("staging-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| {
             VerityError::unavailable(
@@ -442,6 +441,7 @@ impl IngestJobs for Verity {
     }
 
     async fn create_job(&self, caller: &Caller, job: NewIngestJob) -> VerityResult<JobCreation> {
+        caller.require(Scope::Ingest)?;
         let staging = match &job.input {
             JobInput::Uploads { dir, .. } => Some(dir.clone()),
             JobInput::Paths(_) => None,
@@ -457,11 +457,13 @@ impl IngestJobs for Verity {
     }
 
     async fn ingest_job(&self, caller: &Caller, id: i64) -> VerityResult<IngestJob> {
+        caller.require(Scope::Ingest)?;
         let job = self.readable_job(caller, id).await?;
         self.job_view(job).await
     }
 
     async fn cancel_job(&self, caller: &Caller, id: i64) -> VerityResult<IngestJob> {
+        caller.require(Scope::Ingest)?;
         let job = self.readable_job(caller, id).await?;
         if !policy::may_cancel_job(caller, &job.caller, &job.collection, &job_groups(&job)) {
             return Err(VerityError::Forbidden(

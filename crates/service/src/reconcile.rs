@@ -8,7 +8,7 @@ use serde::Serialize;
 use verity_core::{IndexedChunk, Language, VerityError, VerityResult};
 use verity_ingest::embedding_text;
 
-use crate::app::Verity;
+use crate::Verity;
 
 /// What `verity reconcile --json` prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -15,12 +15,12 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use verity_core::{
     AnswerEvent, AnswerStream, AnswerTrace, AnswerTraces, Caller, DocumentDetail, DocumentInfo,
-    DocumentPage, DocumentQuery, Documents, Feedback, PUBLIC_GROUP, Rating, RetrievedChunk,
+    DocumentPage, DocumentQuery, Documents, Feedback, PUBLIC_GROUP, Rating, RetrievedChunk, Scope,
     TraceCandidate, Upload, UploadStatus, UploadedDocument, VerityError, VerityResult, document_id,
     policy, validate_collection_name,
 };
 
-use crate::app::Verity;
+use crate::Verity;
 use crate::pipeline::{FileOutcome, IngestOptions};
 
 /// Traces older than `traces.retention_days` are deleted this often while a server runs.
@@ -80,7 +80,7 @@ impl Verity {
     ) -> VerityResult<String> {
         let name = name
             .map(str::to_string)
-            .unwrap_or_else(|| self.settings.query.default_collection.clone());
+            .unwrap_or_else(|| self.config.query.default_collection.clone());
         validate_collection_name(&name)?;
         if !caller.may_use_collection(&name) || !self.store.collection_exists(&name).await? {
             return Err(VerityError::NotFound {
@@ -160,7 +160,7 @@ impl Verity {
 impl Verity {
     /// Deletes the traces older than `traces.retention_days`; how many.
     pub async fn delete_expired_traces(&self) -> VerityResult<u64> {
-        let before = now() - i64::from(self.settings.traces.retention_days) * 86_400;
+        let before = now() - i64::from(self.config.trace_retention_days) * 86_400;
         self.store.delete_traces_before(before).await
     }
 }
@@ -210,6 +210,7 @@ impl Documents for Verity {
         caller: &Caller,
         query: DocumentQuery,
     ) -> VerityResult<DocumentPage> {
+        caller.require(Scope::Query)?;
         let collection = self
             .usable_collection(caller, query.collection.as_deref())
             .await?;
@@ -267,6 +268,7 @@ impl Documents for Verity {
     }
 
     async fn get_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentDetail> {
+        caller.require(Scope::Query)?;
         let document = self.readable_document(caller, id).await?;
         let chunks = self.store.chunks_of(id).await?;
         Ok(DocumentDetail { document, chunks })
@@ -277,6 +279,7 @@ impl Documents for Verity {
         caller: &Caller,
         upload: Upload,
     ) -> VerityResult<UploadedDocument> {
+        caller.require(Scope::Ingest)?;
         let collection = self
             .usable_collection(caller, upload.collection.as_deref())
             .await?;
@@ -311,6 +314,7 @@ impl Documents for Verity {
     }
 
     async fn delete_document(&self, caller: &Caller, id: &str) -> VerityResult<DocumentInfo> {
+        caller.require(Scope::Ingest)?;
         // Not while an upload or a worker writes it: its points would outlive its document.
         let _deleting = self.document_locks.lock(id).await?;
         let document = self.readable_document(caller, id).await?;
@@ -332,6 +336,7 @@ impl Documents for Verity {
 #[async_trait]
 impl AnswerTraces for Verity {
     async fn answer_trace(&self, caller: &Caller, id: &str) -> VerityResult<AnswerTrace> {
+        caller.require(Scope::Query)?;
         let not_found = || VerityError::NotFound {
             what: "answer",
             name: id.to_string(),
@@ -366,6 +371,7 @@ impl AnswerTraces for Verity {
         rating: Rating,
         comment: Option<String>,
     ) -> VerityResult<Feedback> {
+        caller.require(Scope::Query)?;
         // Only the asker rates its answer; whoever may not even read it gets the 404 of an
         // unknown id.
         let trace = self.answer_trace(caller, answer_id).await?;

@@ -1,0 +1,258 @@
+//! The use cases on the in-memory fakes (feature `testing`): access rules and the write order,
+//! in milliseconds, without the embedding model or Qdrant. The end-to-end tests
+//! (`tests/e2e`) cover the same paths with the real components.
+
+use verity_core::{
+    AnswerService, Caller, Collections, DocumentQuery, DocumentStatus, Documents, IngestJobs,
+    JobInput, NewIngestJob, QueryRequest, Scope, SearchFilter, Upload, VectorIndex, VerityError,
+};
+use verity_service::testing::{self, IndexCall, MemoryIndex};
+
+fn key(scopes: &[Scope], groups: &[&str]) -> Caller {
+    Caller {
+        subject: "key:test".into(),
+        scopes: scopes.to_vec(),
+        collections: None,
+        groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+    }
+}
+
+fn upload(name: &str, text: &str, groups: &[&str]) -> Upload {
+    Upload {
+        collection: Some("kb".into()),
+        file_name: name.into(),
+        bytes: text.as_bytes().to_vec(),
+        groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+        tags: Vec::new(),
+    }
+}
+
+fn question(text: &str) -> QueryRequest {
+    QueryRequest {
+        question: text.into(),
+        collection: Some("kb".into()),
+        top_k: Some(5),
+        mode: None,
+        filter: None,
+        stream: false,
+    }
+}
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, VerityError>) -> bool {
+    matches!(result, Err(VerityError::Forbidden(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_use_case_checks_its_callers_scope_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, _) = testing::verity(dir.path()).await;
+    verity.store().ensure_collection("kb").await.unwrap();
+    let asker = key(&[Scope::Query], &[]);
+    let uploader = key(&[Scope::Ingest], &[]);
+
+    // Writing needs `ingest`…
+    assert!(forbidden(
+        verity
+            .upload_document(&asker, upload("a.md", "# A\n\nText.", &[]))
+            .await
+    ));
+    let job = NewIngestJob {
+        collection: Some("kb".into()),
+        groups: None,
+        tags: Vec::new(),
+        language: None,
+        input: JobInput::Paths(vec!["a.md".into()]),
+        idempotency_key: None,
+        request_hash: "h".into(),
+    };
+    assert!(forbidden(verity.create_job(&asker, job).await));
+    assert!(forbidden(verity.ingest_job(&asker, 1).await));
+    // …managing collections needs `admin`…
+    assert!(forbidden(
+        verity.create_collection(&uploader, "new", &[]).await
+    ));
+    assert!(forbidden(verity.delete_collection(&uploader, "kb").await));
+    // …and reading needs `query`.
+    assert!(forbidden(
+        verity.query(&uploader, question("What is A?")).await
+    ));
+    let listing = DocumentQuery {
+        collection: Some("kb".into()),
+        limit: 10,
+        cursor: None,
+    };
+    assert!(forbidden(verity.list_documents(&uploader, listing).await));
+    assert!(forbidden(verity.list_collections(&uploader).await));
+
+    // With the scope, the same calls go through.
+    verity
+        .upload_document(&uploader, upload("a.md", "# A\n\nThe answer is A.", &[]))
+        .await
+        .unwrap();
+    let (answer, _) = verity
+        .query(&asker, question("What is the answer?"))
+        .await
+        .unwrap();
+    assert!(!answer.citations.is_empty(), "{answer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_finds_only_the_passages_its_caller_may_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, _) = testing::verity(dir.path()).await;
+    verity.store().ensure_collection("kb").await.unwrap();
+    let admin = Caller::local();
+    verity
+        .upload_document(
+            &admin,
+            upload(
+                "vault.md",
+                "# Vault\n\nThe vault code is ZEBRA-5521.",
+                &["hr"],
+            ),
+        )
+        .await
+        .unwrap();
+    verity
+        .upload_document(
+            &admin,
+            upload(
+                "budget.md",
+                "# Budget\n\nThe vault budget is 300 euros.",
+                &["finance"],
+            ),
+        )
+        .await
+        .unwrap();
+
+    let finance = key(&[Scope::Query], &["finance"]);
+    let (answer, _) = verity
+        .query(&finance, question("What is the vault code?"))
+        .await
+        .unwrap();
+    assert!(!answer.answer.contains("ZEBRA"), "{}", answer.answer);
+    assert!(
+        answer.citations.iter().all(|c| c.source.contains("budget")),
+        "{:?}",
+        answer.citations
+    );
+    let listing = DocumentQuery {
+        collection: Some("kb".into()),
+        limit: 10,
+        cursor: None,
+    };
+    let page = verity.list_documents(&finance, listing).await.unwrap();
+    let titles: Vec<&str> = page.documents.iter().map(|d| d.title.as_str()).collect();
+    assert_eq!(titles, ["Budget"]);
+
+    // The same question from the group that may read it finds it.
+    let hr = key(&[Scope::Query], &["hr"]);
+    let (answer, _) = verity
+        .query(&hr, question("What is the vault code?"))
+        .await
+        .unwrap();
+    assert!(answer.answer.contains("ZEBRA-5521"), "{}", answer.answer);
+}
+
+/// The position of the first call matching `wanted`.
+fn position(calls: &[IndexCall], wanted: impl Fn(&IndexCall) -> bool) -> usize {
+    calls
+        .iter()
+        .position(wanted)
+        .unwrap_or_else(|| panic!("no such call in {calls:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_is_written_in_the_order_that_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, index) = testing::verity(dir.path()).await;
+    verity.store().ensure_collection("kb").await.unwrap();
+    let admin = Caller::local();
+    let first = verity
+        .upload_document(
+            &admin,
+            upload("leave.md", "# Leave\n\nYou get 20 days.", &[]),
+        )
+        .await
+        .unwrap();
+    let id = first.document.id.clone();
+    let old_chunks: Vec<String> = index.points_of(&id).into_iter().map(|(c, _)| c).collect();
+    assert!(!old_chunks.is_empty());
+    assert!(index.points_of(&id).iter().all(|(_, visible)| *visible));
+    let before = index.calls().len();
+
+    verity
+        .upload_document(
+            &admin,
+            upload("leave.md", "# Leave\n\nYou get 25 days.", &[]),
+        )
+        .await
+        .unwrap();
+    // Old points go first (a lost delete would bring back points the store no longer holds),
+    // then the new ones are written hidden, then published once the store holds them active.
+    let calls = index.calls()[before..].to_vec();
+    let removed = position(&calls, |c| {
+        *c == IndexCall::DeleteDocumentChunks {
+            document_id: id.clone(),
+            kept: 0,
+        }
+    });
+    let written = position(
+        &calls,
+        |c| matches!(c, IndexCall::Upsert(d) if d.contains(&id)),
+    );
+    let published = position(&calls, |c| *c == IndexCall::Publish(id.clone()));
+    assert!(removed < written && written < published, "{calls:?}");
+    let now: Vec<String> = index.points_of(&id).into_iter().map(|(c, _)| c).collect();
+    assert!(
+        now.iter().all(|c| !old_chunks.contains(c)),
+        "{now:?} {old_chunks:?}"
+    );
+    let stored = verity.store().document(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DocumentStatus::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_index_write_leaves_nothing_searchable_and_the_next_ingest_redoes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, index) = testing::verity(dir.path()).await;
+    verity.store().ensure_collection("kb").await.unwrap();
+    let admin = Caller::local();
+    let first = verity
+        .upload_document(
+            &admin,
+            upload("leave.md", "# Leave\n\nYou get 20 days.", &[]),
+        )
+        .await
+        .unwrap();
+    let id = first.document.id;
+
+    index.fail_upserts(true);
+    let new_version = upload("leave.md", "# Leave\n\nYou get 25 days.", &[]);
+    let failed = verity.upload_document(&admin, new_version.clone()).await;
+    assert!(failed.is_err(), "{failed:?}");
+    // The store holds the new version as being written, and the index shows nothing of it:
+    // no passage of a document the store does not hold as active can be cited.
+    let stored = verity.store().document(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DocumentStatus::Indexing);
+    assert!(index.points_of(&id).iter().all(|(_, visible)| !visible));
+    let (answer, _) = verity
+        .query(&admin, question("How many days do I get?"))
+        .await
+        .unwrap();
+    assert!(answer.citations.is_empty(), "{answer:?}");
+
+    // The same bytes again, once the index works, are written (not skipped as unchanged).
+    index.fail_upserts(false);
+    verity.upload_document(&admin, new_version).await.unwrap();
+    let (answer, _) = verity
+        .query(&admin, question("How many days do I get?"))
+        .await
+        .unwrap();
+    assert!(answer.answer.contains("25 days"), "{}", answer.answer);
+    let index: &MemoryIndex = &index;
+    assert_eq!(
+        index.count(&SearchFilter::collection("kb")).await.unwrap(),
+        1
+    );
+}
