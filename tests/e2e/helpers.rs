@@ -281,3 +281,25 @@ pub async fn send(request: reqwest::RequestBuilder) -> Reply {
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     Reply { status, body, text }
 }
+
+/// Where `scripts/models.sh` puts SmolLM2: `<data dir>/models/llm/smollm2-135m`, the data
+/// directory being VERITY_DATA_DIR (relative to the repository root, as the script runs there)
+/// or `data/`.
+pub fn smollm2_dir() -> PathBuf {
+    let data = std::env::var_os("VERITY_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let dir = repo_root().join(data).join("models/llm/smollm2-135m");
+    let has_gguf = std::fs::read_dir(&dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"))
+    });
+    assert!(
+        has_gguf,
+        "SmolLM2-135M is not installed in {}: run `scripts/models.sh smollm2-135m` (scripts/test.sh \
+         does it before the tests)",
+        dir.display()
+    );
+    dir
+}

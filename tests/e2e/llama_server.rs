@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 use verity_cli::settings::GenerationBackend;
 use verity_service::pipeline::{IngestOptions, Quiet};
 
-use crate::helpers::{serve, server_runtime, settings_for, write};
-use crate::real_model::smollm2_dir;
+use crate::helpers::{serve, server_runtime, settings_for, smollm2_dir, write};
 
 const POLICY: &str = "# Annual vacation\n\nEvery full-time employee receives 20 working days of paid \
     vacation per calendar year. Up to 5 unused days may be carried over into the next calendar \

@@ -4,36 +4,13 @@
 //! which `scripts/test.sh` runs before the tests; run by hand without it, the test fails and
 //! says so rather than skipping.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use verity_cli::settings::GenerationBackend;
 use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
 use verity_service::pipeline::{IngestOptions, Quiet};
 
-use crate::helpers::{repo_root, settings_for, write};
-
-/// Where `scripts/models.sh` puts SmolLM2: `<data dir>/models/llm/smollm2-135m`, the data
-/// directory being VERITY_DATA_DIR (relative to the repository root, as the script runs there)
-/// or `data/`.
-pub fn smollm2_dir() -> PathBuf {
-    let data = std::env::var_os("VERITY_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("data"));
-    let dir = repo_root().join(data).join("models/llm/smollm2-135m");
-    let has_gguf = std::fs::read_dir(&dir).is_ok_and(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .any(|e| e.path().extension().is_some_and(|x| x == "gguf"))
-    });
-    assert!(
-        has_gguf,
-        "SmolLM2-135M is not installed in {}: run `scripts/models.sh smollm2-135m` (scripts/test.sh \
-         does it before the tests)",
-        dir.display()
-    );
-    dir
-}
+use crate::helpers::{settings_for, smollm2_dir, write};
 
 #[test]
 fn a_real_model_answers_from_an_ingested_document_with_verified_citations() {
