@@ -191,7 +191,11 @@ pub enum AnswerEvent {
     /// The verified answer: its text replaces what the deltas built.
     Grounding(Answer),
     Done(Timings),
-    Error(String),
+    /// The answer failed; nothing follows. `code` is what a JSON error would carry.
+    Error {
+        code: crate::ErrorCode,
+        message: String,
+    },
 }
 
 impl AnswerEvent {
@@ -202,7 +206,7 @@ impl AnswerEvent {
             AnswerEvent::Delta(_) => "delta",
             AnswerEvent::Grounding(_) => "grounding",
             AnswerEvent::Done(_) => "done",
-            AnswerEvent::Error(_) => "error",
+            AnswerEvent::Error { .. } => "error",
         }
     }
 }

@@ -1,3 +1,4 @@
+use serde::Serialize;
 use thiserror::Error;
 
 pub type VerityResult<T> = Result<T, VerityError>;
@@ -47,6 +48,27 @@ pub enum VerityError {
 }
 
 impl VerityError {
+    /// The code a client is told.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            VerityError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
+            VerityError::NotFound { what, .. } => match *what {
+                "collection" => ErrorCode::CollectionNotFound,
+                "document" => ErrorCode::DocumentNotFound,
+                "answer" => ErrorCode::AnswerNotFound,
+                "ingest job" => ErrorCode::JobNotFound,
+                _ => ErrorCode::NotFound,
+            },
+            VerityError::Unavailable { .. } => ErrorCode::Unavailable,
+            VerityError::Unprocessable(_) => ErrorCode::UnprocessableDocument,
+            VerityError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            VerityError::Forbidden(_) => ErrorCode::Forbidden,
+            VerityError::Busy { .. } => ErrorCode::Busy,
+            VerityError::Config(_) => ErrorCode::NotConfigured,
+            VerityError::Internal { .. } => ErrorCode::Internal,
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         VerityError::InvalidRequest {
             field: field.into(),
@@ -66,5 +88,101 @@ impl VerityError {
             component,
             message: message.to_string(),
         }
+    }
+}
+
+/// Every error code the API answers with: stable and machine-readable, the same in JSON error
+/// bodies and in SSE `error` events. The gateway maps each to its HTTP status, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or a field is out of range (`details.field` names it).
+    InvalidRequest,
+    /// The body is not valid JSON.
+    InvalidJson,
+    /// The body cannot be read as what the route takes (multipart parts, fields).
+    InvalidBody,
+    /// No valid API key or token.
+    Unauthenticated,
+    /// The caller may not do this (a missing scope, a group it lacks).
+    Forbidden,
+    /// A browser request from an origin not in `server.cors_origins`.
+    CrossOriginRefused,
+    /// No such route.
+    RouteNotFound,
+    /// No such collection, or not one the caller may use.
+    CollectionNotFound,
+    /// No such document, or not one the caller may read.
+    DocumentNotFound,
+    /// No such answer trace, or not one the caller may read.
+    AnswerNotFound,
+    /// No such ingest job, or not one the caller may read.
+    JobNotFound,
+    /// Something else the request names does not exist.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The body did not arrive in time.
+    RequestTimeout,
+    /// The `Idempotency-Key` was used for a different request.
+    IdempotencyConflict,
+    /// The body or a file is over its limit.
+    PayloadTooLarge,
+    /// The body's `Content-Type` is not one the route reads.
+    UnsupportedMediaType,
+    /// The `Host` header names no host this server answers for (authentication off).
+    HostNotAllowed,
+    /// A document that cannot be read (broken, empty, unsupported).
+    UnprocessableDocument,
+    /// Over capacity: retry after `Retry-After` seconds.
+    Busy,
+    /// This caller sent too many requests: retry after `Retry-After` seconds.
+    RateLimited,
+    /// A fault of the server; its log has the details.
+    Internal,
+    /// A backend (database, index, model) is not available.
+    Unavailable,
+    /// The server's settings are incomplete for this request.
+    NotConfigured,
+    /// The server is not ready to answer (`/readyz`).
+    NotReady,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::CrossOriginRefused => "cross_origin_refused",
+            ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::CollectionNotFound => "collection_not_found",
+            ErrorCode::DocumentNotFound => "document_not_found",
+            ErrorCode::AnswerNotFound => "answer_not_found",
+            ErrorCode::JobNotFound => "job_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::HostNotAllowed => "host_not_allowed",
+            ErrorCode::UnprocessableDocument => "unprocessable_document",
+            ErrorCode::Busy => "busy",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NotConfigured => "not_configured",
+            ErrorCode::NotReady => "not_ready",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -23,7 +23,7 @@ pub use answer::{
     QueryRequest, Timings, UnsupportedSentence,
 };
 pub use document::{Chunk, DocumentFormat, DocumentStatus, Heading, ParsedDocument};
-pub use error::{VerityError, VerityResult};
+pub use error::{ErrorCode, VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
 pub use jobs::{
     FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,

@@ -176,8 +176,11 @@ pub async fn collect_answer(mut events: AnswerStream) -> VerityResult<(Answer, T
                     VerityError::internal("answering", "the answer ended without grounding")
                 });
             }
-            AnswerEvent::Error(message) => {
-                return Err(VerityError::internal("answering", message));
+            AnswerEvent::Error { code, message } => {
+                return Err(VerityError::internal(
+                    "answering",
+                    format!("{}: {message}", code.as_str()),
+                ));
             }
             AnswerEvent::Sources(_) | AnswerEvent::Delta(_) => {}
         }

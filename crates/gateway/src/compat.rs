@@ -229,9 +229,9 @@ pub async fn chat_completions(
                     chunk(json!({"content": answer.answer}), None, None),
                     chunk(json!({}), Some("stop"), Some(verity_extension(&answer))),
                 ],
-                AnswerEvent::Error(message) => {
+                AnswerEvent::Error { code, message } => {
                     let error =
-                        json!({"error": {"code": crate::ErrorCode::Internal, "message": message, "details": null}});
+                        json!({"error": {"code": code, "message": message, "details": null}});
                     vec![Bytes::from(format!("data: {error}\n\n"))]
                 }
                 AnswerEvent::Done(_) => return None,

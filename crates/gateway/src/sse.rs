@@ -28,8 +28,8 @@ pub fn encode(event: &AnswerEvent) -> String {
         AnswerEvent::Delta(text) => serde_json::to_string(&json!({ "text": text })),
         AnswerEvent::Grounding(answer) => serde_json::to_string(answer),
         AnswerEvent::Done(timings) => serde_json::to_string(&Done { timings }),
-        AnswerEvent::Error(message) => serde_json::to_string(
-            &json!({"error": {"code": crate::ErrorCode::Internal, "message": message, "details": null}}),
+        AnswerEvent::Error { code, message } => serde_json::to_string(
+            &json!({"error": {"code": code, "message": message, "details": null}}),
         ),
     }
     .unwrap_or_else(|e| format!("{{\"error\":{{\"code\":\"internal\",\"message\":\"{e}\"}}}}"));
@@ -100,5 +100,19 @@ mod tests {
             text,
             "event: delta\ndata: {\"text\":\"line one\\nline two\"}\n\n"
         );
+    }
+
+    #[test]
+    fn an_error_event_carries_the_code_a_json_error_would() {
+        let text = encode(&AnswerEvent::Error {
+            code: verity_core::ErrorCode::Unavailable,
+            message: "the model is unavailable".into(),
+        });
+        assert_eq!(
+            text,
+            "event: error\ndata: {\"error\":{\"code\":\"unavailable\",\"details\":null,\"message\":\"the model is unavailable\"}}\n\n"
+        );
+        let json = crate::ApiError::from(verity_core::VerityError::unavailable("model", "down"));
+        assert_eq!(json.code, verity_core::ErrorCode::Unavailable);
     }
 }

@@ -57,25 +57,12 @@ pub(crate) fn remove_stale_staging(data_dir: &Path) {
     }
 }
 
-/// What the API calls a file's state.
-fn file_state(file: &JobFileRecord) -> FileState {
-    match (file.state.as_str(), file.stage.as_deref()) {
-        ("queued", _) => FileState::Queued,
-        ("running", Some("embedding")) => FileState::Embedding,
-        ("running", _) => FileState::Parsing,
-        ("done", _) if file.outcome.as_deref() == Some("unchanged") => FileState::Unchanged,
-        ("done", _) => FileState::Indexed,
-        ("cancelled", _) => FileState::Cancelled,
-        _ => FileState::Failed,
-    }
-}
-
 fn job_view(job: JobRecord, files: Vec<JobFileRecord>) -> IngestJob {
     let mut counts = JobCounts::default();
     let files: Vec<JobFile> = files
         .into_iter()
         .map(|file| {
-            let state = file_state(&file);
+            let state = file.file_state();
             counts.add(state);
             JobFile {
                 name: file.name.unwrap_or_else(|| file.path.clone()),

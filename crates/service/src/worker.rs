@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use verity_core::{Language, VerityError, VerityResult};
+use verity_core::{FileState, Language, VerityError, VerityResult};
 use verity_ingest::{collect_files, read_file};
 use verity_store::{Backend, ClaimedFile, JobCreated, NewJob, NewJobFile, Store};
 
@@ -64,7 +64,11 @@ struct StageHook {
 #[async_trait]
 impl IngestProgress for StageHook {
     async fn embedding(&self, _source: &str) {
-        if let Err(error) = self.store.set_file_stage(self.file, "embedding").await {
+        if let Err(error) = self
+            .store
+            .set_file_stage(self.file, FileState::Embedding)
+            .await
+        {
             tracing::warn!(%error, file = self.file, "cannot record a file's stage");
         }
     }
@@ -146,7 +150,7 @@ impl IngestProgress for JobRecorder<'_> {
     async fn embedding(&self, source: &str) {
         self.flush().await;
         if let Some(&id) = self.files.get(source) {
-            let written = self.store.set_file_stage(id, "embedding").await;
+            let written = self.store.set_file_stage(id, FileState::Embedding).await;
             self.warn_unless_written("a file's stage", written);
         }
         self.inner.embedding(source).await;

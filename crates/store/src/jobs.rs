@@ -1,7 +1,7 @@
 //! The ingest job queue, in the metadata store.
 
 use sqlx::Row;
-use verity_core::{VerityError, VerityResult};
+use verity_core::{FileState, VerityError, VerityResult};
 
 use crate::store::{Backend, Store, db_error, now};
 
@@ -95,6 +95,22 @@ pub struct JobFileRecord {
     pub outcome: Option<String>,
     pub attempts: i64,
     pub worker: Option<String>,
+}
+
+impl JobFileRecord {
+    /// What the API calls the file's state (the store's state, stage and outcome columns
+    /// read together).
+    pub fn file_state(&self) -> FileState {
+        match (self.state.as_str(), self.stage.as_deref()) {
+            ("queued", _) => FileState::Queued,
+            ("running", Some("embedding")) => FileState::Embedding,
+            ("running", _) => FileState::Parsing,
+            ("done", _) if self.outcome.as_deref() == Some("unchanged") => FileState::Unchanged,
+            ("done", _) => FileState::Indexed,
+            ("cancelled", _) => FileState::Cancelled,
+            _ => FileState::Failed,
+        }
+    }
 }
 
 /// How far a job has got.
@@ -264,9 +280,19 @@ impl Store {
         Ok(rows.iter().map(file_record).collect())
     }
 
-    /// Records the stage (`parsing`, `embedding`) of a file while it runs; a file that is no
-    /// longer running keeps its end state.
-    pub async fn set_file_stage(&self, id: i64, stage: &str) -> VerityResult<()> {
+    /// Records the stage ([`FileState::Parsing`], [`FileState::Embedding`]) of a file while it
+    /// runs; a file that is no longer running keeps its end state.
+    pub async fn set_file_stage(&self, id: i64, stage: FileState) -> VerityResult<()> {
+        let stage = match stage {
+            FileState::Parsing => "parsing",
+            FileState::Embedding => "embedding",
+            other => {
+                return Err(VerityError::internal(
+                    "metadata store",
+                    format!("{other:?} is an end state, not a stage of a running file"),
+                ));
+            }
+        };
         sqlx::query(
             "UPDATE ingest_job_files SET stage = $1, updated_at = $2 WHERE id = $3 AND state = 'running'",
         )

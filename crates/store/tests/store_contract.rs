@@ -650,7 +650,10 @@ contract!(
             (files[0].state.as_str(), files[0].stage.as_deref()),
             ("running", Some("parsing"))
         );
-        store.set_file_stage(claimed.id, "embedding").await.unwrap();
+        store
+            .set_file_stage(claimed.id, verity_core::FileState::Embedding)
+            .await
+            .unwrap();
         assert_eq!(
             store.job_file_records(id).await.unwrap()[0]
                 .stage
@@ -677,7 +680,10 @@ contract!(
             .await
             .unwrap();
         // A stage set after the end changes nothing.
-        store.set_file_stage(claimed.id, "embedding").await.unwrap();
+        store
+            .set_file_stage(claimed.id, verity_core::FileState::Embedding)
+            .await
+            .unwrap();
         let files = store.job_file_records(id).await.unwrap();
         let states: Vec<_> = files
             .iter()

@@ -51,7 +51,9 @@ pub(crate) async fn ask(settings: Settings, args: AskArgs) -> anyhow::Result<()>
                 streamed.push_str(&text);
             }
             AnswerEvent::Grounding(a) => answer = Some(a),
-            AnswerEvent::Error(message) => anyhow::bail!("answering failed: {message}"),
+            AnswerEvent::Error { code, message } => {
+                anyhow::bail!("answering failed ({}): {message}", code.as_str())
+            }
             AnswerEvent::Sources(_) | AnswerEvent::Done(_) => {}
         }
     }
