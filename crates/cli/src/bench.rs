@@ -380,7 +380,7 @@ pub struct AuthBench {
 /// Two servers on one Verity — authentication off, and API keys — measured in alternating
 /// rounds, so both see the same machine conditions.
 pub async fn bench_auth(
-    settings: crate::settings::Settings,
+    settings: Settings,
     requests: usize,
     rounds: usize,
 ) -> anyhow::Result<AuthBench> {

@@ -135,7 +135,7 @@ pub async fn eval_answers(
         documents,
         chunks,
     } = ingest_squad(verity, file, &options.collection).await?;
-    let all: Vec<Asked> = squad
+    let all: Vec<Asked<'_>> = squad
         .data
         .iter()
         .flat_map(|article| {

@@ -275,7 +275,7 @@ pub struct GenerateRequest {
     summary = "Ask a question (simple form)",
     request_body = GenerateRequest,
     responses(
-        (status = 200, description = "The answer", body = verity_core::Answer),
+        (status = 200, description = "The answer", body = Answer),
         (status = 400, description = "Invalid request", body = crate::openapi::ErrorEnvelope),
     ),
     security(("bearer" = []))

@@ -175,8 +175,8 @@ fn idempotency_key(http: &HttpRequest) -> Result<Option<String>, ApiError> {
     description = "multipart/form-data with one or more `file` parts (each within server.max_upload_bytes, all within server.max_job_upload_bytes) and optional `collection`, `groups`, `tags` (comma-separated) and `language` fields; each file is ingested under `upload:/<groups>/<file name>`. Or JSON with `paths` on the server, allowed only under ingest.allowed_root. The workers (`verity serve` runs one) ingest the files one at a time: each document is answerable as soon as its file is indexed. With an `Idempotency-Key` header, the same request again returns the same job (200).",
     params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; one job per caller and key")),
     request_body(content = JobPathsRequest, description = "JSON, or multipart/form-data"),
-    responses((status = 201, description = "The job, queued", body = verity_core::IngestJob),
-              (status = 200, description = "The job created earlier under this Idempotency-Key", body = verity_core::IngestJob),
+    responses((status = 201, description = "The job, queued", body = IngestJob),
+              (status = 200, description = "The job created earlier under this Idempotency-Key", body = IngestJob),
               (status = 400, description = "Invalid field, no file, a file name twice, a path that does not exist", body = crate::openapi::ErrorEnvelope),
               (status = 403, description = "No ingest scope, groups the key does not have, a path outside ingest.allowed_root, or no root configured", body = crate::openapi::ErrorEnvelope),
               (status = 404, description = "Unknown collection", body = crate::openapi::ErrorEnvelope),
@@ -385,7 +385,7 @@ fn job_id(id: &str) -> Result<i64, ApiError> {
 #[utoipa::path(get, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
     summary = "A job: its state, counts by file state, and every file's state",
     params(("id" = i64, Path, description = "The job id")),
-    responses((status = 200, description = "The job", body = verity_core::IngestJob),
+    responses((status = 200, description = "The job", body = IngestJob),
               (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn get(
@@ -400,7 +400,7 @@ pub async fn get(
 #[utoipa::path(delete, path = "/v1/ingest/jobs/{id}", tag = "ingest jobs",
     summary = "Cancel a job: queued files become cancelled, a running file finishes",
     params(("id" = i64, Path, description = "The job id")),
-    responses((status = 200, description = "The job", body = verity_core::IngestJob),
+    responses((status = 200, description = "The job", body = IngestJob),
               (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn cancel(

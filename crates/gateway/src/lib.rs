@@ -228,7 +228,7 @@ impl Application {
                             .and_then(|v| v.to_str().ok()),
                     );
                     let method = request.method().to_string();
-                    let path = request_log::redact(&request.uri().to_string());
+                    let path = redact(&request.uri().to_string());
                     // Everything logged while handling the request carries its id.
                     let span = tracing::info_span!("request", request_id = %id);
                     let response = service.call(request).instrument(span);

@@ -28,7 +28,7 @@ pub struct ErrorEnvelope {
 #[derive(Serialize, ToSchema)]
 struct ErrorDetail {
     /// Stable and machine-readable; each code has one HTTP status.
-    code: crate::ErrorCode,
+    code: ErrorCode,
     /// What is wrong and what to do, in words.
     message: String,
     /// E.g. `{"field": "question"}`; `null` when there is nothing more to say.

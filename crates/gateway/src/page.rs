@@ -281,7 +281,7 @@ mod tests {
         }
     }
 
-    fn header(headers: &actix_web::http::header::HeaderMap, name: &str) -> String {
+    fn header(headers: &header::HeaderMap, name: &str) -> String {
         headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())

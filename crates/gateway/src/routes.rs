@@ -107,16 +107,16 @@ pub fn query_config() -> web::QueryConfig {
     tag = "answers",
     summary = "Ask a question",
     description = "Answers from the collection's documents with citations and a grounding status. With `\"stream\": true` or `Accept: text/event-stream` the answer comes as Server-Sent Events: `sources`, `delta`…, `grounding` (this object), `done`.",
-    request_body = verity_core::QueryRequest,
+    request_body = QueryRequest,
     responses(
         (status = 200, description = "The answer (or, streamed, text/event-stream)", body = verity_core::Answer),
-        (status = 400, description = "A field is missing or invalid", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "No valid key or token", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "The key lacks the query scope", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "Unknown collection (or one the caller may not use)", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "Body too large", body = crate::openapi::ErrorEnvelope),
-        (status = 415, description = "Body not sent as application/json", body = crate::openapi::ErrorEnvelope),
-        (status = 429, description = "Rate limit or generation queue full; see Retry-After", body = crate::openapi::ErrorEnvelope),
+        (status = 400, description = "A field is missing or invalid", body = openapi::ErrorEnvelope),
+        (status = 401, description = "No valid key or token", body = openapi::ErrorEnvelope),
+        (status = 403, description = "The key lacks the query scope", body = openapi::ErrorEnvelope),
+        (status = 404, description = "Unknown collection (or one the caller may not use)", body = openapi::ErrorEnvelope),
+        (status = 413, description = "Body too large", body = openapi::ErrorEnvelope),
+        (status = 415, description = "Body not sent as application/json", body = openapi::ErrorEnvelope),
+        (status = 429, description = "Rate limit or generation queue full; see Retry-After", body = openapi::ErrorEnvelope),
     ),
     security(("bearer" = []))
 )]
@@ -179,8 +179,8 @@ fn server_timing(t: &Timings) -> String {
 /// upload panel to callers with the ingest scope).
 #[utoipa::path(get, path = "/v1/me", tag = "operations",
     summary = "Who the caller is: subject, scopes, collections, groups",
-    responses((status = 200, description = "The caller", body = crate::openapi::Me),
-              (status = 401, description = "No valid key or token", body = crate::openapi::ErrorEnvelope)),
+    responses((status = 200, description = "The caller", body = openapi::Me),
+              (status = 401, description = "No valid key or token", body = openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn me(caller: Authenticated) -> HttpResponse {
     let caller = caller.0;
@@ -200,7 +200,7 @@ pub async fn healthz() -> HttpResponse {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", summary = "The store and the index answer",
     responses((status = 200, description = "`{\"status\": \"ready\"}`"),
-              (status = 503, description = "Names the dependency that does not answer", body = crate::openapi::ErrorEnvelope)))]
+              (status = 503, description = "Names the dependency that does not answer", body = openapi::ErrorEnvelope)))]
 pub async fn readyz(service: web::Data<dyn AnswerService>) -> Result<HttpResponse, ApiError> {
     match service.readiness().await {
         Readiness::Ready => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),

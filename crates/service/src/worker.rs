@@ -464,10 +464,7 @@ impl Verity {
         Ok((job, report))
     }
 
-    async fn claim(
-        &self,
-        options: &WorkerOptions,
-    ) -> VerityResult<Option<verity_store::ClaimedFile>> {
+    async fn claim(&self, options: &WorkerOptions) -> VerityResult<Option<ClaimedFile>> {
         self.store
             .fail_exhausted_files(options.max_attempts)
             .await?;
