@@ -162,20 +162,31 @@ fn position(calls: &[IndexCall], wanted: impl Fn(&IndexCall) -> bool) -> usize {
         .unwrap_or_else(|| panic!("no such call in {calls:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_version_is_written_in_the_order_that_survives_a_crash() {
+/// Verity on the fakes with one uploaded policy ("20 days"); returns its document id and the
+/// temporary directory that must outlive it.
+async fn with_leave_policy() -> (
+    verity_service::Verity,
+    std::sync::Arc<MemoryIndex>,
+    String,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let (verity, index) = testing::verity(dir.path()).await;
     verity.store().ensure_collection("kb").await.unwrap();
-    let admin = Caller::local();
     let first = verity
         .upload_document(
-            &admin,
+            &Caller::local(),
             upload("leave.md", "# Leave\n\nYou get 20 days.", &[]),
         )
         .await
         .unwrap();
-    let id = first.document.id.clone();
+    (verity, index, first.document.id, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_is_written_in_the_order_that_survives_a_crash() {
+    let (verity, index, id, _dir) = with_leave_policy().await;
+    let admin = Caller::local();
     let old_chunks: Vec<String> = index.points_of(&id).into_iter().map(|(c, _)| c).collect();
     assert!(!old_chunks.is_empty());
     assert!(index.points_of(&id).iter().all(|(_, visible)| *visible));
@@ -214,18 +225,8 @@ async fn a_new_version_is_written_in_the_order_that_survives_a_crash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_index_write_leaves_nothing_searchable_and_the_next_ingest_redoes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (verity, index) = testing::verity(dir.path()).await;
-    verity.store().ensure_collection("kb").await.unwrap();
+    let (verity, index, id, _dir) = with_leave_policy().await;
     let admin = Caller::local();
-    let first = verity
-        .upload_document(
-            &admin,
-            upload("leave.md", "# Leave\n\nYou get 20 days.", &[]),
-        )
-        .await
-        .unwrap();
-    let id = first.document.id;
 
     index.fail_upserts(true);
     let new_version = upload("leave.md", "# Leave\n\nYou get 25 days.", &[]);
