@@ -124,7 +124,7 @@ fn expired_trace() -> AnswerTrace {
         caller: "key:old".into(),
         collection: "shared".into(),
         question: "What did we ask a month ago?".into(),
-        mode: "hybrid".into(),
+        mode: verity_core::RetrievalMode::Hybrid,
         candidates: Vec::new(),
         prompt_hash: None,
         generator: "extractive".into(),

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Answer, Caller, Chunk, DocumentFormat, DocumentStatus, Language, Timings, VerityResult,
+    Answer, Caller, Chunk, DocumentFormat, DocumentStatus, Language, RetrievalMode, Timings,
+    VerityResult,
 };
 
 /// A stored document, without its text.
@@ -165,8 +166,7 @@ pub struct AnswerTrace {
     pub caller: String,
     pub collection: String,
     pub question: String,
-    /// `dense`, `sparse` or `hybrid`.
-    pub mode: String,
+    pub mode: RetrievalMode,
     pub candidates: Vec<TraceCandidate>,
     /// SHA-256 of the prompt; `null` when no model was asked.
     pub prompt_hash: Option<String>,

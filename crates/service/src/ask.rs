@@ -263,7 +263,7 @@ impl AnswerService for Verity {
             caller: caller.subject.clone(),
             collection: filter.collections.join(","),
             question: question.clone(),
-            mode: mode.as_str().to_string(),
+            mode,
             candidates: crate::library::candidates(&passages),
             prompt_hash: None,
             generator: String::new(),

@@ -49,7 +49,7 @@ fn answer_trace(row: &sqlx::any::AnyRow) -> VerityResult<AnswerTrace> {
         caller: row.get("caller"),
         collection: row.get("collection"),
         question: row.get("question"),
-        mode: row.get("mode"),
+        mode: parse_column(row, "mode", |m| m.parse().ok())?,
         candidates: serde_json::from_str(row.get::<&str, _>("candidates")).map_err(json_error)?,
         prompt_hash,
         generator: row.get("generator"),
@@ -72,7 +72,7 @@ fn parse_column<T>(
     parse(&value).ok_or_else(|| {
         VerityError::internal(
             "metadata store",
-            format!("documents.{column} holds {value:?}, which this version does not know"),
+            format!("the column {column} holds {value:?}, which this version does not know"),
         )
     })
 }
@@ -176,7 +176,7 @@ impl Store {
         .bind(&trace.caller)
         .bind(&trace.collection)
         .bind(&trace.question)
-        .bind(&trace.mode)
+        .bind(trace.mode.as_str())
         .bind(serde_json::to_string(&trace.candidates).map_err(json_error)?)
         .bind(&trace.prompt_hash)
         .bind(&trace.generator)

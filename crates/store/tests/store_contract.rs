@@ -257,7 +257,7 @@ fn trace_citing(id: &str, cited: &str, given: &str) -> AnswerTrace {
         caller: "key:abc".into(),
         collection: "kb".into(),
         question: "What is the CFO salary?".into(),
-        mode: "hybrid".into(),
+        mode: verity_core::RetrievalMode::Hybrid,
         candidates: vec![candidate(1, cited), candidate(2, given)],
         prompt_hash: None,
         generator: "extractive".into(),
