@@ -6,8 +6,8 @@
 #[path = "../../crates/generate/tests/support/mock_engine.rs"]
 mod mock_engine;
 
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -16,9 +16,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use verity_cli::settings::GenerationBackend;
-use verity_service::pipeline::{IngestOptions, Quiet};
 
-use crate::helpers::{knowledge_dir, serve, server_runtime, settings_for};
+use crate::helpers::{knowledge_dir, serve_generating, server_runtime, settings_for};
 
 const QUESTION: &str = "How many working days of paid vacation does a full-time employee receive?";
 
@@ -41,16 +40,8 @@ fn start(model: &str, max_concurrent: usize, max_queued: usize) -> GeneratingApp
         settings.generation.openai.model = Some(model.to_string());
         settings.generation.max_concurrent = max_concurrent;
         settings.generation.max_queued = max_queued;
-        let mut verity = verity_cli::open(&settings).await.unwrap();
         let policy = knowledge_dir().join("handbook/leave/annual-vacation.md");
-        verity
-            .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
-            .await
-            .unwrap();
-        verity_cli::enable_generation(&mut verity, &settings)
-            .await
-            .unwrap();
-        let base_url = serve(&settings, Arc::new(verity)).await;
+        let base_url = serve_generating(&settings, &[policy]).await;
         (engine, base_url)
     });
     GeneratingApp {

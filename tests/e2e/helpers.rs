@@ -143,6 +143,21 @@ pub async fn serve(settings: &Settings, verity: Arc<Verity>) -> String {
     base_url
 }
 
+/// Opens Verity on `settings`, ingests `documents` into the default collection, connects the
+/// language model the settings name, and serves it (on the current runtime); returns its base
+/// URL.
+pub async fn serve_generating(settings: &Settings, documents: &[PathBuf]) -> String {
+    let mut verity = verity_cli::open(settings).await.unwrap();
+    verity
+        .ingest_paths(documents, &IngestOptions::new("default"), &Quiet)
+        .await
+        .unwrap();
+    verity_cli::enable_generation(&mut verity, settings)
+        .await
+        .unwrap();
+    serve(settings, Arc::new(verity)).await
+}
+
 /// `knowledge/` ingested once per test run and served over HTTP on a random port. Lives in its
 /// own runtime so that every test (each on its own thread) can share it.
 pub struct KnowledgeApp {

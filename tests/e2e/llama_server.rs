@@ -12,14 +12,12 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use verity_cli::settings::GenerationBackend;
-use verity_service::pipeline::{IngestOptions, Quiet};
 
-use crate::helpers::{serve, server_runtime, settings_for, smollm2_dir, write};
+use crate::helpers::{serve_generating, server_runtime, settings_for, smollm2_dir, write};
 
 const POLICY: &str = "# Annual vacation\n\nEvery full-time employee receives 20 working days of paid \
     vacation per calendar year. Up to 5 unused days may be carried over into the next calendar \
@@ -120,15 +118,7 @@ fn served(binary: &Path, context: usize) -> Served {
         settings.generation.openai.model = Some("smollm2-135m".into());
         settings.generation.max_tokens = 64;
         settings.generation.timeout_seconds = 120;
-        let mut verity = verity_cli::open(&settings).await.unwrap();
-        verity
-            .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
-            .await
-            .unwrap();
-        verity_cli::enable_generation(&mut verity, &settings)
-            .await
-            .unwrap();
-        let base_url = serve(&settings, Arc::new(verity)).await;
+        let base_url = serve_generating(&settings, &[policy]).await;
         (engine, base_url)
     });
     Served {

@@ -15,10 +15,9 @@ use crate::error::ApiError;
               (status = 401, description = "No valid key or token", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn list(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     collections: web::Data<dyn Collections>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let list = collections.list_collections(&caller).await?;
     Ok(HttpResponse::Ok().json(json!({ "collections": list })))
 }
@@ -42,11 +41,10 @@ pub struct NewCollection {
               (status = 403, description = "No admin scope, or a collection the key may not use", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn create(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     collections: web::Data<dyn Collections>,
     body: web::Json<NewCollection>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let NewCollection { name, groups } = body.into_inner();
     let created = collections
         .create_collection(&caller, &name, &groups)
@@ -68,11 +66,10 @@ pub async fn create(
               (status = 404, description = "Unknown collection (or one the key may not use)", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn delete(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     collections: web::Data<dyn Collections>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let name = name.into_inner();
     let removed = collections.delete_collection(&caller, &name).await?;
     Ok(HttpResponse::Ok().json(json!({"name": name, "documents_removed": removed})))

@@ -175,12 +175,11 @@ fn verity_extension(answer: &Answer) -> Value {
     security(("bearer" = []))
 )]
 pub async fn chat_completions(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     service: web::Data<dyn AnswerService>,
     slots: web::Data<QuerySlots>,
     request: web::Json<ChatCompletionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let request = request.into_inner();
     let stream = request.stream;
     let (query, model) = request.into_query()?;
@@ -281,12 +280,11 @@ pub struct GenerateRequest {
     security(("bearer" = []))
 )]
 pub async fn generate(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     service: web::Data<dyn AnswerService>,
     slots: web::Data<QuerySlots>,
     request: web::Json<GenerateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let request = request.into_inner();
     let query = QueryRequest {
         question: request.prompt,

@@ -51,11 +51,10 @@ pub struct ListParams {
               (status = 404, description = "Unknown collection (or one the caller may not use)", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn list(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     documents: web::Data<dyn Documents>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let params = params.into_inner();
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -85,11 +84,10 @@ pub async fn list(
               (status = 404, description = "Unknown, or not readable by the caller", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn get(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     documents: web::Data<dyn Documents>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     Ok(HttpResponse::Ok().json(documents.get_document(&caller, &id).await?))
 }
 
@@ -101,11 +99,10 @@ pub async fn get(
               (status = 404, description = "Unknown, or not readable by the caller", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn delete(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     documents: web::Data<dyn Documents>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let removed = documents.delete_document(&caller, &id).await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": removed})))
 }
@@ -352,11 +349,10 @@ pub struct FeedbackRequest {
               (status = 404, description = "Unknown answer, or another caller's", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn feedback(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     traces: web::Data<dyn AnswerTraces>,
     request: web::Json<FeedbackRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let request = request.into_inner();
     let comment = request
         .comment
@@ -389,10 +385,9 @@ pub async fn feedback(
               (status = 404, description = "Unknown answer, another caller's, or older than traces.retention_days", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn answer_trace(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     traces: web::Data<dyn AnswerTraces>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     Ok(HttpResponse::Ok().json(traces.answer_trace(&caller, &id).await?))
 }

@@ -389,11 +389,10 @@ fn job_id(id: &str) -> Result<i64, ApiError> {
               (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn get(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     jobs: web::Data<dyn IngestJobs>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     Ok(HttpResponse::Ok().json(jobs.ingest_job(&caller, job_id(&id)?).await?))
 }
 
@@ -404,11 +403,10 @@ pub async fn get(
               (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn cancel(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     jobs: web::Data<dyn IngestJobs>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     Ok(HttpResponse::Ok().json(jobs.cancel_job(&caller, job_id(&id)?).await?))
 }
 
@@ -476,12 +474,11 @@ impl Watch {
               (status = 404, description = "Unknown, or another caller's", body = crate::openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
 pub async fn events(
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     jobs: web::Data<dyn IngestJobs>,
     watchers: web::Data<JobWatchers>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let id = job_id(&id)?;
     // Unknown or another caller's: a 404 before any event.
     let first = jobs.ingest_job(&caller, id).await?;

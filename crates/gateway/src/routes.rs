@@ -122,12 +122,11 @@ pub fn query_config() -> web::QueryConfig {
 )]
 pub async fn query(
     http: HttpRequest,
-    caller: Authenticated,
+    Authenticated(caller): Authenticated,
     service: web::Data<dyn AnswerService>,
     slots: web::Data<QuerySlots>,
     request: web::Json<QueryRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = caller.0;
     let request = request.into_inner();
     let stream = request.stream || accepts_event_stream(&http);
     let events = start_answer(&slots, service.get_ref(), &caller, request).await?;
@@ -182,8 +181,7 @@ fn server_timing(t: &Timings) -> String {
     responses((status = 200, description = "The caller", body = openapi::Me),
               (status = 401, description = "No valid key or token", body = openapi::ErrorEnvelope)),
     security(("bearer" = [])))]
-pub async fn me(caller: Authenticated) -> HttpResponse {
-    let caller = caller.0;
+pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "subject": caller.subject,
         "scopes": caller.scopes,

@@ -22,7 +22,7 @@ use verity_core::{
 use crate::bm25::Bm25Encoders;
 use crate::points::{
     FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, TIE_MARGIN, bm25_text, cosine,
-    in_stable_order, payload, readable_groups, retrieved_chunk, text_field,
+    in_stable_order, indexed_point, payload, readable_groups, retrieved_chunk,
 };
 
 /// Name of the dense vector of each point.
@@ -358,14 +358,7 @@ impl VectorIndex for EdgeIndex {
                     .map_err(index_error)?;
                 for record in page {
                     let payload = record.payload.map(|p| p.0).unwrap_or_default();
-                    points.push(IndexedPoint {
-                        chunk_id: text_field(&payload, "chunk_id"),
-                        document_id: text_field(&payload, "document_id"),
-                        visible: payload
-                            .get("visible")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                    });
+                    points.push(indexed_point(&payload));
                 }
                 match next {
                     Some(next) => offset = Some(next),

@@ -2,7 +2,7 @@
 //! BM25 vector is made from, and how a found point becomes a [`RetrievedChunk`].
 
 use serde_json::{Map, Value, json};
-use verity_core::{IndexedChunk, PUBLIC_GROUP, RetrievedChunk, source_directories};
+use verity_core::{IndexedChunk, IndexedPoint, PUBLIC_GROUP, RetrievedChunk, source_directories};
 
 /// How a filtered payload field is indexed; each backend maps this to its own schema type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,18 @@ pub(crate) fn cosine(a: &[f32], b: &[f32]) -> f32 {
         0.0
     } else {
         dot / denominator
+    }
+}
+
+/// A point as reconciliation sees it, from its payload.
+pub(crate) fn indexed_point(payload: &Map<String, Value>) -> IndexedPoint {
+    IndexedPoint {
+        chunk_id: text_field(payload, "chunk_id"),
+        document_id: text_field(payload, "document_id"),
+        visible: payload
+            .get("visible")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     }
 }
 

@@ -27,7 +27,7 @@ use crate::bm25::Bm25Encoders;
 use crate::edge::{DENSE_VECTOR, RRF_K, SPARSE_VECTOR};
 use crate::points::{
     FILTERED_FIELDS, FieldKind, PREFETCH_CANDIDATES, SCROLL_PAGE, TIE_MARGIN, bm25_text, cosine,
-    in_stable_order, payload, readable_groups, retrieved_chunk, text_field,
+    in_stable_order, indexed_point, payload, readable_groups, retrieved_chunk,
 };
 
 fn field_type_of(kind: FieldKind) -> FieldType {
@@ -279,14 +279,7 @@ impl VectorIndex for QdrantServerIndex {
             let page = self.client.scroll(request).await.map_err(server_error)?;
             for record in page.result {
                 let payload = json_payload(record.payload);
-                points.push(IndexedPoint {
-                    chunk_id: text_field(&payload, "chunk_id"),
-                    document_id: text_field(&payload, "document_id"),
-                    visible: payload
-                        .get("visible")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false),
-                });
+                points.push(indexed_point(&payload));
             }
             match page.next_page_offset {
                 Some(next) => offset = Some(next),
