@@ -7,13 +7,12 @@ use std::sync::{Arc, OnceLock};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
 use verity_core::Scope;
 use verity_service::Verity;
-use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::pipeline::IngestOptions;
 
-use crate::helpers::{serve, server_runtime, settings_for, verity_command, write};
+use crate::helpers::{TestApp, server_runtime, verity_command, write};
 
 const ACME: &str = "# Project codes\n\nEmployees of Acme receive 25 days of vacation per year. The secret project code name at Acme is BLUEBIRD, and its budget is 4 million.\n";
 const GLOBEX: &str = "# Project codes\n\nEmployees of Globex receive 31 days of vacation per year. The secret project code name at Globex is REDWOLF, and its budget is 9 million.\n";
@@ -27,19 +26,18 @@ struct SecuredApp {
     key_a_id: String,
     /// Ingest scope only.
     key_ingest_only: String,
-    _dir: TempDir,
+    _app: TestApp,
 }
 
 fn start(rate_limit_burst: u32) -> SecuredApp {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    let (verity, base_url, keys) = runtime.block_on(async {
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.auth.mode = AuthMode::Keys;
-        settings.auth.rate_limit_per_minute = 60;
-        settings.auth.rate_limit_burst = rate_limit_burst;
-        let verity = verity_cli::open(&settings).await.unwrap();
+    let (app, keys) = runtime.block_on(async {
+        let mut builder = TestApp::builder().settings(|s| {
+            s.auth.mode = AuthMode::Keys;
+            s.auth.rate_limit_per_minute = 60;
+            s.auth.rate_limit_burst = rate_limit_burst;
+        });
+        let docs = builder.docs();
         // The same two documents twice: in one collection told apart by access groups, and in
         // a collection per tenant.
         for (file, text, group, own_collection) in [
@@ -47,20 +45,15 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
             ("globex.md", GLOBEX, "team-b", "tenant-b"),
         ] {
             let path = write(&docs.join("shared"), file, text);
-            verity
-                .ingest_paths(
-                    &[path],
-                    &IngestOptions::new("shared").with_groups(vec![group.to_string()]),
-                    &Quiet,
-                )
-                .await
-                .unwrap();
+            builder = builder.ingest(
+                vec![path],
+                IngestOptions::new("shared").with_groups(vec![group.to_string()]),
+            );
             let path = write(&docs.join(own_collection), file, text);
-            verity
-                .ingest_paths(&[path], &IngestOptions::new(own_collection), &Quiet)
-                .await
-                .unwrap();
+            builder = builder.ingest(vec![path], IngestOptions::new(own_collection));
         }
+        let app = builder.serve().await;
+        let verity = &app.verity;
         let key_a = create_key(
             verity.store(),
             "tenant A's support tool",
@@ -73,18 +66,16 @@ fn start(rate_limit_burst: u32) -> SecuredApp {
         let ingest_only = create_key(verity.store(), "uploader", &[Scope::Ingest], None, &[])
             .await
             .unwrap();
-        let verity = Arc::new(verity);
-        let base_url = serve(&settings, Arc::clone(&verity)).await;
-        (verity, base_url, (key_a, ingest_only))
+        (app, (key_a, ingest_only))
     });
     SecuredApp {
         runtime,
-        base_url,
-        verity,
+        base_url: app.base_url.clone(),
+        verity: Arc::clone(&app.verity),
         key_a: keys.0.key,
         key_a_id: keys.0.id,
         key_ingest_only: keys.1.key,
-        _dir: dir,
+        _app: app,
     }
 }
 

@@ -11,15 +11,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
 use verity_core::{Answer, AnswerTrace, Scope, SearchFilter, Timings, document_id};
 use verity_service::Verity;
-use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::pipeline::IngestOptions;
 
-use crate::helpers::{
-    BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, write,
-};
+use crate::helpers::{BOUNDARY, Reply, TestApp, multipart, send, server_runtime, write};
 
 const ACME: &str = "# Travel rules\n\nAcme staff book trains for trips under 600 kilometres. The Acme travel desk code is ORCHID-7.\n";
 const GLOBEX: &str = "# Travel rules\n\nGlobex staff book flights for trips over 300 kilometres. The Globex travel desk code is MAPLE-3.\n";
@@ -37,38 +34,35 @@ struct DocumentsApp {
     key_reader: String,
     /// Every scope, every collection and group.
     key_admin: String,
-    _dir: TempDir,
+    _app: TestApp,
 }
 
 fn app() -> &'static DocumentsApp {
     static APP: OnceLock<DocumentsApp> = OnceLock::new();
     APP.get_or_init(|| {
         let runtime = server_runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let (verity, base_url, keys) = runtime.block_on(async {
-            let mut settings = settings_for(&dir.path().join("data"));
-            settings.auth.mode = AuthMode::Keys;
-            settings.auth.rate_limit_per_minute = 100_000;
-            settings.auth.rate_limit_burst = 10_000;
-            settings.server.max_upload_bytes = 64 * 1024;
-            // Short, for the slow-client test, yet long enough for a busy 2-core machine.
-            settings.server.request_head_timeout_ms = 2_000;
-            settings.server.request_body_timeout_seconds = 2;
-            let verity = verity_cli::open(&settings).await.unwrap();
-            let docs = dir.path().join("docs");
+        let (app, keys) = runtime.block_on(async {
+            let mut builder = TestApp::builder().settings(|s| {
+                s.auth.mode = AuthMode::Keys;
+                s.auth.rate_limit_per_minute = 100_000;
+                s.auth.rate_limit_burst = 10_000;
+                s.server.max_upload_bytes = 64 * 1024;
+                // Short, for the slow-client test, yet long enough for a busy 2-core machine.
+                s.server.request_head_timeout_ms = 2_000;
+                s.server.request_body_timeout_seconds = 2;
+            });
+            let docs = builder.docs();
             for (file, text, group) in
                 [("acme.md", ACME, "team-a"), ("globex.md", GLOBEX, "team-b")]
             {
                 let path = write(&docs, file, text);
-                verity
-                    .ingest_paths(
-                        &[path],
-                        &IngestOptions::new("shared").with_groups(vec![group.to_string()]),
-                        &Quiet,
-                    )
-                    .await
-                    .unwrap();
+                builder = builder.ingest(
+                    vec![path],
+                    IngestOptions::new("shared").with_groups(vec![group.to_string()]),
+                );
             }
+            let app = builder.open().await;
+            let verity = &app.verity;
             let shared = Some(vec!["shared".to_string()]);
             let key = |scopes: &'static [Scope], group: Option<&'static str>| {
                 let store = verity.store().clone();
@@ -93,20 +87,18 @@ fn app() -> &'static DocumentsApp {
             // A trace past traces.retention_days, written before the server starts: the
             // server deletes it without anyone asking anything.
             verity.store().insert_trace(&expired_trace()).await.unwrap();
-            let verity = Arc::new(verity);
-            let base_url = serve(&settings, Arc::clone(&verity)).await;
-            (verity, base_url, keys)
+            (app.serve().await, keys)
         });
         let [key_a, key_b, key_reader, key_admin] = keys;
         DocumentsApp {
             runtime,
-            base_url,
-            verity,
+            base_url: app.base_url.clone(),
+            verity: Arc::clone(&app.verity),
             key_a,
             key_b,
             key_reader,
             key_admin,
-            _dir: dir,
+            _app: app,
         }
     })
 }
@@ -1025,14 +1017,14 @@ fn slow_clients_are_cut_off() {
 #[test]
 fn questions_over_the_servers_capacity_are_refused_at_once_with_429() {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.server.max_concurrent_queries = 1;
-        let verity = verity_cli::open(&settings).await.unwrap();
-        let path = write(&dir.path().join("docs"), "acme.md", ACME);
-        verity.ingest_paths(&[path], &IngestOptions::new("default"), &Quiet).await.unwrap();
-        let base_url = serve(&settings, Arc::new(verity)).await;
+        let builder = TestApp::builder().settings(|s| s.server.max_concurrent_queries = 1);
+        let path = write(&builder.docs(), "acme.md", ACME);
+        let app = builder
+            .ingest(vec![path], IngestOptions::new("default"))
+            .serve()
+            .await;
+        let base_url = app.base_url.clone();
         let question = "Which transport do Acme staff book for trips under 600 kilometres, and what is the travel desk code?";
         let requests = (0..32).map(|_| {
             let url = format!("{base_url}/v1/query");

@@ -14,10 +14,10 @@ use futures_util::StreamExt;
 use mock_engine::MockEngine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use verity_cli::settings::GenerationBackend;
 
-use crate::helpers::{knowledge_dir, serve_generating, server_runtime, settings_for};
+use crate::helpers::{TestApp, knowledge_dir, server_runtime};
+use verity_service::pipeline::IngestOptions;
 
 const QUESTION: &str = "How many working days of paid vacation does a full-time employee receive?";
 
@@ -25,30 +25,34 @@ struct GeneratingApp {
     runtime: tokio::runtime::Runtime,
     base_url: String,
     engine: MockEngine,
-    _dir: TempDir,
+    _app: TestApp,
 }
 
 /// A Verity on the vacation policy whose answers come from the mock engine's `model`.
 fn start(model: &str, max_concurrent: usize, max_queued: usize) -> GeneratingApp {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, base_url) = runtime.block_on(async {
+    let (engine, app) = runtime.block_on(async {
         let engine = mock_engine::start();
-        let mut settings = settings_for(dir.path());
-        settings.generation.backend = GenerationBackend::Openai;
-        settings.generation.openai.base_url = Some(engine.base_url.clone());
-        settings.generation.openai.model = Some(model.to_string());
-        settings.generation.max_concurrent = max_concurrent;
-        settings.generation.max_queued = max_queued;
         let policy = knowledge_dir().join("handbook/leave/annual-vacation.md");
-        let base_url = serve_generating(&settings, &[policy]).await;
-        (engine, base_url)
+        let app = TestApp::builder()
+            .settings(|s| {
+                s.generation.backend = GenerationBackend::Openai;
+                s.generation.openai.base_url = Some(engine.base_url.clone());
+                s.generation.openai.model = Some(model.to_string());
+                s.generation.max_concurrent = max_concurrent;
+                s.generation.max_queued = max_queued;
+            })
+            .ingest(vec![policy], IngestOptions::new("default"))
+            .generating()
+            .serve()
+            .await;
+        (engine, app)
     });
     GeneratingApp {
         runtime,
-        base_url,
+        base_url: app.base_url.clone(),
         engine,
-        _dir: dir,
+        _app: app,
     }
 }
 

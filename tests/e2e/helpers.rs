@@ -4,8 +4,10 @@ use std::sync::{Arc, OnceLock};
 
 use tempfile::TempDir;
 use verity_cli::settings::{Overrides, Settings};
+use verity_core::Caller;
 use verity_core::{RetrievedChunk, SearchFilter};
 use verity_service::Verity;
+use verity_service::pipeline::IngestInput;
 use verity_service::pipeline::{IngestOptions, IngestReport, Quiet};
 
 pub fn repo_root() -> PathBuf {
@@ -41,39 +43,54 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// A Verity on a fresh temporary data directory.
-pub struct Scratch {
-    pub verity: Verity,
+/// A Verity for one test, built by [`TestApp::builder`]: a temporary directory holding its data
+/// directory (`data/`) and its documents (`docs/`), the service opened from settings as
+/// `verity serve` opens it, and, when served, a server on a free loopback port.
+pub struct TestApp {
+    pub verity: Arc<Verity>,
     pub settings: Settings,
+    /// The server's base URL (`http://127.0.0.1:PORT`); empty unless built with `serve`.
+    pub base_url: String,
     pub dir: TempDir,
 }
 
-pub async fn scratch() -> Scratch {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = settings_for(&dir.path().join("data"));
-    let verity = verity_cli::open(&settings).await.unwrap();
-    Scratch {
-        verity,
-        settings,
-        dir,
-    }
+/// How a [`TestApp`] is made: settings (the defaults and the environment, then the test's
+/// changes), documents ingested before it is opened to callers, and the language model.
+pub struct TestAppBuilder {
+    dir: TempDir,
+    settings: Settings,
+    documents: Vec<(Vec<PathBuf>, IngestOptions)>,
+    generating: bool,
 }
 
-impl Scratch {
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings_for(&dir.path().join("data"));
+        TestAppBuilder {
+            dir,
+            settings,
+            documents: Vec::new(),
+            generating: false,
+        }
+    }
+
+    /// Serves the opened service over HTTP (on the current runtime), as `verity serve` does.
+    pub async fn serve(mut self) -> TestApp {
+        self.base_url = serve(&self.settings, Arc::clone(&self.verity)).await;
+        self
+    }
+
     /// A folder for documents beside the data directory.
     pub fn docs(&self) -> PathBuf {
-        let docs = self.dir.path().join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        docs
+        docs_in(self.dir.path())
     }
 
     pub async fn ingest(&self, path: &Path, collection: &str, prune: bool) -> IngestReport {
+        let input = IngestInput::Paths(vec![path.to_path_buf()]);
+        let options = IngestOptions::new(collection).with_prune(prune);
         self.verity
-            .ingest_paths(
-                &[path.to_path_buf()],
-                &IngestOptions::new(collection).with_prune(prune),
-                &Quiet,
-            )
+            .ingest(&Caller::local(), input, &options, &Quiet)
             .await
             .unwrap()
     }
@@ -81,6 +98,7 @@ impl Scratch {
     pub async fn search(&self, question: &str, collection: &str, k: usize) -> Vec<RetrievedChunk> {
         self.verity
             .retrieve(
+                &Caller::local(),
                 question,
                 &SearchFilter::collection(collection),
                 k,
@@ -121,6 +139,75 @@ impl Scratch {
     }
 }
 
+fn docs_in(dir: &Path) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    docs
+}
+
+impl TestAppBuilder {
+    /// The test's temporary directory (the data directory is `data/` in it).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A folder for documents beside the data directory.
+    pub fn docs(&self) -> PathBuf {
+        docs_in(self.dir.path())
+    }
+
+    pub fn settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
+        self
+    }
+
+    /// Ingests `paths` with `options` (as the operator) when the app is opened; every file
+    /// must go in.
+    pub fn ingest(mut self, paths: Vec<PathBuf>, options: IngestOptions) -> Self {
+        self.documents.push((paths, options));
+        self
+    }
+
+    /// Connects the language model the settings name once the documents are in.
+    pub fn generating(mut self) -> Self {
+        self.generating = true;
+        self
+    }
+
+    /// Opens the service (no server).
+    pub async fn open(self) -> TestApp {
+        let mut verity = verity_cli::open(&self.settings).await.unwrap();
+        for (paths, options) in self.documents {
+            let report = verity
+                .ingest(
+                    &Caller::local(),
+                    IngestInput::Paths(paths),
+                    &options,
+                    &Quiet,
+                )
+                .await
+                .unwrap();
+            assert_eq!(report.documents_failed, 0, "{:?}", report.failures);
+        }
+        if self.generating {
+            verity_cli::enable_generation(&mut verity, &self.settings)
+                .await
+                .unwrap();
+        }
+        TestApp {
+            verity: Arc::new(verity),
+            settings: self.settings,
+            base_url: String::new(),
+            dir: self.dir,
+        }
+    }
+
+    /// Opens the service and serves it over HTTP (on the current runtime).
+    pub async fn serve(self) -> TestApp {
+        self.open().await.serve().await
+    }
+}
+
 /// A runtime for a test's server: multi-threaded, so that the server keeps answering while the
 /// test thread blocks on its own requests.
 pub fn server_runtime() -> tokio::runtime::Runtime {
@@ -143,52 +230,29 @@ pub async fn serve(settings: &Settings, verity: Arc<Verity>) -> String {
     base_url
 }
 
-/// Opens Verity on `settings`, ingests `documents` into the default collection, connects the
-/// language model the settings name, and serves it (on the current runtime); returns its base
-/// URL.
-pub async fn serve_generating(settings: &Settings, documents: &[PathBuf]) -> String {
-    let mut verity = verity_cli::open(settings).await.unwrap();
-    verity
-        .ingest_paths(documents, &IngestOptions::new("default"), &Quiet)
-        .await
-        .unwrap();
-    verity_cli::enable_generation(&mut verity, settings)
-        .await
-        .unwrap();
-    serve(settings, Arc::new(verity)).await
-}
-
 /// `knowledge/` ingested once per test run and served over HTTP on a random port. Lives in its
 /// own runtime so that every test (each on its own thread) can share it.
 pub struct KnowledgeApp {
     pub runtime: tokio::runtime::Runtime,
     pub verity: Arc<Verity>,
     pub base_url: String,
-    _dir: TempDir,
+    _app: TestApp,
 }
 
 pub fn knowledge_app() -> &'static KnowledgeApp {
     static APP: OnceLock<KnowledgeApp> = OnceLock::new();
     APP.get_or_init(|| {
         let runtime = server_runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let (verity, base_url) = runtime.block_on(async {
-            let settings = settings_for(dir.path());
-            let verity = verity_cli::open(&settings).await.unwrap();
-            let report = verity
-                .ingest_paths(&[knowledge_dir()], &IngestOptions::new("default"), &Quiet)
-                .await
-                .unwrap();
-            assert_eq!(report.documents_failed, 0, "{:?}", report.failures);
-            let verity = Arc::new(verity);
-            let base_url = serve(&settings, Arc::clone(&verity)).await;
-            (verity, base_url)
-        });
+        let app = runtime.block_on(
+            TestApp::builder()
+                .ingest(vec![knowledge_dir()], IngestOptions::new("default"))
+                .serve(),
+        );
         KnowledgeApp {
             runtime,
-            verity,
-            base_url,
-            _dir: dir,
+            verity: Arc::clone(&app.verity),
+            base_url: app.base_url.clone(),
+            _app: app,
         }
     })
 }

@@ -2,7 +2,9 @@
 
 use std::fs;
 
-use crate::helpers::scratch;
+use crate::helpers::TestApp;
+use verity_core::Caller;
+use verity_service::pipeline::IngestInput;
 
 const POLICY_V1: &str = "# Parking policy\n\nThe visitor parking code is ZEBRA-4471. Visitors \
     park on level minus two and must register at reception before noon.\n";
@@ -12,7 +14,7 @@ const LEAVE: &str = "# Leave\n\nEmployees receive twenty working days of annual 
 
 #[tokio::test]
 async fn re_ingesting_unchanged_files_embeds_nothing() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
@@ -29,7 +31,7 @@ async fn re_ingesting_unchanged_files_embeds_nothing() {
 
 #[tokio::test]
 async fn a_changed_file_leaves_no_stale_chunk_retrievable() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     let file = docs.join("parking.md");
     fs::write(&file, POLICY_V1).unwrap();
@@ -62,7 +64,7 @@ async fn a_changed_file_leaves_no_stale_chunk_retrievable() {
 
 #[tokio::test]
 async fn prune_removes_documents_whose_files_are_gone() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
@@ -99,7 +101,7 @@ async fn prune_removes_documents_whose_files_are_gone() {
 
 #[tokio::test]
 async fn prune_touches_only_its_own_collection() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
     s.ingest(&docs, "a", false).await;
@@ -122,7 +124,7 @@ async fn prune_touches_only_its_own_collection() {
 
 #[tokio::test]
 async fn broken_files_are_reported_by_name_and_the_rest_is_ingested() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("good.md"), LEAVE).unwrap();
     fs::write(docs.join("page.html"), "<html><body><nav>Menu</nav><main><h1>Wifi</h1><p>The guest network is QL-Guest.</p></main></body></html>").unwrap();
@@ -145,7 +147,7 @@ async fn broken_files_are_reported_by_name_and_the_rest_is_ingested() {
             .find(|f| f.source.ends_with(name))
             .unwrap_or_else(|| panic!("{name} not reported: {:#?}", report.failures))
             .reason
-            .clone()
+            .to_string()
     };
     assert!(reason_for("report.pdf").contains("cannot read PDF"));
     assert!(reason_for("photo.txt").contains("binary content"));
@@ -167,13 +169,14 @@ async fn broken_files_are_reported_by_name_and_the_rest_is_ingested() {
 
 #[tokio::test]
 async fn a_missing_path_is_reported_and_the_rest_is_ingested() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("good.md"), LEAVE).unwrap();
     let report = s
         .verity
-        .ingest_paths(
-            &[docs.join("nope.md"), docs.clone()],
+        .ingest(
+            &Caller::local(),
+            IngestInput::Paths(vec![docs.join("nope.md"), docs.clone()]),
             &verity_service::pipeline::IngestOptions::new("kb"),
             &verity_service::pipeline::Quiet,
         )
@@ -181,12 +184,17 @@ async fn a_missing_path_is_reported_and_the_rest_is_ingested() {
         .unwrap();
     assert_eq!(report.documents_added, 1);
     assert_eq!(report.documents_failed, 1);
-    assert!(report.failures[0].reason.contains("no such file"));
+    assert!(
+        report.failures[0]
+            .reason
+            .to_string()
+            .contains("no such file")
+    );
 }
 
 #[tokio::test]
 async fn the_index_survives_a_restart() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("parking.md"), POLICY_V1).unwrap();
     s.ingest(&docs, "kb", false).await;
@@ -196,6 +204,7 @@ async fn the_index_survives_a_restart() {
     let reopened = verity_cli::open(&settings).await.unwrap();
     let found = reopened
         .retrieve(
+            &Caller::local(),
             "visitor parking code",
             &verity_core::SearchFilter::collection("kb"),
             3,
@@ -212,7 +221,7 @@ async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
     use verity_core::{RetrievalMode, SearchFilter};
     use verity_service::pipeline::{IngestOptions, Quiet};
 
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     let (hr, it) = (docs.join("hr"), docs.join("it"));
     fs::create_dir_all(&hr).unwrap();
@@ -225,7 +234,12 @@ async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
         let verity = &s.verity;
         async move {
             verity
-                .ingest_paths(&[path], &options, &Quiet)
+                .ingest(
+                    &Caller::local(),
+                    IngestInput::Paths(vec![path]),
+                    &options,
+                    &Quiet,
+                )
                 .await
                 .unwrap()
         }
@@ -241,7 +255,13 @@ async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
         let verity = &s.verity;
         async move {
             verity
-                .retrieve("leave and parking", &filter, 10, RetrievalMode::Hybrid)
+                .retrieve(
+                    &Caller::local(),
+                    "leave and parking",
+                    &filter,
+                    10,
+                    RetrievalMode::Hybrid,
+                )
                 .await
                 .unwrap()
                 .0
@@ -266,13 +286,18 @@ async fn tags_given_at_ingest_can_be_filtered_on_and_changing_them_reindexes() {
 #[tokio::test]
 async fn invalid_tags_are_refused_before_anything_is_written() {
     use verity_service::pipeline::{IngestOptions, Quiet};
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
     let options = IngestOptions::new("kb").with_tags(vec!["has space".into()]);
     let err = s
         .verity
-        .ingest_paths(&[docs], &options, &Quiet)
+        .ingest(
+            &Caller::local(),
+            IngestInput::Paths(vec![docs]),
+            &options,
+            &Quiet,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -284,7 +309,7 @@ async fn invalid_tags_are_refused_before_anything_is_written() {
 
 #[tokio::test]
 async fn pdf_docx_and_csv_are_ingested_and_pdf_passages_keep_their_page() {
-    let s = scratch().await;
+    let s = TestApp::builder().open().await;
     let docs = s.docs();
     let pdf = verity_ingest::fixtures::pdf(
         &[
@@ -348,12 +373,11 @@ async fn pdf_docx_and_csv_are_ingested_and_pdf_passages_keep_their_page() {
 
 #[tokio::test]
 async fn the_parse_limits_in_the_settings_fail_a_file_alone_with_the_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = crate::helpers::settings_for(&dir.path().join("data"));
-    settings.ingest.max_file_mib = 1;
-    let verity = verity_cli::open(&settings).await.unwrap();
-    let docs = dir.path().join("docs");
-    fs::create_dir_all(&docs).unwrap();
+    let app = TestApp::builder()
+        .settings(|s| s.ingest.max_file_mib = 1)
+        .open()
+        .await;
+    let (verity, docs) = (&app.verity, app.docs());
     fs::write(docs.join("leave.md"), LEAVE).unwrap();
     // 1.5 MiB of text: over the 1 MiB the settings allow.
     let big = format!(
@@ -362,8 +386,9 @@ async fn the_parse_limits_in_the_settings_fail_a_file_alone_with_the_reason() {
     );
     fs::write(docs.join("minutes.md"), big).unwrap();
     let report = verity
-        .ingest_paths(
-            &[docs],
+        .ingest(
+            &Caller::local(),
+            IngestInput::Paths(vec![docs]),
             &verity_service::pipeline::IngestOptions::new("kb"),
             &verity_service::pipeline::Quiet,
         )
@@ -373,8 +398,9 @@ async fn the_parse_limits_in_the_settings_fail_a_file_alone_with_the_reason() {
     assert_eq!(report.documents_failed, 1, "{report:?}");
     let failure = &report.failures[0];
     assert!(failure.source.ends_with("minutes.md"), "{failure:?}");
+    let reason = failure.reason.to_string();
     assert!(
-        failure.reason.contains("limit") || failure.reason.contains("large"),
+        reason.contains("limit") || reason.contains("large"),
         "{failure:?}"
     );
 }

@@ -16,15 +16,10 @@ use verity_service::Verity;
 use verity_service::pipeline::{IngestOptions, Quiet};
 use verity_service::worker::WorkerOptions;
 
-use crate::helpers::{BOUNDARY, multipart, send, serve, server_runtime, settings_for, write};
+use crate::helpers::{BOUNDARY, TestApp, multipart, send, server_runtime, write};
+use verity_service::pipeline::IngestInput;
 
 const SECRET: &str = "# Secret\n\nThe vault combination outside the root is ZEBRA-5521.\n";
-
-async fn open(dir: &std::path::Path, root: Option<&std::path::Path>) -> Verity {
-    let mut settings = settings_for(&dir.join("data"));
-    settings.ingest.allowed_root = root.map(std::path::Path::to_path_buf);
-    verity_cli::open(&settings).await.unwrap()
-}
 
 fn key_caller(id: &str, groups: &[&str]) -> Caller {
     Caller {
@@ -79,8 +74,8 @@ async fn count(verity: &Verity, collection: &str) -> usize {
 #[test]
 fn a_file_swapped_for_a_link_after_its_job_was_accepted_is_not_read() {
     server_runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().canonicalize().unwrap();
+        let builder = TestApp::builder();
+        let base = builder.path().canonicalize().unwrap();
         let root = base.join("root");
         write(
             &root,
@@ -88,7 +83,11 @@ fn a_file_swapped_for_a_link_after_its_job_was_accepted_is_not_read() {
             "# Canteen\n\nBreakfast is from 07:30.\n",
         );
         let secret = write(&base, "secret.md", SECRET);
-        let verity = open(&base, Some(&root)).await;
+        let app = builder
+            .settings(|s| s.ingest.allowed_root = Some(root.clone()))
+            .open()
+            .await;
+        let verity = &app.verity;
         verity.store().ensure_collection("handbook").await.unwrap();
         let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
@@ -96,7 +95,7 @@ fn a_file_swapped_for_a_link_after_its_job_was_accepted_is_not_read() {
         let caller = key_caller(&key.id, &["hr"]);
         // Accepted while the file is a plain file under the root…
         let id = created(
-            &verity,
+            verity,
             &caller,
             paths_job("handbook", &["policies/canteen.md"]),
         )
@@ -105,22 +104,25 @@ fn a_file_swapped_for_a_link_after_its_job_was_accepted_is_not_read() {
         let accepted = root.join("policies/canteen.md");
         std::fs::remove_file(&accepted).unwrap();
         std::os::unix::fs::symlink(&secret, &accepted).unwrap();
-        verity.run_worker(&WorkerOptions::default()).await.unwrap();
-        let (state, reason) = only_file(&verity, &caller, id).await;
+        verity
+            .run_worker(&Caller::local(), &WorkerOptions::default())
+            .await
+            .unwrap();
+        let (state, reason) = only_file(verity, &caller, id).await;
         assert_eq!(state, "failed", "{reason}");
         assert!(
             reason.contains("outside") || reason.contains("symbolic link"),
             "{reason}"
         );
-        assert_eq!(count(&verity, "handbook").await, 0);
+        assert_eq!(count(verity, "handbook").await, 0);
     });
 }
 
 #[test]
 fn a_directory_swapped_for_a_link_after_its_job_was_accepted_is_not_followed() {
     server_runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().canonicalize().unwrap();
+        let builder = TestApp::builder();
+        let base = builder.path().canonicalize().unwrap();
         let root = base.join("root");
         write(
             &root,
@@ -128,39 +130,50 @@ fn a_directory_swapped_for_a_link_after_its_job_was_accepted_is_not_followed() {
             "# Canteen\n\nBreakfast is from 07:30.\n",
         );
         write(&base, "elsewhere/canteen.md", SECRET);
-        let verity = open(&base, Some(&root)).await;
+        let app = builder
+            .settings(|s| s.ingest.allowed_root = Some(root.clone()))
+            .open()
+            .await;
+        let verity = &app.verity;
         verity.store().ensure_collection("handbook").await.unwrap();
         let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
             .unwrap();
         let caller = key_caller(&key.id, &["hr"]);
         let id = created(
-            &verity,
+            verity,
             &caller,
             paths_job("handbook", &["policies/canteen.md"]),
         )
         .await;
         std::fs::remove_dir_all(root.join("policies")).unwrap();
         std::os::unix::fs::symlink(base.join("elsewhere"), root.join("policies")).unwrap();
-        verity.run_worker(&WorkerOptions::default()).await.unwrap();
-        let (state, reason) = only_file(&verity, &caller, id).await;
+        verity
+            .run_worker(&Caller::local(), &WorkerOptions::default())
+            .await
+            .unwrap();
+        let (state, reason) = only_file(verity, &caller, id).await;
         assert_eq!(state, "failed", "{reason}");
-        assert_eq!(count(&verity, "handbook").await, 0);
+        assert_eq!(count(verity, "handbook").await, 0);
     });
 }
 
 #[test]
 fn a_document_stored_by_another_group_after_the_job_was_accepted_is_not_taken_over() {
     server_runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().canonicalize().unwrap();
+        let builder = TestApp::builder();
+        let base = builder.path().canonicalize().unwrap();
         let root = base.join("root");
         let path = write(
             &root,
             "finance/salaries.md",
             "# Salaries\n\nThe CFO salary is 240,000 euros.\n",
         );
-        let verity = open(&base, Some(&root)).await;
+        let app = builder
+            .settings(|s| s.ingest.allowed_root = Some(root.clone()))
+            .open()
+            .await;
+        let verity = &app.verity;
         verity.store().ensure_collection("handbook").await.unwrap();
         let key = create_key(verity.store(), "k", &[Scope::Ingest], None, &["hr".into()])
             .await
@@ -168,23 +181,27 @@ fn a_document_stored_by_another_group_after_the_job_was_accepted_is_not_taken_ov
         let caller = key_caller(&key.id, &["hr"]);
         // Nothing stored yet: the job is accepted.
         let id = created(
-            &verity,
+            verity,
             &caller,
             paths_job("handbook", &["finance/salaries.md"]),
         )
         .await;
         // The operator ingests the file for finance before the worker gets to it.
         verity
-            .ingest_paths(
-                std::slice::from_ref(&path),
+            .ingest(
+                &Caller::local(),
+                IngestInput::Paths(vec![path.clone()]),
                 &IngestOptions::new("handbook").with_groups(vec!["finance".into()]),
                 &Quiet,
             )
             .await
             .unwrap();
         std::fs::write(&path, "# Salaries\n\nThe CFO salary is now public.\n").unwrap();
-        verity.run_worker(&WorkerOptions::default()).await.unwrap();
-        let (state, reason) = only_file(&verity, &caller, id).await;
+        verity
+            .run_worker(&Caller::local(), &WorkerOptions::default())
+            .await
+            .unwrap();
+        let (state, reason) = only_file(verity, &caller, id).await;
         assert_eq!(state, "failed", "{reason}");
         assert!(reason.contains("may not write"), "{reason}");
         let stored = verity
@@ -209,8 +226,8 @@ fn a_document_stored_by_another_group_after_the_job_was_accepted_is_not_taken_ov
 #[test]
 fn a_queued_job_stops_when_its_collection_is_deleted_or_its_key_revoked() {
     server_runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().canonicalize().unwrap();
+        let builder = TestApp::builder();
+        let base = builder.path().canonicalize().unwrap();
         let root = base.join("root");
         write(
             &root,
@@ -222,7 +239,11 @@ fn a_queued_job_stops_when_its_collection_is_deleted_or_its_key_revoked() {
             "b.md",
             "# B\n\nThe second note says the gym opens at nine.\n",
         );
-        let verity = open(&base, Some(&root)).await;
+        let app = builder
+            .settings(|s| s.ingest.allowed_root = Some(root.clone()))
+            .open()
+            .await;
+        let verity = &app.verity;
         for collection in ["gone", "kept"] {
             verity.store().ensure_collection(collection).await.unwrap();
         }
@@ -230,31 +251,37 @@ fn a_queued_job_stops_when_its_collection_is_deleted_or_its_key_revoked() {
             .await
             .unwrap();
         let caller = key_caller(&key.id, &["hr"]);
-        let deleted = created(&verity, &caller, paths_job("gone", &["a.md"])).await;
-        Collections::delete_collection(&verity, &Caller::local(), "gone")
+        let deleted = created(verity, &caller, paths_job("gone", &["a.md"])).await;
+        Collections::delete_collection(verity.as_ref(), &Caller::local(), "gone")
             .await
             .unwrap();
-        verity.run_worker(&WorkerOptions::default()).await.unwrap();
-        let (state, reason) = only_file(&verity, &caller, deleted).await;
+        verity
+            .run_worker(&Caller::local(), &WorkerOptions::default())
+            .await
+            .unwrap();
+        let (state, reason) = only_file(verity, &caller, deleted).await;
         assert_eq!(state, "failed");
         assert!(reason.contains("was deleted"), "{reason}");
         assert!(!verity.store().collection_exists("gone").await.unwrap());
 
-        let revoked = created(&verity, &caller, paths_job("kept", &["b.md"])).await;
+        let revoked = created(verity, &caller, paths_job("kept", &["b.md"])).await;
         verity.store().revoke_api_key(&key.id).await.unwrap();
-        verity.run_worker(&WorkerOptions::default()).await.unwrap();
-        let (state, reason) = only_file(&verity, &caller, revoked).await;
+        verity
+            .run_worker(&Caller::local(), &WorkerOptions::default())
+            .await
+            .unwrap();
+        let (state, reason) = only_file(verity, &caller, revoked).await;
         assert_eq!(state, "failed");
         assert!(reason.contains("revoked"), "{reason}");
-        assert_eq!(count(&verity, "kept").await, 0);
+        assert_eq!(count(verity, "kept").await, 0);
     });
 }
 
 #[test]
 fn concurrent_uploads_and_deletes_of_one_document_leave_index_and_store_agreeing() {
     server_runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let verity = Arc::new(open(dir.path(), None).await);
+        let app = TestApp::builder().open().await;
+        let verity = Arc::clone(&app.verity);
         verity.store().ensure_collection("notes").await.unwrap();
         let caller = Caller::local();
         let upload = |n: usize| Upload {
@@ -303,17 +330,21 @@ fn concurrent_uploads_and_deletes_of_one_document_leave_index_and_store_agreeing
 }
 
 /// A server with authentication off, as the first run has it.
-fn open_server() -> (tokio::runtime::Runtime, String, tempfile::TempDir) {
+fn open_server() -> (tokio::runtime::Runtime, String, TestApp) {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
-    let base_url = runtime.block_on(async {
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.auth.mode = AuthMode::Off;
-        let verity = verity_cli::open(&settings).await.unwrap();
-        verity.store().ensure_collection("default").await.unwrap();
-        serve(&settings, Arc::new(verity)).await
+    let app = runtime.block_on(async {
+        let app = TestApp::builder()
+            .settings(|s| s.auth.mode = AuthMode::Off)
+            .open()
+            .await;
+        app.verity
+            .store()
+            .ensure_collection("default")
+            .await
+            .unwrap();
+        app.serve().await
     });
-    (runtime, base_url, dir)
+    (runtime, app.base_url.clone(), app)
 }
 
 #[test]
@@ -391,14 +422,16 @@ fn with_authentication_off_other_web_pages_cannot_use_the_api() {
 #[test]
 fn refused_credentials_are_rate_limited_per_address() {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.auth.mode = AuthMode::Keys;
-        settings.auth.rate_limit_per_minute = 60;
-        settings.auth.rate_limit_burst = 3;
-        let verity = verity_cli::open(&settings).await.unwrap();
-        let base_url = serve(&settings, Arc::new(verity)).await;
+        let app = TestApp::builder()
+            .settings(|s| {
+                s.auth.mode = AuthMode::Keys;
+                s.auth.rate_limit_per_minute = 60;
+                s.auth.rate_limit_burst = 3;
+            })
+            .serve()
+            .await;
+        let base_url = &app.base_url;
         let client = reqwest::Client::new();
         let mut statuses = Vec::new();
         for n in 0..6 {

@@ -20,11 +20,9 @@ use serde_json::{Value, json};
 use verity_auth::{AuthMode, create_key};
 use verity_core::{Scope, document_id};
 use verity_service::Verity;
-use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::pipeline::IngestOptions;
 
-use crate::helpers::{
-    BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, write,
-};
+use crate::helpers::{BOUNDARY, Reply, TestApp, multipart, send, server_runtime, write};
 
 /// A document the operator ingested from under `ingest.allowed_root`.
 struct Doc {
@@ -255,29 +253,26 @@ impl Matrix {
     }
 }
 
-async fn start() -> (Matrix, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().canonicalize().unwrap().join("root");
+async fn start() -> (Matrix, TestApp) {
+    let mut builder = TestApp::builder();
+    let root = builder.path().canonicalize().unwrap().join("root");
     std::fs::create_dir_all(&root).unwrap();
-    let mut settings = settings_for(&dir.path().join("data"));
-    settings.auth.mode = AuthMode::Keys;
-    settings.auth.rate_limit_per_minute = 1_000_000;
-    settings.auth.rate_limit_burst = 100_000;
-    settings.ingest.allowed_root = Some(root.clone());
-    let verity = verity_cli::open(&settings).await.unwrap();
+    builder = builder.settings(|s| {
+        s.auth.mode = AuthMode::Keys;
+        s.auth.rate_limit_per_minute = 1_000_000;
+        s.auth.rate_limit_burst = 100_000;
+        s.ingest.allowed_root = Some(root.clone());
+    });
     for doc in &DOCS {
         let path = write(&root, doc.path, doc.text);
         let groups = doc.groups.iter().map(|g| g.to_string()).collect();
-        let report = verity
-            .ingest_paths(
-                &[path],
-                &IngestOptions::new(doc.collection).with_groups(groups),
-                &Quiet,
-            )
-            .await
-            .unwrap();
-        assert_eq!(report.documents_added, 1, "{:?}", report.failures);
+        builder = builder.ingest(
+            vec![path],
+            IngestOptions::new(doc.collection).with_groups(groups),
+        );
     }
+    let app = builder.open().await;
+    let verity = Arc::clone(&app.verity);
     let mut kinds = kinds();
     for kind in &mut kinds {
         if kind.key.is_some() {
@@ -297,19 +292,18 @@ async fn start() -> (Matrix, tempfile::TempDir) {
             kind.key = Some(key.key);
         }
     }
-    let verity = Arc::new(verity);
     verity_service::worker::start_serve_worker(Arc::clone(&verity))
         .await
         .unwrap();
-    let base_url = serve(&settings, Arc::clone(&verity)).await;
+    let app = app.serve().await;
     let matrix = Matrix {
-        base_url,
+        base_url: app.base_url.clone(),
         verity,
         kinds,
         root,
         client: reqwest::Client::new(),
     };
-    (matrix, dir)
+    (matrix, app)
 }
 
 /// Reads, lists and collection counts.

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
 use verity_core::Scope;
 use verity_service::Verity;
 
 use crate::helpers::{
-    BOUNDARY, Reply, multipart, send, serve, server_runtime, settings_for, verity_command, write,
+    BOUNDARY, Reply, TestApp, multipart, send, server_runtime, verity_command, write,
 };
+use verity_core::Caller;
 
 const VACATION: &str = "# Vacation\n\nStaff of Acme carry over at most eight vacation days into the next year. The carry-over form is VAC-22.\n";
 const BIKES: &str = "Bicycle parking is in the courtyard behind building C. Each bicycle needs a yellow sticker from the front desk.\n";
@@ -35,25 +35,29 @@ struct JobsApp {
     key_admin: String,
     /// `ingest.allowed_root`.
     root: std::path::PathBuf,
-    dir: TempDir,
+    test_app: TestApp,
 }
 
 fn app() -> &'static JobsApp {
     static APP: OnceLock<JobsApp> = OnceLock::new();
     APP.get_or_init(|| {
         let runtime = server_runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(&root).unwrap();
-        let (verity, base_url, keys) = runtime.block_on(async {
-            let mut settings = settings_for(&dir.path().join("data"));
-            settings.auth.mode = AuthMode::Keys;
-            settings.auth.rate_limit_per_minute = 100_000;
-            settings.auth.rate_limit_burst = 10_000;
-            settings.server.max_upload_bytes = 64 * 1024;
-            settings.server.max_job_upload_bytes = 256 * 1024;
-            settings.ingest.allowed_root = Some(root.clone());
-            let verity = verity_cli::open(&settings).await.unwrap();
+        let (test_app, root, keys) = runtime.block_on(async {
+            let builder = TestApp::builder();
+            let root = builder.path().join("root");
+            std::fs::create_dir_all(&root).unwrap();
+            let app = builder
+                .settings(|s| {
+                    s.auth.mode = AuthMode::Keys;
+                    s.auth.rate_limit_per_minute = 100_000;
+                    s.auth.rate_limit_burst = 10_000;
+                    s.server.max_upload_bytes = 64 * 1024;
+                    s.server.max_job_upload_bytes = 256 * 1024;
+                    s.ingest.allowed_root = Some(root.clone());
+                })
+                .open()
+                .await;
+            let verity = &app.verity;
             verity.store().ensure_collection("shared").await.unwrap();
             let shared = Some(vec!["shared".to_string()]);
             let mut keys = Vec::new();
@@ -77,23 +81,21 @@ fn app() -> &'static JobsApp {
                     .unwrap()
                     .key,
             );
-            let verity = Arc::new(verity);
-            verity_service::worker::start_serve_worker(Arc::clone(&verity))
+            verity_service::worker::start_serve_worker(Arc::clone(verity))
                 .await
                 .unwrap();
-            let base_url = serve(&settings, Arc::clone(&verity)).await;
-            (verity, base_url, keys)
+            (app.serve().await, root, keys)
         });
         let [key_a, key_b, key_admin]: [String; 3] = keys.try_into().unwrap();
         JobsApp {
             runtime,
-            base_url,
-            verity,
+            base_url: test_app.base_url.clone(),
+            verity: Arc::clone(&test_app.verity),
             key_a,
             key_b,
             key_admin,
             root,
-            dir,
+            test_app,
         }
     })
 }
@@ -213,7 +215,7 @@ fn a_multipart_job_ends_with_a_state_per_file_and_its_good_documents_answerable(
         let answer = ask(&app.base_url, Some(&app.key_b), "shared", "Where is the bicycle parking?").await;
         assert!(!answer.to_string().contains("courtyard"), "{answer}");
         // Every uploaded file is gone from the data directory once its file is finished.
-        let uploads = app.dir.path().join("data/uploads").join(format!("job-{id}"));
+        let uploads = app.test_app.dir.path().join("data/uploads").join(format!("job-{id}"));
         assert!(!uploads.exists(), "{} still holds files", uploads.display());
     });
 }
@@ -504,12 +506,12 @@ fn server_side_paths_are_ingested_only_under_the_allowed_root() {
             "# Canteen\n\nThe canteen serves breakfast from 07:30 to 09:45.",
         );
         write(
-            app.dir.path(),
+            app.test_app.dir.path(),
             "outside.md",
             "# Outside\n\nThe secret code is PLUM-9.",
         );
         std::os::unix::fs::symlink(
-            app.dir.path().join("outside.md"),
+            app.test_app.dir.path().join("outside.md"),
             app.root.join("sneaky.md"),
         )
         .unwrap();
@@ -521,7 +523,13 @@ fn server_side_paths_are_ingested_only_under_the_allowed_root() {
                     .json(&body),
             )
         };
-        let outside = app.dir.path().join("outside.md").display().to_string();
+        let outside = app
+            .test_app
+            .dir
+            .path()
+            .join("outside.md")
+            .display()
+            .to_string();
         for path in [
             outside.as_str(),
             "../outside.md",
@@ -578,13 +586,13 @@ fn server_side_paths_are_ingested_only_under_the_allowed_root() {
 fn cancelling_a_queued_job_cancels_its_files_and_removes_their_uploads_and_paths_need_a_root() {
     let runtime = server_runtime();
     runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
         // No worker and no allowed root: the files stay queued until cancelled.
-        let settings = settings_for(&data);
-        let verity = Arc::new(verity_cli::open(&settings).await.unwrap());
+        let app = TestApp::builder().open().await;
+        let data = app.settings.data_dir.clone();
+        let verity = Arc::clone(&app.verity);
         verity.store().ensure_collection("kb").await.unwrap();
-        let base_url = serve(&settings, Arc::clone(&verity)).await;
+        let app = app.serve().await;
+        let base_url = app.base_url.clone();
         let reply = send(post_job(
             &base_url,
             None,
@@ -631,7 +639,10 @@ fn cancelling_a_queued_job_cancels_its_files_and_removes_their_uploads_and_paths
         );
         // A worker finds nothing to do.
         let report = verity
-            .run_worker(&verity_service::worker::WorkerOptions::default())
+            .run_worker(
+                &Caller::local(),
+                &verity_service::worker::WorkerOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(report.files_done + report.files_failed, 0);

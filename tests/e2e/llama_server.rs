@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use verity_cli::settings::GenerationBackend;
 
-use crate::helpers::{serve_generating, server_runtime, settings_for, smollm2_dir, write};
+use crate::helpers::{TestApp, server_runtime, smollm2_dir, write};
+use verity_service::pipeline::IngestOptions;
 
 const POLICY: &str = "# Annual vacation\n\nEvery full-time employee receives 20 working days of paid \
     vacation per calendar year. Up to 5 unused days may be carried over into the next calendar \
@@ -103,29 +104,34 @@ struct Served {
     runtime: tokio::runtime::Runtime,
     base_url: String,
     _engine: Engine,
-    _dir: tempfile::TempDir,
+    _app: TestApp,
 }
 
 fn served(binary: &Path, context: usize) -> Served {
-    let dir = tempfile::tempdir().unwrap();
     let runtime = server_runtime();
-    let (engine, base_url) = runtime.block_on(async {
+    let (engine, app) = runtime.block_on(async {
         let engine = start_engine(binary, context).await;
-        let policy = write(&dir.path().join("docs"), "vacation.md", POLICY);
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.generation.backend = GenerationBackend::Openai;
-        settings.generation.openai.base_url = Some(engine.base_url.clone());
-        settings.generation.openai.model = Some("smollm2-135m".into());
-        settings.generation.max_tokens = 64;
-        settings.generation.timeout_seconds = 120;
-        let base_url = serve_generating(&settings, &[policy]).await;
-        (engine, base_url)
+        let builder = TestApp::builder();
+        let policy = write(&builder.docs(), "vacation.md", POLICY);
+        let app = builder
+            .settings(|s| {
+                s.generation.backend = GenerationBackend::Openai;
+                s.generation.openai.base_url = Some(engine.base_url.clone());
+                s.generation.openai.model = Some("smollm2-135m".into());
+                s.generation.max_tokens = 64;
+                s.generation.timeout_seconds = 120;
+            })
+            .ingest(vec![policy], IngestOptions::new("default"))
+            .generating()
+            .serve()
+            .await;
+        (engine, app)
     });
     Served {
         runtime,
-        base_url,
+        base_url: app.base_url.clone(),
         _engine: engine,
-        _dir: dir,
+        _app: app,
     }
 }
 

@@ -2,17 +2,16 @@
 //! are accepted with their groups; expired, not-yet-valid, wrong-audience, wrong-issuer,
 //! unsigned (`alg: none`), HMAC-signed-with-the-public-key and foreign-key tokens get 401.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 use verity_auth::{AuthMode, create_key};
 use verity_core::Scope;
-use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::pipeline::IngestOptions;
 
-use crate::helpers::{repo_root, serve, server_runtime, settings_for};
+use crate::helpers::{TestApp, repo_root, server_runtime};
 
 const ISSUER: &str = "https://login.example.com/realms/acme";
 const AUDIENCE: &str = "verity-api";
@@ -21,48 +20,43 @@ struct OidcApp {
     runtime: tokio::runtime::Runtime,
     base_url: String,
     api_key: String,
-    _dir: TempDir,
+    _app: TestApp,
 }
 
 fn app() -> &'static OidcApp {
     static APP: OnceLock<OidcApp> = OnceLock::new();
     APP.get_or_init(|| {
         let runtime = server_runtime();
-        let dir = tempfile::tempdir().unwrap();
-        let docs = dir.path().join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        let (base_url, api_key) = runtime.block_on(async {
-            let mut settings = settings_for(&dir.path().join("data"));
-            settings.auth.mode = AuthMode::KeysAndOidc;
-            settings.auth.oidc.issuer = Some(ISSUER.into());
-            settings.auth.oidc.audience = Some(AUDIENCE.into());
-            settings.auth.oidc.jwks_file = Some(repo_root().join("tests/data/oidc/jwks.json"));
-            let verity = verity_cli::open(&settings).await.unwrap();
+        let (app, api_key) = runtime.block_on(async {
+            let mut builder = TestApp::builder().settings(|s| {
+                s.auth.mode = AuthMode::KeysAndOidc;
+                s.auth.oidc.issuer = Some(ISSUER.into());
+                s.auth.oidc.audience = Some(AUDIENCE.into());
+                s.auth.oidc.jwks_file = Some(repo_root().join("tests/data/oidc/jwks.json"));
+            });
+            let docs = builder.docs();
             for (name, text, group) in [
                 ("payroll.md", "# Payroll\n\nSalaries are paid on the 25th of each month by bank transfer.\n", "finance"),
                 ("parking.md", "# Parking\n\nParking spaces are assigned by the facilities team every January.\n", "facilities"),
             ] {
                 let path = docs.join(name);
                 std::fs::write(&path, text).unwrap();
-                verity
-                    .ingest_paths(
-                        &[path],
-                        &IngestOptions::new("default").with_groups(vec![group.into()]),
-                        &Quiet,
-                    )
-                    .await
-                    .unwrap();
+                builder = builder.ingest(
+                    vec![path],
+                    IngestOptions::new("default").with_groups(vec![group.into()]),
+                );
             }
-            let key = create_key(verity.store(), "bot", &[Scope::Query], None, &["finance".into()])
+            let app = builder.serve().await;
+            let key = create_key(app.verity.store(), "bot", &[Scope::Query], None, &["finance".into()])
                 .await
                 .unwrap();
-            (serve(&settings, Arc::new(verity)).await, key.key)
+            (app, key.key)
         });
         OidcApp {
             runtime,
-            base_url,
+            base_url: app.base_url.clone(),
             api_key,
-            _dir: dir,
+            _app: app,
         }
     })
 }

@@ -8,32 +8,42 @@ use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
 use verity_service::pipeline::{IngestOptions, Quiet};
 use verity_store::Backend;
 
-use crate::helpers::{TestDatabase, settings_for};
+use crate::helpers::{TestApp, TestDatabase, settings_for};
+use verity_service::pipeline::IngestInput;
 
 #[tokio::test]
 async fn ingest_and_answer_with_the_metadata_in_postgres() {
     let Some(database) = TestDatabase::create("postgres end-to-end test").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    fs::create_dir_all(&docs).unwrap();
+    let builder = TestApp::builder();
+    let docs = builder.docs();
     fs::write(
         docs.join("wifi.md"),
         "# Wifi\n\nThe guest network is QL-Guest; its password changes daily at 06:00.\n",
     )
     .unwrap();
-    let mut settings = settings_for(&dir.path().join("data"));
-    settings.database.url = Some(database.url.clone());
-    let verity = verity_cli::open(&settings).await.unwrap();
+    let app = builder
+        .settings(|s| s.database.url = Some(database.url.clone()))
+        .open()
+        .await;
+    let verity = &app.verity;
     assert_eq!(verity.store().backend(), Backend::Postgres);
     assert!(
-        !dir.path().join("data/verity.sqlite3").exists(),
+        !app.settings.data_dir.join("verity.sqlite3").exists(),
         "no SQLite file when Postgres is configured"
     );
 
     let options = IngestOptions::new("it");
-    let ingest = || verity.ingest_paths(std::slice::from_ref(&docs), &options, &Quiet);
+    let local = Caller::local();
+    let ingest = || {
+        verity.ingest(
+            &local,
+            IngestInput::Paths(vec![docs.clone()]),
+            &options,
+            &Quiet,
+        )
+    };
     let first = ingest().await.unwrap();
     assert_eq!(first.documents_added, 1);
     let again = ingest().await.unwrap();
@@ -57,7 +67,7 @@ async fn ingest_and_answer_with_the_metadata_in_postgres() {
     assert!(answer.answer.contains("06:00"));
 
     verity.store().close().await;
-    drop(verity);
+    drop(app);
     database.drop_database().await;
 }
 
@@ -70,27 +80,35 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
     let Some(database) = TestDatabase::create("Qdrant server end-to-end test").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    fs::create_dir_all(&docs).unwrap();
+    let builder = TestApp::builder();
+    let docs = builder.docs();
     fs::write(
         docs.join("wifi.md"),
         "# Wifi\n\nThe guest network is QL-Guest; its password changes daily at 06:00.\n",
     )
     .unwrap();
-    let mut settings = settings_for(&dir.path().join("data"));
-    settings.database.url = Some(database.url.clone());
-    settings.index.qdrant_url = Some(qdrant_url);
-    settings.index.qdrant_collection = format!("verity_e2e_{}", uuid::Uuid::new_v4().simple());
-    let verity = verity_cli::open(&settings).await.unwrap();
+    let app = builder
+        .settings(|s| {
+            s.database.url = Some(database.url.clone());
+            s.index.qdrant_url = Some(qdrant_url);
+            s.index.qdrant_collection = format!("verity_e2e_{}", uuid::Uuid::new_v4().simple());
+        })
+        .open()
+        .await;
+    let verity = &app.verity;
     assert!(
-        !dir.path().join("data/index").exists(),
+        !app.settings.data_dir.join("index").exists(),
         "no Edge shard when a Qdrant server is configured"
     );
 
     let options = IngestOptions::new("it");
     let report = verity
-        .ingest_paths(std::slice::from_ref(&docs), &options, &Quiet)
+        .ingest(
+            &Caller::local(),
+            IngestInput::Paths(vec![docs.clone()]),
+            &options,
+            &Quiet,
+        )
         .await
         .unwrap();
     assert_eq!(report.documents_added, 1);
@@ -116,14 +134,17 @@ async fn ingest_and_answer_on_postgres_and_a_qdrant_server() {
         );
         assert!(answer.answer.contains("06:00"), "{mode:?}");
     }
-    let reconcile = verity.reconcile(Some("it"), true).await.unwrap();
+    let reconcile = verity
+        .reconcile(&Caller::local(), Some("it"), true)
+        .await
+        .unwrap();
     assert_eq!(
         (reconcile.missing_in_index, reconcile.orphans_in_index),
         (0, 0)
     );
 
     verity.store().close().await;
-    drop(verity);
+    drop(app);
     database.drop_database().await;
 }
 

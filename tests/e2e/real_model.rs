@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use verity_cli::settings::GenerationBackend;
 use verity_core::{AnswerService, Caller, GroundingStatus, QueryRequest};
-use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::pipeline::IngestOptions;
 
-use crate::helpers::{settings_for, smollm2_dir, write};
+use crate::helpers::{TestApp, smollm2_dir, write};
 
 #[test]
 fn a_real_model_answers_from_an_ingested_document_with_verified_citations() {
@@ -21,33 +21,31 @@ fn a_real_model_answers_from_an_ingested_document_with_verified_citations() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let docs = dir.path().join("docs");
+        let builder = TestApp::builder();
         let policy = write(
-            &docs,
+            &builder.docs(),
             "vacation.md",
             "# Annual vacation\n\nEvery full-time employee receives 20 working days of paid \
              vacation per calendar year. Up to 5 unused days may be carried over into the next \
              calendar year; carried-over days must be taken by 31 March.\n",
         );
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.generation.backend = GenerationBackend::Mistralrs;
-        settings.generation.mistralrs.model_dir = Some(model_dir);
-        settings.generation.mistralrs.force_cpu = true;
-        settings.generation.max_tokens = 64;
-        // The default: the deadline is derived from the model's speed measured at load, so a
-        // slow CI machine does not fall back.
-        settings.generation.timeout_seconds = 0;
-        let mut verity = verity_cli::open(&settings).await.unwrap();
-        verity
-            .ingest_paths(&[policy], &IngestOptions::new("default"), &Quiet)
-            .await
-            .unwrap();
         let loading = Instant::now();
-        verity_cli::enable_generation(&mut verity, &settings)
-            .await
-            .unwrap();
+        let app = builder
+            .settings(|s| {
+                s.generation.backend = GenerationBackend::Mistralrs;
+                s.generation.mistralrs.model_dir = Some(model_dir);
+                s.generation.mistralrs.force_cpu = true;
+                s.generation.max_tokens = 64;
+                // The default: the deadline is derived from the model's speed measured at
+                // load, so a slow CI machine does not fall back.
+                s.generation.timeout_seconds = 0;
+            })
+            .ingest(vec![policy], IngestOptions::new("default"))
+            .generating()
+            .open()
+            .await;
         let load_seconds = loading.elapsed().as_secs_f64();
+        let verity = &app.verity;
 
         let asking = Instant::now();
         let (answer, timings) = verity
@@ -67,7 +65,8 @@ fn a_real_model_answers_from_an_ingested_document_with_verified_citations() {
             .await
             .unwrap();
         eprintln!(
-            "SmolLM2-135M: loaded (with the speed measurement) in {load_seconds:.1} s, answered in \
+            "SmolLM2-135M: opened, ingested and loaded (with the speed measurement) in \
+             {load_seconds:.1} s, answered in \
              {:.1} s (first token {:.0} ms, generation {:.0} ms): {:?} ({:?}: {:?})",
             asking.elapsed().as_secs_f64(),
             timings.first_token_ms,

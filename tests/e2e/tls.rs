@@ -1,28 +1,30 @@
 //! Transport and browser rules of `verity serve`: HTTPS with TLS 1.3 (a certificate the test
 //! generates; TLS 1.2 and plain-HTTP clients are refused), and CORS for configured origins only.
 
-use std::sync::Arc;
-
-use crate::helpers::{serve, server_runtime, settings_for};
+use crate::helpers::{TestApp, server_runtime};
 
 #[test]
 fn the_api_is_served_over_tls_13_only() {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
+    let builder = TestApp::builder();
+    let dir = builder.path().to_path_buf();
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let cert_pem = certified.cert.pem();
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
     std::fs::write(&cert, &cert_pem).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
 
     runtime.block_on(async {
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.server.tls_cert = Some(cert);
-        settings.server.tls_key = Some(key);
-        let verity = verity_cli::open(&settings).await.unwrap();
-        let base_url = serve(&settings, Arc::new(verity)).await;
+        let app = builder
+            .settings(|s| {
+                s.server.tls_cert = Some(cert);
+                s.server.tls_key = Some(key);
+            })
+            .serve()
+            .await;
+        let base_url = &app.base_url;
         let address = base_url.trim_start_matches("http://").to_string();
 
         let root = reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
@@ -59,12 +61,12 @@ fn the_api_is_served_over_tls_13_only() {
 #[test]
 fn configured_origins_and_only_they_may_call_from_a_browser() {
     let runtime = server_runtime();
-    let dir = tempfile::tempdir().unwrap();
     runtime.block_on(async {
-        let mut settings = settings_for(&dir.path().join("data"));
-        settings.server.cors_origins = vec!["https://intranet.example.com".into()];
-        let verity = verity_cli::open(&settings).await.unwrap();
-        let base_url = serve(&settings, Arc::new(verity)).await;
+        let app = TestApp::builder()
+            .settings(|s| s.server.cors_origins = vec!["https://intranet.example.com".into()])
+            .serve()
+            .await;
+        let base_url = &app.base_url;
         let preflight = |origin: &'static str| {
             reqwest::Client::new()
                 .request(reqwest::Method::OPTIONS, format!("{base_url}/v1/query"))

@@ -1,14 +1,8 @@
 //! The `verity` binary's library: settings, the wiring from settings to the service
-//! ([`wiring::open`]; the use cases themselves are in `verity-service`), the HTTP server's
-//! assembly, the SQuAD evaluations and the benchmarks. `main.rs` only parses arguments and
-//! prints; everything here is usable from tests.
+//! ([`wiring::open`]; the use cases themselves are in `verity-service`) and the HTTP server's
+//! assembly (the evaluations and benchmarks are in `verity-eval`). `main.rs` only parses
+//! arguments and prints; everything here is usable from tests.
 
-pub mod bench;
-pub mod bench_corpus;
-pub mod bench_generate;
-pub mod bench_load;
-pub mod eval;
-pub mod eval_answers;
 pub mod settings;
 pub mod wiring;
 

@@ -100,10 +100,15 @@ pub fn new_document_groups(
     if groups.is_empty() && !explicit {
         groups.clone_from(mine);
     }
-    if groups_writable(Some(mine), &groups) {
-        Ok(groups)
-    } else {
-        Err(not_writable(mine, &groups))
+    require_writable(caller, &groups)?;
+    Ok(groups)
+}
+
+/// Refuses a caller who may not write documents with `groups` (see the module's rules).
+pub fn require_writable(caller: &Caller, groups: &[String]) -> VerityResult<()> {
+    match &caller.groups {
+        Some(mine) if !groups_writable(Some(mine), groups) => Err(not_writable(mine, groups)),
+        _ => Ok(()),
     }
 }
 

@@ -19,7 +19,7 @@ pub const SUPPORTED_EXTENSIONS: &str =
     ".md, .markdown, .txt, .text, .html, .htm, .xhtml, .pdf, .docx, .csv, .tsv";
 
 /// Why a file could not be read. The message names the problem in words a user can act on.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum IngestError {
     #[error("unsupported file type {0} (supported: {SUPPORTED_EXTENSIONS})")]
     Unsupported(String),

@@ -76,8 +76,34 @@ impl Verity {
         Ok((filter, top_k as usize, mode))
     }
 
-    /// The `top_k` best passages for `question` among those `filter` allows, best first.
+    /// The `top_k` best passages for `question` among those `filter` allows that the caller
+    /// may read, best first (retrieval alone, no answer: the evaluations use it).
     pub async fn retrieve(
+        &self,
+        caller: &Caller,
+        question: &str,
+        filter: &SearchFilter,
+        top_k: usize,
+        mode: RetrievalMode,
+    ) -> VerityResult<(Vec<RetrievedChunk>, Timings)> {
+        caller.require(Scope::Query)?;
+        if let Some(name) = filter
+            .collections
+            .iter()
+            .find(|name| !caller.may_use_collection(name))
+        {
+            return Err(VerityError::NotFound {
+                what: "collection",
+                name: name.clone(),
+            });
+        }
+        let mut filter = filter.clone();
+        filter.groups.clone_from(&caller.groups);
+        self.search(question, &filter, top_k, mode).await
+    }
+
+    /// [`Self::retrieve`] under a filter already limited to what its caller may read.
+    async fn search(
         &self,
         question: &str,
         filter: &SearchFilter,
@@ -252,7 +278,7 @@ impl AnswerService for Verity {
         // Before retrieval: a request over capacity is refused in microseconds.
         let ticket = self.answerer.admit()?;
         let question = request.question.trim().to_string();
-        let (passages, timings) = self.retrieve(&question, &filter, top_k, mode).await?;
+        let (passages, timings) = self.search(&question, &filter, top_k, mode).await?;
         if !self.config.traces_enabled {
             return Ok(self
                 .answerer

@@ -21,7 +21,7 @@ use verity_core::{
 };
 
 use crate::Verity;
-use crate::pipeline::{FileOutcome, IngestOptions};
+use crate::pipeline::{FileOutcome, IngestInput, IngestOptions, Quiet};
 
 /// Traces older than `traces.retention_days` are deleted this often while a server runs.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
@@ -293,11 +293,16 @@ impl Documents for Verity {
         let options = IngestOptions::new(&collection)
             .with_groups(groups)
             .with_tags(upload.tags)
-            .with_writer(caller.groups.clone())
             .with_optimize(false);
+        let input = IngestInput::Bytes {
+            file_name: file_name.clone(),
+            source,
+            bytes: upload.bytes,
+        };
         let outcome = self
-            .ingest_bytes(&options, &file_name, &source, upload.bytes)
+            .ingest(caller, input, &options, &Quiet)
             .await?
+            .outcome()
             .map_err(|reason| {
                 VerityError::Unprocessable(format!("{file_name} cannot be ingested: {reason}"))
             })?;

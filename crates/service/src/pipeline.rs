@@ -7,12 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 use verity_core::{
-    Chunk, IndexedChunk, Language, ParsedDocument, VerityError, VerityResult, detect_language,
-    document_id, policy, validate_collection_name, validate_group_name,
+    Caller, Chunk, IndexedChunk, Language, ParsedDocument, Scope, VerityError, VerityResult,
+    detect_language, document_id, policy, validate_collection_name, validate_group_name,
 };
 use verity_ingest::{
-    ParseLimits, collect_files, collect_files_under, content_hash, embedding_text, fallback_title,
-    parse_document, read_file, read_file_under,
+    IngestError, ParseLimits, collect_files, collect_files_under, content_hash, embedding_text,
+    fallback_title, parse_document, read_file, read_file_under,
 };
 use verity_store::DocumentRecord;
 
@@ -61,15 +61,40 @@ fn parse_named(
     name: &Path,
     bytes: Vec<u8>,
     limits: &ParseLimits,
-) -> Result<ParsedDocument, String> {
-    parse_document(bytes, name, &fallback_title(name), limits).map_err(|e| e.to_string())
+) -> Result<ParsedDocument, IngestError> {
+    parse_document(bytes, name, &fallback_title(name), limits)
 }
 
 /// A file that could not be ingested, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub source: String,
-    pub reason: String,
+    pub reason: FileFailure,
+}
+
+/// Why one file was not ingested. The batch goes on without it; only a failing store or index
+/// stops a batch (those are [`VerityError`]s).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileFailure {
+    /// The path does not exist, or cannot be listed.
+    #[error("{0}")]
+    NotFound(String),
+    /// Its bytes cannot be read, or are not a document Verity reads.
+    #[error(transparent)]
+    Unreadable(#[from] IngestError),
+    /// It is stored already with groups the caller may not write: left as it was.
+    #[error("{}", policy::overwrite_refused(.document))]
+    OverwriteRefused { document: String },
+    /// The embedding model failed on its text.
+    #[error("embedding failed: {0}")]
+    Embedding(String),
+}
+
+/// On the wire (`verity ingest --json`, job files) a failure is its message.
+impl Serialize for FileFailure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The summary `verity ingest --json` prints.
@@ -85,12 +110,22 @@ pub struct IngestReport {
 }
 
 impl IngestReport {
-    fn fail(&mut self, source: impl Into<String>, reason: impl Into<String>) {
+    fn fail(&mut self, source: impl Into<String>, reason: FileFailure) {
         self.documents_failed += 1;
         self.failures.push(Failure {
             source: source.into(),
-            reason: reason.into(),
+            reason,
         });
+    }
+
+    /// What happened to the one document of a single-document ingest (an upload, a job's file).
+    pub fn outcome(&self) -> Result<FileOutcome, FileFailure> {
+        match self.failures.first() {
+            Some(failure) => Err(failure.reason.clone()),
+            None if self.documents_added > 0 => Ok(FileOutcome::Added),
+            None if self.documents_updated > 0 => Ok(FileOutcome::Updated),
+            None => Ok(FileOutcome::Unchanged),
+        }
     }
 }
 
@@ -200,10 +235,10 @@ pub struct IngestOptions {
     pub groups: Vec<String>,
     /// Optimise and flush the index at the end (a worker does it once its queue is empty).
     pub optimize: bool,
-    /// The groups of whoever asked for this ingest: a document already stored with groups it
-    /// may not write ([`verity_core::policy::may_overwrite`]) is refused, not replaced.
+    /// The caller's groups, set by [`Verity::ingest`]: a document already stored with groups
+    /// it may not write ([`verity_core::policy::may_overwrite`]) is refused, not replaced.
     /// `None`: no limit (the operator, the CLI).
-    pub writer: Option<Vec<String>>,
+    pub(crate) writer: Option<Vec<String>>,
     /// Files must be regular files under this canonical directory when they are opened,
     /// reached through no symbolic link (server-side paths sent over the API: they were
     /// checked when the job was accepted, and are checked again here, on the opened file).
@@ -226,11 +261,6 @@ impl IngestOptions {
 
     pub fn with_root(mut self, root: Option<PathBuf>) -> Self {
         self.root = root;
-        self
-    }
-
-    pub fn with_writer(mut self, writer: Option<Vec<String>>) -> Self {
-        self.writer = writer;
         self
     }
 
@@ -294,18 +324,73 @@ struct Batch {
     chunks: usize,
 }
 
+/// What to ingest: [`Verity::ingest`], the one way in, takes any of these.
+#[derive(Debug, Clone)]
+pub enum IngestInput {
+    /// Files and directories on this machine, walked; a file unchanged since its last ingest is
+    /// skipped. A document without groups of its own gets the collection's default groups.
+    Paths(Vec<PathBuf>),
+    /// One document's bytes (an upload): `file_name`'s extension says how to read them when
+    /// their content does not, and `source` is the name the document is stored under.
+    Bytes {
+        file_name: String,
+        source: String,
+        bytes: Vec<u8>,
+    },
+    /// Documents already parsed (the SQuAD evaluations).
+    Parsed(Vec<SourceDocument>),
+}
+
 impl Verity {
-    /// Ingests files and directories into `collection`. Files that cannot be read are reported
-    /// in the result and the batch goes on; only a failing store or index stops it.
-    pub async fn ingest_paths(
+    /// Ingests `input` into `options.collection` on behalf of `caller`: the caller needs the
+    /// ingest scope and the collection, may give documents only groups it may write, and
+    /// replaces a stored document only if it may write that one's groups too. A file that
+    /// cannot be ingested is reported in the result and the batch goes on; only a failing
+    /// store or index stops it.
+    pub async fn ingest(
         &self,
-        paths: &[PathBuf],
+        caller: &Caller,
+        input: IngestInput,
         options: &IngestOptions,
         progress: &dyn IngestProgress,
     ) -> VerityResult<IngestReport> {
+        caller.require(Scope::Ingest)?;
         options.validate()?;
-        let options = &self.with_default_groups(options).await?;
+        if !caller.may_use_collection(&options.collection) {
+            return Err(VerityError::NotFound {
+                what: "collection",
+                name: options.collection.clone(),
+            });
+        }
+        let mut options = match input {
+            IngestInput::Paths(_) => self.with_default_groups(options).await?,
+            IngestInput::Bytes { .. } | IngestInput::Parsed(_) => options.clone(),
+        };
+        policy::require_writable(caller, &options.groups)?;
+        options.writer.clone_from(&caller.groups);
         let progress = &Counted(progress);
+        match input {
+            IngestInput::Paths(paths) => self.ingest_paths(&paths, &options, progress).await,
+            IngestInput::Bytes {
+                file_name,
+                source,
+                bytes,
+            } => {
+                self.ingest_bytes(&options, &file_name, &source, bytes, progress)
+                    .await
+            }
+            IngestInput::Parsed(documents) => {
+                self.ingest_documents(&options, documents, progress).await
+            }
+        }
+    }
+
+    async fn ingest_paths(
+        &self,
+        paths: &[PathBuf],
+        options: &IngestOptions,
+        progress: &Counted<'_>,
+    ) -> VerityResult<IngestReport> {
         let collection = options.collection.as_str();
         let mut report = IngestReport::default();
         let (files, unreadable) = match &options.root {
@@ -315,7 +400,7 @@ impl Verity {
         progress.total(files.len() + unreadable.len()).await;
         for (source, reason) in unreadable {
             progress.done(&source, FileOutcome::Failed).await;
-            report.fail(source, reason);
+            report.fail(source, FileFailure::NotFound(reason));
         }
         self.store.ensure_collection(collection).await?;
 
@@ -382,14 +467,14 @@ impl Verity {
         Ok(options)
     }
 
-    /// Ingests documents that are already parsed (the SQuAD evaluation uses this).
-    pub async fn ingest_documents(
+    async fn ingest_documents(
         &self,
         options: &IngestOptions,
         documents: Vec<SourceDocument>,
+        progress: &Counted<'_>,
     ) -> VerityResult<IngestReport> {
-        options.validate()?;
         let collection = options.collection.as_str();
+        progress.total(documents.len()).await;
         self.store.ensure_collection(collection).await?;
         let mut report = IngestReport::default();
         let mut batch = Batch::default();
@@ -401,12 +486,18 @@ impl Verity {
             match stored {
                 Stored::Unchanged => {
                     report.documents_unchanged += 1;
+                    progress
+                        .done(&document.source, FileOutcome::Unchanged)
+                        .await;
                     continue;
                 }
                 Stored::Refused => {
+                    progress.done(&document.source, FileOutcome::Failed).await;
                     report.fail(
                         &document.source,
-                        policy::overwrite_refused(&document.source),
+                        FileFailure::OverwriteRefused {
+                            document: document.source.clone(),
+                        },
                     );
                     continue;
                 }
@@ -415,13 +506,15 @@ impl Verity {
             self.stage(options, document, stored == Stored::Changed, &mut batch)
                 .await?;
             if batch.chunks >= CHUNKS_PER_EMBEDDING_RUN {
-                self.flush(collection, &mut batch, &mut report, &Quiet)
+                self.flush(collection, &mut batch, &mut report, progress)
                     .await?;
             }
         }
-        self.flush(collection, &mut batch, &mut report, &Quiet)
+        self.flush(collection, &mut batch, &mut report, progress)
             .await?;
-        self.index.optimize().await?;
+        if options.optimize {
+            self.index.optimize().await?;
+        }
         Ok(report)
     }
 
@@ -476,7 +569,7 @@ impl Verity {
         options: &IngestOptions,
         path: &Path,
         source: &str,
-    ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
+    ) -> VerityResult<Result<Option<(SourceDocument, bool)>, FileFailure>> {
         let limits = self.config.parse_limits.clone();
         let read = match &options.root {
             Some(root) => read_file_under(path, root, &limits),
@@ -484,7 +577,7 @@ impl Verity {
         };
         let bytes = match read {
             Ok(bytes) => bytes,
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Ok(Err(e.into())),
         };
         let modified = std::fs::metadata(path)
             .and_then(|m| m.modified())
@@ -504,14 +597,18 @@ impl Verity {
         source: &str,
         bytes: Vec<u8>,
         modified: Option<i64>,
-    ) -> VerityResult<Result<Option<(SourceDocument, bool)>, String>> {
+    ) -> VerityResult<Result<Option<(SourceDocument, bool)>, FileFailure>> {
         let hash = content_hash(&bytes);
         let stored = self
             .compare_with_store(options, &document_id(&options.collection, source), &hash)
             .await?;
         match stored {
             Stored::Unchanged => return Ok(Ok(None)),
-            Stored::Refused => return Ok(Err(policy::overwrite_refused(source))),
+            Stored::Refused => {
+                return Ok(Err(FileFailure::OverwriteRefused {
+                    document: source.to_string(),
+                }));
+            }
             Stored::New | Stored::Changed => {}
         }
         let name = name.to_path_buf();
@@ -520,7 +617,7 @@ impl Verity {
         let parsed = tokio::task::spawn_blocking(move || parse_named(&name, bytes, &limits))
             .await
             .map_err(|e| VerityError::internal("ingest", e))?;
-        Ok(parsed.map(|parsed| {
+        Ok(parsed.map_err(FileFailure::from).map(|parsed| {
             Some((
                 SourceDocument {
                     source: source.to_string(),
@@ -533,30 +630,18 @@ impl Verity {
         }))
     }
 
-    /// Ingests one document given as bytes (an upload): parsed, chunked, embedded and indexed
-    /// before this returns. `Ok(Err(reason))`: the document cannot be read.
-    pub async fn ingest_bytes(
+    /// One document given as bytes: parsed, chunked, embedded and indexed (searchable) before
+    /// this returns.
+    async fn ingest_bytes(
         &self,
         options: &IngestOptions,
         file_name: &str,
         source: &str,
         bytes: Vec<u8>,
-    ) -> VerityResult<Result<FileOutcome, String>> {
-        self.ingest_bytes_with_progress(options, file_name, source, bytes, &Quiet)
-            .await
-    }
-
-    /// [`Self::ingest_bytes`], telling `progress` when the document goes to the embedder.
-    pub async fn ingest_bytes_with_progress(
-        &self,
-        options: &IngestOptions,
-        file_name: &str,
-        source: &str,
-        bytes: Vec<u8>,
-        progress: &dyn IngestProgress,
-    ) -> VerityResult<Result<FileOutcome, String>> {
-        options.validate()?;
+        progress: &Counted<'_>,
+    ) -> VerityResult<IngestReport> {
         let collection = options.collection.as_str();
+        progress.total(1).await;
         self.store.ensure_collection(collection).await?;
         let modified = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -565,32 +650,29 @@ impl Verity {
         let read = self
             .read_bytes_if_changed(options, Path::new(file_name), source, bytes, modified)
             .await?;
+        let mut report = IngestReport::default();
         let (document, is_update) = match read {
             Ok(Some(read)) => read,
             Ok(None) => {
-                count(FileOutcome::Unchanged);
-                return Ok(Ok(FileOutcome::Unchanged));
+                report.documents_unchanged += 1;
+                progress.done(source, FileOutcome::Unchanged).await;
+                return Ok(report);
             }
             Err(reason) => {
-                count(FileOutcome::Failed);
-                return Ok(Err(reason));
+                progress.done(source, FileOutcome::Failed).await;
+                report.fail(source, reason);
+                return Ok(report);
             }
         };
         let mut batch = Batch::default();
-        let mut report = IngestReport::default();
         self.stage(options, document, is_update, &mut batch).await?;
-        self.flush(collection, &mut batch, &mut report, &Counted(progress))
+        self.flush(collection, &mut batch, &mut report, progress)
             .await?;
-        if let Some(failure) = report.failures.pop() {
-            return Ok(Err(failure.reason));
+        if report.failures.is_empty() {
+            // Searchable now; optimising (index building) is left to the shard's own pace.
+            self.index.persist().await?;
         }
-        // Searchable now; optimising (index building) is left to the shard's own pace.
-        self.index.persist().await?;
-        Ok(Ok(if is_update {
-            FileOutcome::Updated
-        } else {
-            FileOutcome::Added
-        }))
+        Ok(report)
     }
 
     async fn stage(
@@ -673,7 +755,10 @@ impl Verity {
                     progress
                         .done(&document.record.source, FileOutcome::Failed)
                         .await;
-                    report.fail(document.record.source, format!("embedding failed: {e}"));
+                    report.fail(
+                        document.record.source,
+                        FileFailure::Embedding(e.to_string()),
+                    );
                 }
                 return Ok(());
             }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
-use verity_core::{IndexedChunk, Language, VerityError, VerityResult};
+use verity_core::{Caller, IndexedChunk, Language, Scope, VerityError, VerityResult};
 use verity_ingest::embedding_text;
 
 use crate::Verity;
@@ -26,15 +26,18 @@ pub struct ReconcileReport {
 }
 
 impl Verity {
-    /// Reconciles one collection, or every collection.
+    /// Reconciles one collection, or every collection the caller may use: an operator's
+    /// (admin) task.
     pub async fn reconcile(
         &self,
+        caller: &Caller,
         collection: Option<&str>,
         repair: bool,
     ) -> VerityResult<ReconcileReport> {
+        caller.require(Scope::Admin)?;
         let collections = match collection {
             Some(name) => {
-                if !self.store.collection_exists(name).await? {
+                if !caller.may_use_collection(name) || !self.store.collection_exists(name).await? {
                     return Err(VerityError::NotFound {
                         what: "collection",
                         name: name.to_string(),
@@ -42,7 +45,11 @@ impl Verity {
                 }
                 vec![name.to_string()]
             }
-            None => self.store.list_collections().await?,
+            None => {
+                let mut all = self.store.list_collections().await?;
+                all.retain(|name| caller.may_use_collection(name));
+                all
+            }
         };
         let mut report = ReconcileReport::default();
         for collection in collections {

@@ -13,12 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use verity_core::{FileState, Language, VerityError, VerityResult};
+use verity_core::{Caller, FileState, Language, Scope, VerityError, VerityResult, policy};
 use verity_ingest::{collect_files, read_file};
 use verity_store::{Backend, ClaimedFile, JobCreated, NewJob, NewJobFile, Store};
 
 use crate::Verity;
-use crate::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, fault_point};
+use crate::pipeline::{
+    FileOutcome, IngestInput, IngestOptions, IngestProgress, IngestReport, fault_point,
+};
 
 /// The part of a job's ingest options kept with the job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -76,11 +78,20 @@ impl IngestProgress for StageHook {
 
 /// What a finished file's row says: failed or not, and its outcome or reason.
 fn outcome_of(report: &IngestReport) -> (bool, String) {
-    match report.failures.first() {
-        Some(failure) => (true, failure.reason.clone()),
-        None if report.documents_added > 0 => (false, "added".to_string()),
-        None if report.documents_updated > 0 => (false, "updated".to_string()),
-        None => (false, "unchanged".to_string()),
+    match report.outcome() {
+        Ok(outcome) => (false, outcome.as_str().to_string()),
+        Err(failure) => (true, failure.to_string()),
+    }
+}
+
+/// Who a queued file is ingested as: its job's creator, as far as the job recorded it (the
+/// ingest scope, the job's collection, and the groups that bound what it may write).
+fn job_caller(file: &ClaimedFile, job: &JobOptions) -> Caller {
+    Caller {
+        subject: format!("job:{}", file.job_id),
+        scopes: vec![Scope::Ingest],
+        collections: Some(vec![file.collection.clone()]),
+        groups: job.writer.clone(),
     }
 }
 
@@ -217,10 +228,13 @@ impl Verity {
     /// Records a job of the files under `paths`; returns its id and its number of files.
     pub async fn enqueue(
         &self,
+        caller: &Caller,
         paths: &[PathBuf],
         options: &IngestOptions,
     ) -> VerityResult<(i64, usize)> {
-        verity_core::validate_collection_name(&options.collection)?;
+        caller.require(Scope::Ingest)?;
+        options.validate()?;
+        policy::require_writable(caller, &options.groups)?;
         let (files, missing) = collect_files(paths);
         // Missing paths are queued too: the worker reports them as failed, like `verity ingest`.
         let mut all: Vec<String> = files.into_iter().map(|f| f.source).collect();
@@ -229,6 +243,7 @@ impl Verity {
             tags: options.tags.clone(),
             language: options.language,
             groups: options.groups.clone(),
+            writer: caller.groups.clone(),
             ..JobOptions::default()
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
@@ -241,8 +256,14 @@ impl Verity {
     }
 
     /// Takes files from the queue and ingests them until the queue is empty (or forever with
-    /// `follow`). While the store is unreachable it waits, backing off, and goes on.
-    pub async fn run_worker(&self, options: &WorkerOptions) -> VerityResult<WorkerReport> {
+    /// `follow`). While the store is unreachable it waits, backing off, and goes on. Each file
+    /// is ingested as its job's creator; running the queue is the operator's (admin) task.
+    pub async fn run_worker(
+        &self,
+        caller: &Caller,
+        options: &WorkerOptions,
+    ) -> VerityResult<WorkerReport> {
+        caller.require(Scope::Admin)?;
         let mut report = WorkerReport {
             worker: options.name.clone(),
             ..WorkerReport::default()
@@ -289,11 +310,11 @@ impl Verity {
                 report.files_failed += 1;
                 continue;
             }
+            let caller = job_caller(&file, &job);
             let ingest_options = IngestOptions::new(file.collection.clone())
                 .with_tags(job.tags)
                 .with_groups(job.groups)
                 .with_language(job.language)
-                .with_writer(job.writer)
                 .with_root(job.root)
                 .with_optimize(false);
             let hook = StageHook {
@@ -307,13 +328,15 @@ impl Verity {
             let writing = self.document_locks.lock(&document).await?;
             let result = match &file.source {
                 Some(source) => {
-                    self.ingest_uploaded(&file, source, &ingest_options, &hook)
+                    self.ingest_uploaded(&caller, &file, source, &ingest_options, &hook)
                         .await
                 }
-                None => self
-                    .ingest_paths(&[PathBuf::from(&file.path)], &ingest_options, &hook)
-                    .await
-                    .map(|report| outcome_of(&report)),
+                None => {
+                    let input = IngestInput::Paths(vec![PathBuf::from(&file.path)]);
+                    self.ingest(&caller, input, &ingest_options, &hook)
+                        .await
+                        .map(|report| outcome_of(&report))
+                }
             };
             let (failed, outcome) = match result {
                 Ok(result) => result,
@@ -374,25 +397,24 @@ impl Verity {
     /// Ingests an uploaded file kept at its path under its upload source.
     async fn ingest_uploaded(
         &self,
+        caller: &Caller,
         file: &ClaimedFile,
         source: &str,
         options: &IngestOptions,
         progress: &dyn IngestProgress,
     ) -> VerityResult<(bool, String)> {
-        let name = file.name.clone().unwrap_or_else(|| file.path.clone());
+        let file_name = file.name.clone().unwrap_or_else(|| file.path.clone());
         let bytes = match read_file(Path::new(&file.path), &self.config.parse_limits) {
             Ok(bytes) => bytes,
             Err(e) => return Ok((true, e.to_string())),
         };
-        Ok(
-            match self
-                .ingest_bytes_with_progress(options, &name, source, bytes, progress)
-                .await?
-            {
-                Ok(outcome) => (false, outcome.as_str().to_string()),
-                Err(reason) => (true, reason),
-            },
-        )
+        let input = IngestInput::Bytes {
+            file_name,
+            source: source.to_string(),
+            bytes,
+        };
+        let report = self.ingest(caller, input, options, progress).await?;
+        Ok(outcome_of(&report))
     }
 
     /// `verity ingest`: the batch pipeline (many documents per embedding run), recorded as a
@@ -402,10 +424,12 @@ impl Verity {
     /// by a worker. Returns the job's id and the batch's report.
     pub async fn ingest_as_job(
         &self,
+        caller: &Caller,
         paths: &[PathBuf],
         options: &IngestOptions,
         progress: &dyn IngestProgress,
     ) -> VerityResult<(i64, IngestReport)> {
+        caller.require(Scope::Ingest)?;
         options.validate()?;
         let (files, missing) = collect_files(paths);
         let mut rows: Vec<NewJobFile> = files
@@ -417,6 +441,7 @@ impl Verity {
             tags: options.tags.clone(),
             language: options.language,
             groups: options.groups.clone(),
+            writer: caller.groups.clone(),
             ..JobOptions::default()
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
@@ -427,7 +452,7 @@ impl Verity {
                 &NewJob {
                     collection: &options.collection,
                     options: &job_options,
-                    caller: "local",
+                    caller: &caller.subject,
                     claimed_by: Some((&worker, BATCH_LEASE_SECONDS)),
                     ..NewJob::default()
                 },
@@ -451,14 +476,18 @@ impl Verity {
             pending: std::sync::Mutex::new(Vec::new()),
             renewed: std::sync::Mutex::new(std::time::Instant::now()),
         };
-        let report = self.ingest_paths(paths, options, &recorder).await;
+        let input = IngestInput::Paths(paths.to_vec());
+        let report = self.ingest(caller, input, options, &recorder).await;
         let finished = std::mem::take(&mut *recorder.pending.lock().expect("not poisoned"));
         self.store.finish_files(&worker, &finished).await?;
         let report = report?;
         let failed: Vec<(i64, bool, String)> = report
             .failures
             .iter()
-            .filter_map(|f| ids.get(&f.source).map(|&id| (id, true, f.reason.clone())))
+            .filter_map(|f| {
+                ids.get(&f.source)
+                    .map(|&id| (id, true, f.reason.to_string()))
+            })
             .collect();
         self.store.finish_files(&worker, &failed).await?;
         Ok((job, report))
@@ -501,7 +530,8 @@ pub async fn start_serve_worker(verity: Arc<Verity>) -> VerityResult<()> {
     crate::jobs::remove_stale_staging(&verity.config.data_dir);
     tokio::spawn(async move {
         loop {
-            match verity.run_worker(&options).await {
+            // The server's own worker runs the queue as the operator who started the server.
+            match verity.run_worker(&Caller::local(), &options).await {
                 Ok(_) => return,
                 Err(error) => {
                     tracing::error!(%error, "the ingest worker stopped; restarting it in 5 s");

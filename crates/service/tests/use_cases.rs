@@ -2,11 +2,14 @@
 //! in milliseconds, without the embedding model or Qdrant. The end-to-end tests
 //! (`tests/e2e`) cover the same paths with the real components.
 
+use verity_core::RetrievalMode;
 use verity_core::{
     AnswerService, Caller, Collections, DocumentQuery, DocumentStatus, Documents, IngestJobs,
     JobInput, NewIngestJob, QueryRequest, Scope, SearchFilter, Upload, VectorIndex, VerityError,
 };
+use verity_service::pipeline::{FileFailure, IngestInput, IngestOptions, Quiet};
 use verity_service::testing::{self, IndexCall, MemoryIndex};
+use verity_service::worker::WorkerOptions;
 
 fn key(scopes: &[Scope], groups: &[&str]) -> Caller {
     Caller {
@@ -83,6 +86,33 @@ async fn every_use_case_checks_its_callers_scope_itself() {
     };
     assert!(forbidden(verity.list_documents(&uploader, listing).await));
     assert!(forbidden(verity.list_collections(&uploader).await));
+    let filter = SearchFilter::collection("kb");
+    assert!(forbidden(
+        verity
+            .retrieve(&uploader, "What is A?", &filter, 5, RetrievalMode::Hybrid)
+            .await
+    ));
+    // The ingest entry points and the operator's tasks check too.
+    let bytes = IngestInput::Bytes {
+        file_name: "a.md".into(),
+        source: "a.md".into(),
+        bytes: b"# A\n\nText.".to_vec(),
+    };
+    let options = IngestOptions::new("kb");
+    assert!(forbidden(
+        verity.ingest(&asker, bytes, &options, &Quiet).await
+    ));
+    let paths = [dir.path().to_path_buf()];
+    assert!(forbidden(verity.enqueue(&asker, &paths, &options).await));
+    assert!(forbidden(
+        verity.ingest_as_job(&asker, &paths, &options, &Quiet).await
+    ));
+    assert!(forbidden(verity.reconcile(&uploader, None, false).await));
+    assert!(forbidden(
+        verity
+            .run_worker(&uploader, &WorkerOptions::default())
+            .await
+    ));
 
     // With the scope, the same calls go through.
     verity
@@ -255,5 +285,78 @@ async fn a_failed_index_write_leaves_nothing_searchable_and_the_next_ingest_redo
     assert_eq!(
         index.count(&SearchFilter::collection("kb")).await.unwrap(),
         1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_writes_only_what_its_caller_may_write_and_retrieval_reads_only_what_it_may_read()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, _) = testing::verity(dir.path()).await;
+    let document = |text: &str| IngestInput::Bytes {
+        file_name: "vault.md".into(),
+        source: "vault.md".into(),
+        bytes: text.as_bytes().to_vec(),
+    };
+    let hr = IngestOptions::new("kb").with_groups(vec!["hr".into()]);
+    let report = verity
+        .ingest(
+            &Caller::local(),
+            document("# Vault\n\nThe vault code is ZEBRA-5521."),
+            &hr,
+            &Quiet,
+        )
+        .await
+        .unwrap();
+    assert!(report.outcome().is_ok(), "{report:?}");
+
+    // A finance key may not give a document HR's group…
+    let finance = key(&[Scope::Ingest, Scope::Query], &["finance"]);
+    assert!(forbidden(
+        verity
+            .ingest(
+                &finance,
+                document("# Vault\n\nThe code is 0000."),
+                &hr,
+                &Quiet
+            )
+            .await
+    ));
+    // …nor replace HR's document under the same name with one of its own groups.
+    let own = IngestOptions::new("kb").with_groups(vec!["finance".into()]);
+    let report = verity
+        .ingest(
+            &finance,
+            document("# Vault\n\nThe code is 0000."),
+            &own,
+            &Quiet,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.outcome(), Err(FileFailure::OverwriteRefused { .. })),
+        "{report:?}"
+    );
+
+    // Retrieval applies the caller's groups whatever filter it is handed.
+    let filter = SearchFilter::collection("kb");
+    let (passages, _) = verity
+        .retrieve(&finance, "vault code", &filter, 5, RetrievalMode::Hybrid)
+        .await
+        .unwrap();
+    assert!(passages.is_empty(), "{passages:?}");
+    let (passages, _) = verity
+        .retrieve(
+            &Caller::local(),
+            "vault code",
+            &filter,
+            5,
+            RetrievalMode::Hybrid,
+        )
+        .await
+        .unwrap();
+    assert!(
+        passages.iter().any(|p| p.text.contains("ZEBRA")),
+        "{passages:?}"
     );
 }

@@ -4,10 +4,15 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Subcommand;
+use serde::Serialize;
+use verity_cli::build_server;
 use verity_cli::settings::Settings;
-use verity_cli::{bench, bench_generate, bench_load, build_server};
 use verity_core::RetrievalMode;
+use verity_eval::bench::{self, bench_query};
+use verity_eval::generate as bench_generate;
+use verity_eval::load as bench_load;
 
 #[derive(Subcommand)]
 pub(crate) enum BenchCommand {
@@ -132,7 +137,7 @@ pub(crate) async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow
             squad,
         } => {
             let summary =
-                verity_cli::bench_corpus::write_corpus(&out, files, &sources, squad.as_deref())?;
+                verity_eval::corpus::write_corpus(&out, files, &sources, squad.as_deref())?;
             println!(
                 "{} files ({:.1} MiB) cut from {} paragraphs into {}: {}",
                 summary.files,
@@ -153,7 +158,15 @@ pub(crate) async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow
             json,
         } => {
             anyhow::ensure!(!paths.is_empty(), "give the files or directories to ingest");
-            let result = bench::bench_ingest(&settings, &paths, repeats.max(1)).await?;
+            let scratch = tempfile::tempdir().context("cannot create a scratch data directory")?;
+            let mut settings = settings;
+            // The model is found relative to the real data directory; pin it before switching.
+            if settings.embed.model_dir.is_none() {
+                settings.embed.model_dir = Some(settings.find_model_dir()?);
+            }
+            settings.data_dir = scratch.path().to_path_buf();
+            let verity = verity_cli::open(&settings).await?;
+            let result = bench::bench_ingest(&verity, &paths, repeats.max(1)).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
@@ -224,8 +237,13 @@ pub(crate) async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
-                    "loaded in {:.1} s (activations {:?}); first request, nothing cached: first token {:.1} ms, decode {:.1} tokens/s",
-                    r.load_seconds, r.dtype, r.cold_first_token_ms, r.cold_decode_tokens_per_s
+                    "loaded in {:.1} s (activations {:?}); first request, nothing cached: {} prompt tokens (the engine's count), first token {:.1} ms (prefill {:.1} tokens/s), decode {:.1} tokens/s",
+                    r.load_seconds,
+                    r.dtype,
+                    r.engine_prompt_tokens,
+                    r.cold_first_token_ms,
+                    r.cold_prefill_tokens_per_s,
+                    r.cold_decode_tokens_per_s
                 );
                 println!(
                     "{} ({:.1} MB of weights), prompt {} tokens, up to {} new tokens, concurrency {}, {} requests\n  time to first token  p50 {:>8.1} ms   p95 {:>8.1} ms\n  decode per stream    p50 {:>8.1} tokens/s\n  all streams          {:>8.1} tokens/s\n  implied bandwidth    {:>8.2} GB/s (weights read once per decoded token)\n  engine alone {:.1} ms, through Verity's pipeline {:.1} ms; time outside the engine {:.2} ms per request",
@@ -251,7 +269,7 @@ pub(crate) async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow
             rounds,
             json,
         } => {
-            let result = bench::bench_auth(settings, requests, rounds.max(1)).await?;
+            let result = bench_auth(settings, requests, rounds.max(1)).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
@@ -368,7 +386,7 @@ pub(crate) async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow
                     url
                 }
             };
-            let rows = bench::bench_query(
+            let rows = bench_query(
                 &base_url,
                 collection.as_deref(),
                 &modes,
@@ -407,4 +425,87 @@ pub(crate) async fn run_bench(settings: Settings, which: BenchCommand) -> anyhow
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AuthBench {
+    pub requests: usize,
+    /// Client-side p50 per round, authentication off.
+    pub off_p50_ms: Vec<f64>,
+    /// Client-side p50 per round, with an API key: key lookup in the store, the access-group
+    /// condition in the Qdrant query, the rate limiter.
+    pub keys_p50_ms: Vec<f64>,
+    pub median_difference_ms: f64,
+}
+
+/// Two servers on one Verity — authentication off, and API keys — measured in alternating
+/// rounds, so both see the same machine conditions.
+async fn bench_auth(
+    settings: Settings,
+    requests: usize,
+    rounds: usize,
+) -> anyhow::Result<AuthBench> {
+    use verity_auth::{AuthMode, BearerAuthenticator, create_key};
+    use verity_core::Scope;
+    use verity_gateway::{Application, RateLimit};
+
+    let verity = Arc::new(verity_cli::open(&settings).await?);
+    let key = create_key(
+        verity.store(),
+        "bench auth (temporary)",
+        &[Scope::Query],
+        None,
+        &["bench".to_string()],
+    )
+    .await?;
+    let mut urls = Vec::new();
+    let mut handles = Vec::new();
+    for mode in [AuthMode::Off, AuthMode::Keys] {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let mut config = verity_cli::gateway_config(&settings);
+        // Limits far above the benchmark's pace: the limiter's cost is measured, not its
+        // refusals.
+        config.rate_limit = Some(RateLimit {
+            per_minute: 1_000_000_000,
+            burst: 1_000_000,
+        });
+        let authenticator = Arc::new(BearerAuthenticator::new(
+            verity.store().clone(),
+            mode,
+            None,
+        )?);
+        let app = Application::build(
+            listener,
+            verity_cli::services(verity.clone(), authenticator),
+            config,
+        )?;
+        urls.push(format!("http://127.0.0.1:{}", app.port()));
+        handles.push(app.handle());
+        tokio::spawn(app.run_until_stopped());
+    }
+    let mut off = Vec::new();
+    let mut keys = Vec::new();
+    for _ in 0..rounds {
+        for (url, bearer, out) in [
+            (&urls[0], None, &mut off),
+            (&urls[1], Some(key.key.as_str()), &mut keys),
+        ] {
+            let rows =
+                bench_query(url, None, &[RetrievalMode::Hybrid], &[1], requests, bearer).await?;
+            anyhow::ensure!(rows[0].errors == 0, "{} requests failed", rows[0].errors);
+            out.push(rows[0].p50_ms);
+        }
+    }
+    for handle in handles {
+        handle.stop(true).await;
+    }
+    verity.store().revoke_api_key(&key.id).await?;
+    let mut differences: Vec<f64> = keys.iter().zip(&off).map(|(k, o)| k - o).collect();
+    differences.sort_by(f64::total_cmp);
+    Ok(AuthBench {
+        requests,
+        median_difference_ms: differences[differences.len() / 2],
+        off_p50_ms: off,
+        keys_p50_ms: keys,
+    })
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use verity_cli::settings::Settings;
-use verity_cli::{eval, eval_answers};
 use verity_core::{GroundingStatus, RetrievalMode};
+use verity_eval::{answers as eval_answers, squad as eval};
 
 #[derive(Subcommand)]
 pub(crate) enum EvalCommand {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use verity_cli::settings::Settings;
-use verity_core::Language;
+use verity_core::{Caller, Language};
 use verity_service::pipeline::{FileOutcome, IngestOptions, IngestProgress, IngestReport, Quiet};
 
 use crate::parse_language;
@@ -71,7 +71,9 @@ pub(crate) async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Resu
         .with_language(args.language);
     let verity = verity_cli::open(&settings).await?;
     if args.enqueue {
-        let (job, files) = verity.enqueue(&args.paths, &options).await?;
+        let (job, files) = verity
+            .enqueue(&Caller::local(), &args.paths, &options)
+            .await?;
         if args.json {
             println!("{}", serde_json::json!({"job_id": job, "files": files}));
         } else {
@@ -87,12 +89,14 @@ pub(crate) async fn ingest(settings: Settings, args: IngestArgs) -> anyhow::Resu
                 .expect("static template"),
         );
         let report = verity
-            .ingest_as_job(&args.paths, &options, &Bar(bar.clone()))
+            .ingest_as_job(&Caller::local(), &args.paths, &options, &Bar(bar.clone()))
             .await;
         bar.finish_and_clear();
         report?
     } else {
-        verity.ingest_as_job(&args.paths, &options, &Quiet).await?
+        verity
+            .ingest_as_job(&Caller::local(), &args.paths, &options, &Quiet)
+            .await?
     };
     if args.json {
         let mut output = serde_json::to_value(&report)?;

@@ -1,6 +1,7 @@
 //! `verity worker`, `verity job` and `verity reconcile`: the ingest queue and the index repair.
 
 use verity_cli::settings::Settings;
+use verity_core::Caller;
 
 /// `verity worker`: ingests queued files until the queue is empty (or for ever with `--follow`).
 pub(crate) async fn worker(
@@ -19,7 +20,7 @@ pub(crate) async fn worker(
     if let Some(name) = name {
         options.name = name;
     }
-    let report = verity.run_worker(&options).await?;
+    let report = verity.run_worker(&Caller::local(), &options).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -54,7 +55,9 @@ pub(crate) async fn reconcile(
     json: bool,
 ) -> anyhow::Result<()> {
     let verity = verity_cli::open(&settings).await?;
-    let report = verity.reconcile(collection.as_deref(), !dry_run).await?;
+    let report = verity
+        .reconcile(&Caller::local(), collection.as_deref(), !dry_run)
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

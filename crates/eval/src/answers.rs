@@ -19,7 +19,7 @@ use verity_core::{
     detect_language,
 };
 
-use crate::eval::{IngestedSquad, ingest_squad};
+use crate::squad::{IngestedSquad, ingest_squad};
 use verity_service::Verity;
 
 #[derive(Debug, Clone)]
@@ -117,7 +117,7 @@ pub struct AnswerEvalReport {
 
 /// A question to ask, with its article's language.
 struct Asked<'a> {
-    question: &'a crate::eval::Question,
+    question: &'a crate::squad::Question,
     language: Language,
 }
 

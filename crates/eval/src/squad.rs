@@ -12,7 +12,7 @@ use verity_generate::term_coverage;
 use verity_ingest::content_hash;
 
 use verity_service::Verity;
-use verity_service::pipeline::{IngestOptions, SourceDocument};
+use verity_service::pipeline::{IngestInput, IngestOptions, Quiet, SourceDocument};
 
 /// Passages retrieved per question (hit@10, MRR@10 and nDCG@10 need ten).
 const EVAL_DEPTH: usize = 10;
@@ -111,7 +111,12 @@ pub(crate) async fn ingest_squad(
         .collect();
     let documents_count = documents.len();
     let ingest = verity
-        .ingest_documents(&IngestOptions::new(collection), documents)
+        .ingest(
+            &Caller::local(),
+            IngestInput::Parsed(documents),
+            &IngestOptions::new(collection),
+            &Quiet,
+        )
         .await?;
     Ok(IngestedSquad {
         squad,
@@ -238,7 +243,13 @@ async fn eval_mode(
         .flat_map(|p| &p.qas)
     {
         let (passages, _) = verity
-            .retrieve(&question.question, &filter, EVAL_DEPTH, mode)
+            .retrieve(
+                &Caller::local(),
+                &question.question,
+                &filter,
+                EVAL_DEPTH,
+                mode,
+            )
             .await?;
         let used = &passages[..passages.len().min(answer_depth)];
         let best = used

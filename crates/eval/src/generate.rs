@@ -46,7 +46,13 @@ pub struct GenerateBench {
     pub cold_first_token_ms: f64,
     /// The first request's decode speed.
     pub cold_decode_tokens_per_s: f64,
+    /// The prompt as Verity counts it (3 characters a token when the model directory has no
+    /// `tokenizer.json`, as GGUF directories do not)…
     pub prompt_tokens: usize,
+    /// …and as the engine reported it for the first request (0 if it did not).
+    pub engine_prompt_tokens: usize,
+    /// The first request's prefill speed: the engine's prompt tokens over its first-token time.
+    pub cold_prefill_tokens_per_s: f64,
     pub max_tokens: usize,
     pub concurrency: usize,
     pub requests: usize,
@@ -272,6 +278,10 @@ pub async fn bench_generate(options: &GenerateBenchOptions) -> anyhow::Result<Ge
         cold_first_token_ms: cold.first_token.map_or(0.0, ms),
         cold_decode_tokens_per_s: cold.decode_tokens_per_second().unwrap_or(0.0),
         prompt_tokens,
+        engine_prompt_tokens: cold.prompt_tokens,
+        cold_prefill_tokens_per_s: cold
+            .first_token
+            .map_or(0.0, |first| cold.prompt_tokens as f64 / first.as_secs_f64()),
         max_tokens: options.max_tokens,
         concurrency: options.concurrency,
         requests: options.requests,

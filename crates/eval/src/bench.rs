@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
-use verity_core::RetrievalMode;
+use verity_core::{Caller, RetrievalMode};
 use verity_ingest::{collect_files, embedding_text, parse_file};
 
-use crate::settings::Settings;
-use verity_service::pipeline::{IngestOptions, Quiet};
+use verity_service::Verity;
+use verity_service::pipeline::{IngestInput, IngestOptions, Quiet};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
@@ -81,22 +81,14 @@ fn throughput(seconds: f64, chunks: usize, tokens: usize) -> Throughput {
     }
 }
 
-/// Runs raw embedding and the full pipeline alternately `repeats` times in one process, in a
-/// throw-away data directory, so both see the same machine load.
+/// Runs raw embedding and the full pipeline alternately `repeats` times in one process, so
+/// both see the same machine load. `verity` should be a throw-away one (a scratch data
+/// directory): every round ingests `paths` into a collection of its own.
 pub async fn bench_ingest(
-    settings: &Settings,
+    verity: &Verity,
     paths: &[PathBuf],
     repeats: usize,
 ) -> anyhow::Result<IngestBench> {
-    let scratch = tempfile::tempdir().context("cannot create a scratch data directory")?;
-    let mut settings = settings.clone();
-    // The model is found relative to the real data directory; pin it before switching.
-    if settings.embed.model_dir.is_none() {
-        settings.embed.model_dir = Some(settings.find_model_dir()?);
-    }
-    settings.data_dir = scratch.path().to_path_buf();
-    let verity = crate::open(&settings).await?;
-
     let (files, _) = collect_files(paths);
     let mut texts = Vec::new();
     let mut parse_times = Vec::new();
@@ -133,7 +125,12 @@ pub async fn bench_ingest(
         let measure = round == 0 && reset_peak_rss();
         let started = Instant::now();
         let report = verity
-            .ingest_paths(paths, &IngestOptions::new(format!("bench-{round}")), &Quiet)
+            .ingest(
+                &Caller::local(),
+                IngestInput::Paths(paths.to_vec()),
+                &IngestOptions::new(format!("bench-{round}")),
+                &Quiet,
+            )
             .await?;
         pipeline_times.push(started.elapsed().as_secs_f64());
         if measure {
@@ -152,8 +149,9 @@ pub async fn bench_ingest(
     }
     let started = Instant::now();
     let rerun = verity
-        .ingest_paths(
-            paths,
+        .ingest(
+            &Caller::local(),
+            IngestInput::Paths(paths.to_vec()),
             &IngestOptions::new(format!("bench-{}", repeats - 1)),
             &Quiet,
         )
@@ -220,7 +218,7 @@ pub const KNOWLEDGE_QUESTIONS: &[&str] = &[
     "What is the data classification for customer contracts?",
 ];
 
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -364,89 +362,6 @@ pub async fn bench_query(
         });
     }
     Ok(results)
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AuthBench {
-    pub requests: usize,
-    /// Client-side p50 per round, authentication off.
-    pub off_p50_ms: Vec<f64>,
-    /// Client-side p50 per round, with an API key: key lookup in the store, the access-group
-    /// condition in the Qdrant query, the rate limiter.
-    pub keys_p50_ms: Vec<f64>,
-    pub median_difference_ms: f64,
-}
-
-/// Two servers on one Verity — authentication off, and API keys — measured in alternating
-/// rounds, so both see the same machine conditions.
-pub async fn bench_auth(
-    settings: Settings,
-    requests: usize,
-    rounds: usize,
-) -> anyhow::Result<AuthBench> {
-    use verity_auth::{AuthMode, BearerAuthenticator, create_key};
-    use verity_core::Scope;
-    use verity_gateway::{Application, RateLimit};
-
-    let verity = Arc::new(crate::open(&settings).await?);
-    let key = create_key(
-        verity.store(),
-        "bench auth (temporary)",
-        &[Scope::Query],
-        None,
-        &["bench".to_string()],
-    )
-    .await?;
-    let mut urls = Vec::new();
-    let mut handles = Vec::new();
-    for mode in [AuthMode::Off, AuthMode::Keys] {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let mut config = crate::gateway_config(&settings);
-        // Limits far above the benchmark's pace: the limiter's cost is measured, not its
-        // refusals.
-        config.rate_limit = Some(RateLimit {
-            per_minute: 1_000_000_000,
-            burst: 1_000_000,
-        });
-        let authenticator = Arc::new(BearerAuthenticator::new(
-            verity.store().clone(),
-            mode,
-            None,
-        )?);
-        let app = Application::build(
-            listener,
-            crate::services(verity.clone(), authenticator),
-            config,
-        )?;
-        urls.push(format!("http://127.0.0.1:{}", app.port()));
-        handles.push(app.handle());
-        tokio::spawn(app.run_until_stopped());
-    }
-    let mut off = Vec::new();
-    let mut keys = Vec::new();
-    for _ in 0..rounds {
-        for (url, bearer, out) in [
-            (&urls[0], None, &mut off),
-            (&urls[1], Some(key.key.as_str()), &mut keys),
-        ] {
-            let rows =
-                bench_query(url, None, &[RetrievalMode::Hybrid], &[1], requests, bearer).await?;
-            anyhow::ensure!(rows[0].errors == 0, "{} requests failed", rows[0].errors);
-            out.push(rows[0].p50_ms);
-        }
-    }
-    for handle in handles {
-        handle.stop(true).await;
-    }
-    verity.store().revoke_api_key(&key.id).await?;
-    let mut differences: Vec<f64> = keys.iter().zip(&off).map(|(k, o)| k - o).collect();
-    differences.sort_by(f64::total_cmp);
-    Ok(AuthBench {
-        requests,
-        median_difference_ms: differences[differences.len() / 2],
-        off_p50_ms: off,
-        keys_p50_ms: keys,
-    })
 }
 
 #[cfg(test)]
