@@ -266,3 +266,25 @@ fn the_gpu_engine_runs_only_in_the_gpu_profile() {
         );
     }
 }
+
+#[test]
+fn the_cpu_engine_runs_only_in_the_cpu_profile_under_the_engines_name() {
+    let compose = compose();
+    let engine = &compose["services"]["engine-cpu"];
+    assert_eq!(engine["profiles"][0].as_str(), Some("cpu"));
+    assert_eq!(engine["profiles"].as_sequence().unwrap().len(), 1);
+    // Verity's VERITY_OPENAI_BASE_URL names `engine`: the CPU engine answers to it too.
+    let aliases = &engine["networks"]["default"]["aliases"];
+    assert_eq!(aliases[0].as_str(), Some("engine"));
+    let base_url = compose["x-verity-environment"]["VERITY_OPENAI_BASE_URL"]
+        .as_str()
+        .unwrap();
+    let command: Vec<&str> = engine["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let port = command[command.iter().position(|a| *a == "--port").unwrap() + 1];
+    assert_eq!(base_url, format!("http://engine:{port}/v1"));
+}
