@@ -57,12 +57,18 @@ fn reset_peak_rss() -> bool {
 
 /// The peak resident memory of this process so far, in MiB.
 pub(crate) fn peak_rss_mib() -> f64 {
+    memory_mib("VmHWM")
+}
+
+/// A memory figure of this process's `/proc/self/status` (`VmRSS`, `VmHWM`, …), in MiB; 0 where
+/// it cannot be read.
+pub(crate) fn memory_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status.lines().find_map(|line| {
-                let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
-                kb.trim().parse::<f64>().ok()
+                let kb = line.strip_prefix(field)?.strip_prefix(':')?;
+                kb.trim().strip_suffix("kB")?.trim().parse::<f64>().ok()
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)

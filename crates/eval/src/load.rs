@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::bench::{KNOWLEDGE_QUESTIONS, percentile};
+use crate::bench::{KNOWLEDGE_QUESTIONS, memory_mib, percentile};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadBench {
@@ -43,15 +43,7 @@ pub struct LoadBench {
 
 /// Resident memory of this process (server and load generator together), in MiB.
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let kb = line.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?;
-                kb.trim().parse::<f64>().ok()
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    memory_mib("VmRSS")
 }
 
 enum Outcome {

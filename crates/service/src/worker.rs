@@ -25,7 +25,9 @@ use crate::pipeline::{
 /// The part of a job's ingest options kept with the job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct JobOptions {
+    #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
     pub language: Option<Language>,
     #[serde(default)]
     pub groups: Vec<String>,
@@ -299,8 +301,18 @@ impl Verity {
                 }
                 return Ok(report);
             };
-            let job: JobOptions = serde_json::from_str(&file.options).unwrap_or_default();
-            if let Some(reason) = self.job_no_longer_allowed(&file, &job).await? {
+            // Unreadable options would lose the creator's limits: the file fails, closed.
+            let (job, refusal) = match serde_json::from_str::<JobOptions>(&file.options) {
+                Ok(job) => {
+                    let refusal = self.job_no_longer_allowed(&file, &job).await?;
+                    (job, refusal)
+                }
+                Err(e) => (
+                    JobOptions::default(),
+                    Some(format!("the job's options cannot be read: {e}")),
+                ),
+            };
+            if let Some(reason) = refusal {
                 self.store
                     .finish_file(file.id, &options.name, true, &reason)
                     .await?;
@@ -348,6 +360,13 @@ impl Verity {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
+                // The file is ingested as its job's creator: a refusal of that caller (its
+                // groups, its collection, its options) fails this file, not the worker.
+                Err(
+                    refused @ (VerityError::Forbidden(_)
+                    | VerityError::NotFound { .. }
+                    | VerityError::InvalidRequest { .. }),
+                ) => (true, refused.to_string()),
                 Err(other) => return Err(other),
             };
             drop(writing);

@@ -360,3 +360,49 @@ async fn an_ingest_writes_only_what_its_caller_may_write_and_retrieval_reads_onl
         "{passages:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_file_its_creator_may_not_write_fails_alone_and_the_worker_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, _) = testing::verity(dir.path()).await;
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let (refused, fine) = (docs.join("refused.md"), docs.join("fine.md"));
+    std::fs::write(&refused, "# Refused\n\nText.").unwrap();
+    std::fs::write(&fine, "# Fine\n\nText.").unwrap();
+    // A job whose creator (groups `hr`) would write documents of `finance`: never accepted by
+    // the API, but the worker must not trust what the queue holds.
+    let store = verity.store();
+    store
+        .create_job(
+            "kb",
+            r#"{"groups":["finance"],"writer":["hr"]}"#,
+            &[refused.display().to_string()],
+        )
+        .await
+        .unwrap();
+    // Options that cannot be read would lose the creator's limits: that file fails too.
+    let unreadable = docs.join("unreadable.md");
+    std::fs::write(&unreadable, "# Unreadable\n\nText.").unwrap();
+    store
+        .create_job(
+            "kb",
+            r#"{"groups": "not a list"}"#,
+            &[unreadable.display().to_string()],
+        )
+        .await
+        .unwrap();
+    store
+        .create_job("kb", "{}", &[fine.display().to_string()])
+        .await
+        .unwrap();
+    let report = verity
+        .run_worker(&Caller::local(), &WorkerOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.files_done, report.files_failed),
+        (1, 2),
+        "{report:?}"
+    );
+}
