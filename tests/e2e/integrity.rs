@@ -38,7 +38,6 @@ fn paths_job(collection: &str, paths: &[&str]) -> NewIngestJob {
         language: None,
         input: JobInput::Paths(paths.iter().map(|p| p.to_string()).collect()),
         idempotency_key: None,
-        request_hash: format!("{paths:?}"),
     }
 }
 

@@ -27,6 +27,9 @@ pub enum VerityError {
     /// The request carries no valid credentials.
     #[error("{0}")]
     Unauthenticated(String),
+    /// What the caller sent is over a size limit; the message names the limit and its setting.
+    #[error("{0}")]
+    TooLarge(String),
     /// The caller is known but may not do this (a missing scope).
     #[error("{0}")]
     Forbidden(String),
@@ -63,6 +66,7 @@ impl VerityError {
             VerityError::Unprocessable(_) => ErrorCode::UnprocessableDocument,
             VerityError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             VerityError::Forbidden(_) => ErrorCode::Forbidden,
+            VerityError::TooLarge(_) => ErrorCode::PayloadTooLarge,
             VerityError::Busy { .. } => ErrorCode::Busy,
             VerityError::Config(_) => ErrorCode::NotConfigured,
             VerityError::Internal { .. } => ErrorCode::Internal,

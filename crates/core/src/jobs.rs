@@ -4,8 +4,6 @@
 //! Every method answers for a [`Caller`]: a job of another caller does not exist for it (the
 //! same `NotFound` an unknown id gets), unless it administers the job's collection.
 
-use std::path::PathBuf;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -115,30 +113,50 @@ pub struct IngestJob {
     pub files: Vec<JobFile>,
 }
 
-/// A file uploaded for a job, already saved in the staging directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StagedFile {
-    /// The client's file name (what the format is guessed from, after the content).
-    pub name: String,
-    /// Its path inside the staging directory.
-    pub path: PathBuf,
+/// How much one upload request may send: each file, and all its files together (the server's
+/// `server.max_upload_bytes` and `server.max_job_upload_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub per_file: usize,
+    pub total: usize,
+}
+
+/// The files of one upload request, handed to the service as their bytes arrive (from
+/// [`IngestJobs::receive_uploads`]). The service stores them where no front end sees, within
+/// the [`UploadLimits`], and removes them unless a job takes them ([`JobInput::Uploads`]); so a
+/// front end never names a path on the server for an upload.
+#[async_trait]
+pub trait UploadReceiver: Send + Sync {
+    /// Starts the next file, under the name the client gave it.
+    async fn begin_file(&mut self, name: &str) -> VerityResult<()>;
+    /// The next bytes of the current file; refused past the limits.
+    async fn write(&mut self, chunk: &[u8]) -> VerityResult<()>;
+    /// The current file is complete (and durably stored when this returns).
+    async fn end_file(&mut self) -> VerityResult<()>;
+    /// The receiver, for the service that made it to take back: a job is created only from a
+    /// receiver of the same service.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
 }
 
 /// What a job ingests.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobInput {
-    /// Files saved in `dir` (from [`IngestJobs::staging_dir`]); the job takes the directory
-    /// over (or removes it when no job is created).
-    Uploads {
-        dir: PathBuf,
-        files: Vec<StagedFile>,
-    },
+    /// Files received by the service for this request.
+    Uploads(Box<dyn UploadReceiver>),
     /// Files and directories on the server, under the configured root.
     Paths(Vec<String>),
 }
 
+impl std::fmt::Debug for JobInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobInput::Uploads(_) => f.write_str("Uploads(..)"),
+            JobInput::Paths(paths) => f.debug_tuple("Paths").field(paths).finish(),
+        }
+    }
+}
+
 /// A job to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct NewIngestJob {
     /// The default collection when absent.
     pub collection: Option<String>,
@@ -147,10 +165,9 @@ pub struct NewIngestJob {
     pub tags: Vec<String>,
     pub language: Option<Language>,
     pub input: JobInput,
-    /// A retry with the same key (from the same caller) gets the same job.
+    /// A retry with the same key (from the same caller) and the same request (the same fields
+    /// and files, compared by the service) gets the same job.
     pub idempotency_key: Option<String>,
-    /// Identifies the request's content, to tell a retry from a different request.
-    pub request_hash: String,
 }
 
 /// What creating a job did.
@@ -167,8 +184,13 @@ pub enum JobCreation {
 
 #[async_trait]
 pub trait IngestJobs: Send + Sync {
-    /// A fresh directory to save one request's uploaded files in.
-    fn staging_dir(&self) -> VerityResult<PathBuf>;
+    /// Starts receiving the files of one upload request (the ingest scope is needed), to hand
+    /// to [`Self::create_job`] as [`JobInput::Uploads`].
+    fn receive_uploads(
+        &self,
+        caller: &Caller,
+        limits: UploadLimits,
+    ) -> VerityResult<Box<dyn UploadReceiver>>;
     async fn create_job(&self, caller: &Caller, job: NewIngestJob) -> VerityResult<JobCreation>;
     async fn ingest_job(&self, caller: &Caller, id: i64) -> VerityResult<IngestJob>;
     /// Cancels the job's queued files (a running file finishes); returns the job.

@@ -27,7 +27,7 @@ pub use error::{ErrorCode, VerityError, VerityResult};
 pub use ids::{chunk_id, document_id};
 pub use jobs::{
     FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,
-    NewIngestJob, StagedFile,
+    NewIngestJob, UploadLimits, UploadReceiver,
 };
 pub use language::{Language, detect_language};
 pub use library::{

@@ -180,21 +180,36 @@ pub fn may_rate_answer(caller: &Caller, asker: &str) -> bool {
 }
 
 /// Whether the caller reads an ingest job created by `creator` in `collection`, writing
-/// documents with `groups`.
-pub fn may_read_job(caller: &Caller, creator: &str, collection: &str, groups: &[String]) -> bool {
+/// documents with `groups` (`None` where the job's groups cannot be read: then only its
+/// creator sees it, since its documents may be anyone's).
+pub fn may_read_job(
+    caller: &Caller,
+    creator: &str,
+    collection: &str,
+    groups: Option<&[String]>,
+) -> bool {
     caller.subject == creator
-        || (caller.may(Scope::Admin)
-            && caller.may_use_collection(collection)
-            && groups_readable(caller.groups.as_deref(), groups))
+        || groups.is_some_and(|groups| {
+            caller.may(Scope::Admin)
+                && caller.may_use_collection(collection)
+                && groups_readable(caller.groups.as_deref(), groups)
+        })
 }
 
 /// Whether the caller may cancel an ingest job created by `creator` in `collection`, writing
-/// documents with `groups`.
-pub fn may_cancel_job(caller: &Caller, creator: &str, collection: &str, groups: &[String]) -> bool {
+/// documents with `groups` (`None`: unknown, as for [`may_read_job`]).
+pub fn may_cancel_job(
+    caller: &Caller,
+    creator: &str,
+    collection: &str,
+    groups: Option<&[String]>,
+) -> bool {
     caller.subject == creator
-        || (caller.may(Scope::Admin)
-            && caller.may_use_collection(collection)
-            && groups_writable(caller.groups.as_deref(), groups))
+        || groups.is_some_and(|groups| {
+            caller.may(Scope::Admin)
+                && caller.may_use_collection(collection)
+                && groups_writable(caller.groups.as_deref(), groups)
+        })
 }
 
 /// A trace's collection is one name, or several joined by commas.
@@ -350,33 +365,44 @@ mod tests {
     #[test]
     fn a_group_limited_admin_reads_and_cancels_only_jobs_of_its_groups() {
         let admin = caller(&[Scope::Admin], Some(&["hr"]));
-        assert!(may_read_job(&admin, "key:b", "handbook", &groups(&["hr"])));
+        assert!(may_read_job(
+            &admin,
+            "key:b",
+            "handbook",
+            Some(&groups(&["hr"]))
+        ));
         assert!(!may_read_job(
             &admin,
             "key:b",
             "handbook",
-            &groups(&["finance"])
+            Some(&groups(&["finance"]))
         ));
-        assert!(may_read_job(&admin, "key:b", "handbook", &[]));
-        assert!(!may_cancel_job(&admin, "key:b", "handbook", &[]));
+        assert!(may_read_job(&admin, "key:b", "handbook", Some(&[])));
+        assert!(!may_cancel_job(&admin, "key:b", "handbook", Some(&[])));
         assert!(may_cancel_job(
             &admin,
             "key:b",
             "handbook",
-            &groups(&["hr"])
+            Some(&groups(&["hr"]))
         ));
         assert!(may_read_job(
             &caller(&[Scope::Ingest], Some(&["x"])),
             "key:me",
             "handbook",
-            &groups(&["finance"])
+            Some(&groups(&["finance"]))
         ));
         assert!(!may_read_job(
             &caller(&[Scope::Ingest], None),
             "key:b",
             "handbook",
-            &[]
+            Some(&[])
         ));
+        // A job whose groups cannot be read is its creator's alone: not even a full admin
+        // reads or cancels it.
+        let full_admin = caller(&[Scope::Admin], None);
+        assert!(!may_read_job(&full_admin, "key:b", "handbook", None));
+        assert!(!may_cancel_job(&full_admin, "key:b", "handbook", None));
+        assert!(may_read_job(&full_admin, "key:me", "handbook", None));
     }
 
     #[test]

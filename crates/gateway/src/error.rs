@@ -103,7 +103,8 @@ impl From<VerityError> for ApiError {
             }
             VerityError::Unprocessable(message)
             | VerityError::Unauthenticated(message)
-            | VerityError::Forbidden(message) => ApiError::new(code, message.clone()),
+            | VerityError::Forbidden(message)
+            | VerityError::TooLarge(message) => ApiError::new(code, message.clone()),
             VerityError::Busy {
                 message,
                 retry_after_secs,

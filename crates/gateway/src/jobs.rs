@@ -1,8 +1,9 @@
 //! `POST /v1/ingest/jobs`, `GET /v1/ingest/jobs/{id}`, `GET /v1/ingest/jobs/{id}/events` (SSE)
 //! and `DELETE /v1/ingest/jobs/{id}`.
 //!
-//! Key decision: the gateway only receives files (streamed to a staging directory, within the
-//! per-file and per-job limits) and watches the store; the workers do the ingesting. Progress
+//! Key decision: the gateway only hands the uploaded files' bytes to the service as they arrive
+//! (the service stores them, within the per-file and per-job limits) and watches the store;
+//! the workers do the ingesting. Progress
 //! comes from polling the job (every 250 ms while it moves, slowing to every 2 s while it
 //! does not), so it works whichever process runs the worker; each caller watches at most
 //! [`MAX_WATCHES_PER_CALLER`] jobs at once, and the server [`MAX_WATCHES`].
@@ -11,7 +12,6 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,11 +21,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use verity_core::{
     Caller, IngestJob, IngestJobs, JobCreation, JobInput, Language, NewIngestJob, Scope,
-    StagedFile, VerityError,
+    UploadLimits, UploadReceiver, VerityError,
 };
 
 use crate::auth::Authenticated;
@@ -35,16 +33,6 @@ use crate::documents::{
 use crate::error::ApiError;
 use crate::error::ErrorCode;
 
-/// How much one job may upload: each file, and all of them together.
-#[derive(Debug, Clone, Copy)]
-pub struct JobLimits {
-    pub per_file: usize,
-    pub total: usize,
-}
-
-/// Files one upload job may hold (as many as a path job may name): each is a staged file
-/// written and synced, so a form of thousands of empty parts is refused at once.
-pub const MAX_JOB_FILES: usize = 1_000;
 /// A JSON job request (a list of paths) is small.
 const MAX_JSON_BYTES: usize = 1024 * 1024;
 const MAX_KEY_CHARS: usize = 255;
@@ -131,18 +119,6 @@ pub(crate) struct JobPathsRequest {
     language: Option<Language>,
 }
 
-/// Removes a staging directory when the request is over (a job took it already, or none was
-/// created).
-struct Staging(PathBuf);
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     VerityError::invalid(field, message).into()
 }
@@ -188,7 +164,7 @@ pub async fn create(
     http: HttpRequest,
     caller: Authenticated,
     jobs: web::Data<dyn IngestJobs>,
-    limits: web::Data<JobLimits>,
+    limits: web::Data<UploadLimits>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     // Refused before the body is read; the service decides again (verity-service).
@@ -200,13 +176,9 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    // Kept until the response: removed unless the job took its files.
-    let mut staging = None;
     let job = if content_type.starts_with("multipart/form-data") {
-        let dir = Staging(jobs.staging_dir()?);
-        let job = read_multipart(&http, payload, &dir.0, *limits.get_ref(), key).await?;
-        staging = Some(dir);
-        job
+        let uploads = jobs.receive_uploads(&caller, *limits.get_ref())?;
+        read_multipart(&http, payload, uploads, key).await?
     } else if content_type.starts_with("application/json") {
         let body = read_body(payload, MAX_JSON_BYTES, || {
             too_large(format!(
@@ -218,9 +190,6 @@ pub async fn create(
             &body,
             "a job request {\"paths\", \"collection\"?, \"groups\"?, \"tags\"?, \"language\"?} (URLs are not supported)",
         )?;
-        let hash = hex::encode(Sha256::digest(
-            serde_json::to_vec(&json!(["paths", &request])).unwrap_or_default(),
-        ));
         NewIngestJob {
             collection: request.collection,
             groups: request.groups,
@@ -228,7 +197,6 @@ pub async fn create(
             language: request.language,
             input: JobInput::Paths(request.paths),
             idempotency_key: key,
-            request_hash: hash,
         }
     } else {
         return Err(ApiError::new(
@@ -236,9 +204,7 @@ pub async fn create(
             "send the files as multipart/form-data with \"file\" parts, or JSON {\"paths\": [...]} for files on the server",
         ));
     };
-    let created = jobs.create_job(&caller, job).await;
-    drop(staging);
-    match created? {
+    match jobs.create_job(&caller, job).await? {
         JobCreation::Created(job) => Ok(HttpResponse::Created().json(job)),
         JobCreation::Existing(job) => Ok(HttpResponse::Ok().json(job)),
         JobCreation::KeyConflict { job_id } => Err(ApiError::new(ErrorCode::IdempotencyConflict,
@@ -248,19 +214,15 @@ pub async fn create(
     }
 }
 
-/// Reads the form, streaming each file into `dir` within the limits.
+/// Reads the form, handing each file's bytes to the service as they arrive.
 async fn read_multipart(
     http: &HttpRequest,
     payload: web::Payload,
-    dir: &std::path::Path,
-    limits: JobLimits,
+    mut uploads: Box<dyn UploadReceiver>,
     key: Option<String>,
 ) -> Result<NewIngestJob, ApiError> {
     let mut form = actix_multipart::Multipart::new(http.headers(), payload.into_inner());
-    let mut files = Vec::new();
-    let mut hashes = Vec::new();
     let (mut collection, mut groups, mut tags, mut language) = (None, None, Vec::new(), None);
-    let mut total = 0usize;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| multipart_error(&e))?;
         let name = field.name().unwrap_or_default().to_string();
@@ -270,42 +232,13 @@ async fn read_multipart(
                 .and_then(|d| d.get_filename())
                 .map(str::to_string)
                 .ok_or_else(|| invalid("file", "a file part has no filename"))?;
-            if files.len() == MAX_JOB_FILES {
-                return Err(too_large(format!(
-                    "a job holds at most {MAX_JOB_FILES} files; send the rest as another job"
-                )));
-            }
-            let path = dir.join(format!("{:05}", files.len()));
-            let storage =
-                |e: std::io::Error| ApiError::from(VerityError::unavailable("upload storage", e));
-            let mut out = tokio::fs::File::create(&path).await.map_err(storage)?;
-            let mut hasher = Sha256::new();
-            let mut size = 0usize;
+            uploads.begin_file(&file_name).await?;
             while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(|e| multipart_error(&e))?;
-                size += chunk.len();
-                total += chunk.len();
-                if size > limits.per_file {
-                    return Err(too_large(format!(
-                        "{file_name} is over the upload limit of {} bytes per file (server.max_upload_bytes)",
-                        limits.per_file
-                    )));
-                }
-                if total > limits.total {
-                    return Err(too_large(format!(
-                        "the files of this job are over the limit of {} bytes together (server.max_job_upload_bytes)",
-                        limits.total
-                    )));
-                }
-                hasher.update(&chunk);
-                out.write_all(&chunk).await.map_err(storage)?;
+                uploads
+                    .write(&chunk.map_err(|e| multipart_error(&e))?)
+                    .await?;
             }
-            out.sync_all().await.map_err(storage)?;
-            hashes.push((file_name.clone(), hex::encode(hasher.finalize())));
-            files.push(StagedFile {
-                name: file_name,
-                path,
-            });
+            uploads.end_file().await?;
             continue;
         }
         let mut bytes = Vec::new();
@@ -345,29 +278,13 @@ async fn read_multipart(
             }
         }
     }
-    if files.is_empty() {
-        return Err(invalid(
-            "file",
-            "the form has no \"file\" part: send each document as a file field named file",
-        ));
-    }
-    let hash = hex::encode(Sha256::digest(
-        serde_json::to_vec(&json!([
-            "uploads", collection, groups, tags, language, hashes
-        ]))
-        .unwrap_or_default(),
-    ));
     Ok(NewIngestJob {
         collection,
         groups,
         tags,
         language,
-        input: JobInput::Uploads {
-            dir: dir.to_path_buf(),
-            files,
-        },
+        input: JobInput::Uploads(uploads),
         idempotency_key: key,
-        request_hash: hash,
     })
 }
 
@@ -574,7 +491,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl IngestJobs for NoJobs {
-        fn staging_dir(&self) -> verity_core::VerityResult<PathBuf> {
+        fn receive_uploads(
+            &self,
+            _: &Caller,
+            _: UploadLimits,
+        ) -> verity_core::VerityResult<Box<dyn UploadReceiver>> {
             unreachable!()
         }
         async fn create_job(

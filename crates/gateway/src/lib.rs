@@ -194,7 +194,7 @@ impl Application {
         // One budget of concurrent questions for all workers.
         let query_slots = web::Data::new(limits::QuerySlots::new(config.max_concurrent_queries));
         let upload_limit = web::Data::new(documents::UploadLimit(config.max_upload_bytes));
-        let job_limits = web::Data::new(jobs::JobLimits {
+        let job_limits = web::Data::new(verity_core::UploadLimits {
             per_file: config.max_upload_bytes,
             total: config.max_job_upload_bytes,
         });

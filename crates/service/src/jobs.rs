@@ -22,9 +22,11 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use async_trait::async_trait;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use verity_core::{
     Caller, FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,
-    NewIngestJob, Scope, VerityError, VerityResult, policy,
+    Language, NewIngestJob, Scope, UploadLimits, UploadReceiver, VerityError, VerityResult, policy,
 };
 use verity_ingest::collect_files;
 use verity_store::{JobCreated, JobFileRecord, JobRecord, NewJob, NewJobFile};
@@ -32,6 +34,7 @@ use verity_store::{JobCreated, JobFileRecord, JobRecord, NewJob, NewJobFile};
 use crate::Verity;
 use crate::library::{upload_file_name, upload_source};
 use crate::pipeline::IngestOptions;
+use crate::uploads::StagedUploads;
 use crate::worker::{JobOptions, remove_upload, wake_worker};
 
 fn job_not_found(id: i64) -> VerityError {
@@ -55,6 +58,36 @@ pub(crate) fn remove_stale_staging(data_dir: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// A job's input, with its uploads taken back from the front end.
+enum Input {
+    Uploads(Box<StagedUploads>),
+    Paths(Vec<String>),
+}
+
+/// What a job request asks for, hashed: the same fields and the same files (by their bytes)
+/// give the same hash, so a retry under one idempotency key gets its job and a different
+/// request under it is refused.
+fn request_hash(
+    collection: &Option<String>,
+    groups: &Option<Vec<String>>,
+    tags: &[String],
+    language: Option<Language>,
+    input: &Input,
+) -> String {
+    let request = match input {
+        Input::Paths(paths) => json!(["paths", collection, groups, tags, language, paths]),
+        Input::Uploads(uploads) => {
+            let files: Vec<_> = uploads
+                .files()
+                .iter()
+                .map(|file| (&file.name, &file.sha256))
+                .collect();
+            json!(["uploads", collection, groups, tags, language, files])
+        }
+    };
+    hex::encode(Sha256::digest(request.to_string()))
 }
 
 fn job_view(job: JobRecord, files: Vec<JobFileRecord>) -> IngestJob {
@@ -95,11 +128,12 @@ fn job_view(job: JobRecord, files: Vec<JobFileRecord>) -> IngestJob {
     }
 }
 
-/// The groups a job's documents get, as kept with the job.
-fn job_groups(job: &JobRecord) -> Vec<String> {
+/// The groups a job's documents get, as kept with the job; `None` when its options cannot be
+/// read (then only its creator sees it: [`policy::may_read_job`]).
+fn job_groups(job: &JobRecord) -> Option<Vec<String>> {
     serde_json::from_str::<JobOptions>(&job.options)
         .map(|options| options.groups)
-        .unwrap_or_default()
+        .ok()
 }
 
 /// `path` with `.` and `..` resolved by the letters alone (no file system access).
@@ -228,7 +262,7 @@ impl Verity {
                     caller,
                     &job.caller,
                     &job.collection,
-                    &job_groups(&job),
+                    job_groups(&job).as_deref(),
                 ) =>
             {
                 Ok(job)
@@ -270,14 +304,10 @@ impl Verity {
         Ok(job_view(job, files))
     }
 
-    /// The job's files and what to do with the staging directory, for [`Self::create_job`].
-    async fn job_files(
-        &self,
-        input: &JobInput,
-        groups: &[String],
-    ) -> VerityResult<Vec<NewJobFile>> {
+    /// The job's files, for [`Self::create_job`].
+    async fn job_files(&self, input: &Input, groups: &[String]) -> VerityResult<Vec<NewJobFile>> {
         match input {
-            JobInput::Paths(paths) => {
+            Input::Paths(paths) => {
                 let Some(root) = &self.config.allowed_root else {
                     return Err(VerityError::Forbidden(
                         "server-side paths are refused: this server has no ingest.allowed_root \
@@ -293,7 +323,8 @@ impl Verity {
                     .await
                     .map_err(|e| VerityError::internal("jobs", e))?
             }
-            JobInput::Uploads { files, .. } => {
+            Input::Uploads(uploads) => {
+                let files = uploads.files();
                 if files.is_empty() {
                     return Err(VerityError::invalid(
                         "file",
@@ -327,6 +358,17 @@ impl Verity {
         caller: &Caller,
         job: NewIngestJob,
     ) -> VerityResult<JobCreation> {
+        let input = match job.input {
+            JobInput::Paths(paths) => Input::Paths(paths),
+            JobInput::Uploads(receiver) => Input::Uploads(StagedUploads::take_back(receiver)?),
+        };
+        let request_hash = request_hash(
+            &job.collection,
+            &job.groups,
+            &job.tags,
+            job.language,
+            &input,
+        );
         let collection = self
             .usable_collection(caller, job.collection.as_deref())
             .await?;
@@ -334,13 +376,13 @@ impl Verity {
         IngestOptions::new(&collection)
             .with_tags(job.tags.clone())
             .validate()?;
-        let rows = self.job_files(&job.input, &groups).await?;
-        let root = match &job.input {
-            JobInput::Paths(_) => {
+        let rows = self.job_files(&input, &groups).await?;
+        let root = match &input {
+            Input::Paths(_) => {
                 self.check_overwrites(caller, &collection, &rows).await?;
                 self.allowed_root()
             }
-            JobInput::Uploads { .. } => None,
+            Input::Uploads(_) => None,
         };
         let options = serde_json::to_string(&JobOptions {
             tags: job.tags,
@@ -352,9 +394,9 @@ impl Verity {
             api_key: caller.subject.strip_prefix("key:").map(str::to_string),
         })
         .map_err(|e| VerityError::internal("jobs", e))?;
-        let staging = match &job.input {
-            JobInput::Uploads { dir, .. } => Some(dir.clone()),
-            JobInput::Paths(_) => None,
+        let staging = match &input {
+            Input::Uploads(uploads) => Some(uploads.dir()),
+            Input::Paths(_) => None,
         };
         let uploads = uploads_dir(&self.config.data_dir);
         let created = self
@@ -365,7 +407,7 @@ impl Verity {
                     options: &options,
                     caller: &caller.subject,
                     idempotency_key: job.idempotency_key.as_deref(),
-                    request_hash: Some(&job.request_hash),
+                    request_hash: Some(&request_hash),
                     claimed_by: None,
                 },
                 |id| {
@@ -401,8 +443,11 @@ impl Verity {
                 let record = self.store.job(id).await?.ok_or_else(|| job_not_found(id))?;
                 JobCreation::Created(self.job_view(record).await?)
             }
-            JobCreated::Existing { id, request_hash } => {
-                if request_hash.as_deref() != Some(job.request_hash.as_str()) {
+            JobCreated::Existing {
+                id,
+                request_hash: earlier_hash,
+            } => {
+                if earlier_hash.as_deref() != Some(request_hash.as_str()) {
                     JobCreation::KeyConflict { job_id: id }
                 } else {
                     let record = self.readable_job(caller, id).await?;
@@ -415,32 +460,23 @@ impl Verity {
 
 #[async_trait]
 impl IngestJobs for Verity {
-    fn staging_dir(&self) -> VerityResult<PathBuf> {
-        let dir = uploads_dir(&self.config.data_dir)
-            .join(format!("staging-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            VerityError::unavailable(
-                "upload storage",
-                format!("cannot create {}: {e}", dir.display()),
-            )
-        })?;
-        Ok(dir)
+    fn receive_uploads(
+        &self,
+        caller: &Caller,
+        limits: UploadLimits,
+    ) -> VerityResult<Box<dyn UploadReceiver>> {
+        caller.require(Scope::Ingest)?;
+        Ok(Box::new(StagedUploads::new(
+            &uploads_dir(&self.config.data_dir),
+            limits,
+        )))
     }
 
+    /// Whatever happens, uploaded files that no job took are removed (when their receiver is
+    /// dropped).
     async fn create_job(&self, caller: &Caller, job: NewIngestJob) -> VerityResult<JobCreation> {
         caller.require(Scope::Ingest)?;
-        let staging = match &job.input {
-            JobInput::Uploads { dir, .. } => Some(dir.clone()),
-            JobInput::Paths(_) => None,
-        };
-        let created = self.create_job_inner(caller, job).await;
-        // Whatever happened, a staging directory a job did not take is not kept.
-        if let Some(dir) = staging
-            && dir.exists()
-        {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        created
+        self.create_job_inner(caller, job).await
     }
 
     async fn ingest_job(&self, caller: &Caller, id: i64) -> VerityResult<IngestJob> {
@@ -452,7 +488,12 @@ impl IngestJobs for Verity {
     async fn cancel_job(&self, caller: &Caller, id: i64) -> VerityResult<IngestJob> {
         caller.require(Scope::Ingest)?;
         let job = self.readable_job(caller, id).await?;
-        if !policy::may_cancel_job(caller, &job.caller, &job.collection, &job_groups(&job)) {
+        if !policy::may_cancel_job(
+            caller,
+            &job.caller,
+            &job.collection,
+            job_groups(&job).as_deref(),
+        ) {
             return Err(VerityError::Forbidden(
                 "this key may read the job but not cancel it: its documents have groups the key \
                  may not write"

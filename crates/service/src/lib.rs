@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod reconcile;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod uploads;
 pub mod worker;
 
 use std::fs::File;

@@ -5,7 +5,8 @@
 use verity_core::RetrievalMode;
 use verity_core::{
     AnswerService, Caller, Collections, DocumentQuery, DocumentStatus, Documents, IngestJobs,
-    JobInput, NewIngestJob, QueryRequest, Scope, SearchFilter, Upload, VectorIndex, VerityError,
+    JobCreation, JobInput, NewIngestJob, QueryRequest, Scope, SearchFilter, Upload, UploadLimits,
+    VectorIndex, VerityError,
 };
 use verity_service::pipeline::{FileFailure, IngestInput, IngestOptions, Quiet};
 use verity_service::testing::{self, IndexCall, MemoryIndex};
@@ -66,9 +67,16 @@ async fn every_use_case_checks_its_callers_scope_itself() {
         language: None,
         input: JobInput::Paths(vec!["a.md".into()]),
         idempotency_key: None,
-        request_hash: "h".into(),
     };
     assert!(forbidden(verity.create_job(&asker, job).await));
+    let limits = UploadLimits {
+        per_file: 1_000,
+        total: 1_000,
+    };
+    assert!(matches!(
+        verity.receive_uploads(&asker, limits),
+        Err(VerityError::Forbidden(_))
+    ));
     assert!(forbidden(verity.ingest_job(&asker, 1).await));
     // …managing collections needs `admin`…
     assert!(forbidden(
@@ -405,4 +413,84 @@ async fn a_queued_file_its_creator_may_not_write_fails_alone_and_the_worker_goes
         (1, 2),
         "{report:?}"
     );
+}
+
+/// Uploads one job's files through the service's receiver, as the gateway does.
+async fn upload_job(
+    verity: &verity_service::Verity,
+    caller: &Caller,
+    files: &[(&str, &[u8])],
+    key: &str,
+) -> Result<JobCreation, VerityError> {
+    let limits = UploadLimits {
+        per_file: 1_000,
+        total: 10_000,
+    };
+    let mut uploads = verity.receive_uploads(caller, limits)?;
+    for (name, bytes) in files {
+        uploads.begin_file(name).await?;
+        // In two pieces, as bytes arrive from a network.
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        uploads.write(head).await?;
+        uploads.write(tail).await?;
+        uploads.end_file().await?;
+    }
+    let job = NewIngestJob {
+        collection: Some("kb".into()),
+        groups: None,
+        tags: Vec::new(),
+        language: None,
+        input: JobInput::Uploads(uploads),
+        idempotency_key: Some(key.into()),
+    };
+    verity.create_job(caller, job).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploaded_files_become_a_job_a_retry_gets_it_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (verity, _) = testing::verity(dir.path()).await;
+    verity.store().ensure_collection("kb").await.unwrap();
+    let uploader = key(&[Scope::Ingest], &[]);
+    let files: &[(&str, &[u8])] = &[("a.md", b"# A\n\nAlpha."), ("b.md", b"# B\n\nBeta.")];
+
+    let JobCreation::Created(job) = upload_job(&verity, &uploader, files, "k1").await.unwrap()
+    else {
+        panic!("a new job was expected");
+    };
+    assert_eq!(job.files.len(), 2);
+    assert_eq!(job.files[0].source, "upload:/*/a.md");
+    // The files now belong to the job; the staging directory is gone.
+    let job_dir = dir.path().join("uploads").join(format!("job-{}", job.id));
+    assert_eq!(std::fs::read(job_dir.join("00000")).unwrap(), files[0].1);
+    let staging: Vec<_> = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("staging-"))
+        .collect();
+    assert!(staging.is_empty(), "{staging:?}");
+
+    // The same files again under the same key: the same job.
+    match upload_job(&verity, &uploader, files, "k1").await.unwrap() {
+        JobCreation::Existing(again) => assert_eq!(again.id, job.id),
+        other => panic!("the earlier job was expected, got {other:?}"),
+    }
+    // Other bytes under the same key: a different request.
+    let changed: &[(&str, &[u8])] = &[("a.md", b"# A\n\nAlpha, changed."), files[1]];
+    match upload_job(&verity, &uploader, changed, "k1").await.unwrap() {
+        JobCreation::KeyConflict { job_id } => assert_eq!(job_id, job.id),
+        other => panic!("a conflict was expected, got {other:?}"),
+    }
+    // A refused job (two files of one name) keeps none of its files.
+    let twice: &[(&str, &[u8])] = &[files[0], files[0]];
+    let err = upload_job(&verity, &uploader, twice, "k2")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VerityError::InvalidRequest { .. }), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![format!("job-{}", job.id)]);
 }
