@@ -35,9 +35,20 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 sets="$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["sets"]))' tests/data/retrieval-floor.json)"
 for name in $sets; do
-  file="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sets"][sys.argv[2]]["file"])' tests/data/retrieval-floor.json "$name")"
-  [ -f "$data/$file" ] || { echo "eval-gate: $data/$file is missing" >&2; exit 1; }
-  VERITY_LOG=error "$bin" --data-dir "$scratch/$name" eval squad "$data/$file" --mode hybrid --json \
+  # "file": one SQuAD-format file; "documents" + "questions": the first file's articles asked
+  # with the second's questions in another language (scripts/cross-lingual-set.py).
+  files="$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["sets"][sys.argv[2]]; print(" ".join([s["file"]] if "file" in s else [s["documents"], s["questions"]]))' tests/data/retrieval-floor.json "$name")"
+  for file in $files; do
+    [ -f "$data/$file" ] || { echo "eval-gate: $data/$file is missing" >&2; exit 1; }
+  done
+  set -- $files
+  if [ $# -eq 2 ]; then
+    python3 scripts/cross-lingual-set.py "$data/$1" "$data/$2" "$scratch/$name.set.json" >/dev/null
+    input="$scratch/$name.set.json"
+  else
+    input="$data/$1"
+  fi
+  VERITY_LOG=error "$bin" --data-dir "$scratch/$name" eval squad "$input" --mode hybrid --json \
     > "$scratch/$name.json"
 done
 

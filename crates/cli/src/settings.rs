@@ -177,6 +177,9 @@ pub struct ChunkingSettings {
 pub struct QuerySettings {
     pub default_collection: String,
     pub mode: RetrievalMode,
+    /// How hybrid searches merge their dense and BM25 candidates.
+    #[serde(default)]
+    pub fusion: verity_core::Fusion,
     pub top_k: u32,
     pub max_top_k: u32,
     pub max_question_chars: usize,

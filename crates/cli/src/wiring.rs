@@ -77,6 +77,7 @@ pub fn service_config(settings: &Settings) -> ServiceConfig {
         query: QueryConfig {
             default_collection: query.default_collection.clone(),
             mode: query.mode,
+            fusion: query.fusion,
             top_k: query.top_k,
             max_top_k: query.max_top_k,
             max_question_chars: query.max_question_chars,

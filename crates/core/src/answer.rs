@@ -42,7 +42,7 @@ pub struct Citation {
     pub end: usize,
     pub text: String,
     /// Retrieval score in the request's mode: cosine similarity (dense), BM25 (sparse), or
-    /// reciprocal-rank-fusion score (hybrid).
+    /// the fused score (hybrid, see `query.fusion`).
     pub score: f32,
     /// Cosine similarity of the question and the passage, whatever the mode.
     pub similarity: f32,

@@ -29,12 +29,14 @@ pub use jobs::{
     FileState, IngestJob, IngestJobs, JobCounts, JobCreation, JobFile, JobInput, JobState,
     NewIngestJob, UploadLimits, UploadReceiver,
 };
-pub use language::{Language, detect_language};
+pub use language::{Language, detect_language, recognised_language};
 pub use library::{
     AnswerTrace, AnswerTraces, DocumentDetail, DocumentInfo, DocumentPage, DocumentQuery,
     Documents, Feedback, Rating, TraceCandidate, Upload, UploadStatus, UploadedDocument,
 };
-pub use query::{MetadataFilter, RetrievalMode, SearchQuery, parse_day, source_directories};
+pub use query::{
+    Fusion, MetadataFilter, RetrievalMode, SearchQuery, parse_day, source_directories,
+};
 pub use traits::{
     AnswerService, AnswerStream, Embedder, IndexedChunk, IndexedPoint, Readiness, RetrievedChunk,
     SearchFilter, VectorIndex, collect_answer,

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::Language;
 
-/// How passages are found: by meaning (dense vectors), by words (BM25), or both fused with
-/// reciprocal rank fusion.
+/// How passages are found: by meaning (dense vectors), by words (BM25), or both fused
+/// ([`Fusion`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +49,18 @@ impl std::str::FromStr for RetrievalMode {
     }
 }
 
+/// How a hybrid search merges its dense and BM25 candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Distribution-based score fusion: each list's scores normalised by their own mean and
+    /// spread, then added, so how far ahead a passage is counts, not only its rank.
+    #[default]
+    Dbsf,
+    /// Reciprocal rank fusion (k = 60): only ranks count.
+    Rrf,
+}
+
 /// A filter on document metadata, as a request sends it (`"filter": {…}`). Every condition
 /// given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +94,8 @@ pub struct SearchQuery {
     /// Selects the BM25 tokenisation (stop words, stemmer) for the question's words.
     pub language: Language,
     pub mode: RetrievalMode,
+    /// How a hybrid search merges its two halves.
+    pub fusion: Fusion,
 }
 
 /// The directories a source path lies under, outermost first: `/kb/hr/leave.md` →

@@ -45,15 +45,30 @@ fn stem(word: &str) -> String {
     word.chars().take(6).collect()
 }
 
-/// The share of `question`'s content terms that appear in at least one of `passages`; 1.0
-/// for a question without content terms (nothing to check).
+/// The share of `question`'s content terms that appear in at least one of `passages` written
+/// in the question's language; 1.0 for a question without content terms, or when the closest
+/// passage (by cosine similarity) is in another language: words do not carry across
+/// languages, so a Spanish question answered by an English passage is judged by the
+/// similarity gate alone. A question that shows no language (names and codes) is compared
+/// with every passage.
 pub fn term_coverage(question: &str, passages: &[verity_core::RetrievedChunk]) -> f32 {
     let wanted = content_terms(question);
     if wanted.is_empty() {
         return 1.0;
     }
+    let language = verity_core::recognised_language(question);
+    let in_language = |p: &verity_core::RetrievedChunk| {
+        language.is_none_or(|l| verity_core::detect_language(&p.text) == l)
+    };
+    let closest = passages
+        .iter()
+        .max_by(|a, b| a.similarity.total_cmp(&b.similarity));
+    if closest.is_some_and(|p| !in_language(p)) {
+        return 1.0;
+    }
+    let comparable: Vec<_> = passages.iter().filter(|p| in_language(p)).collect();
     let mut found: HashSet<String> = HashSet::new();
-    for passage in passages {
+    for passage in comparable {
         found.extend(content_terms(&passage.text));
         found.extend(content_terms(&passage.title));
     }
@@ -88,5 +103,51 @@ mod tests {
         let b = content_terms("La vacación se pide en Kallpa");
         assert!(a.intersection(&b).next().is_some(), "{a:?} / {b:?}");
         assert!(!a.contains("tengo"));
+    }
+
+    fn passage(text: &str, similarity: f32) -> verity_core::RetrievedChunk {
+        verity_core::RetrievedChunk {
+            chunk_id: "c".into(),
+            document_id: "d".into(),
+            collection: "kb".into(),
+            title: String::new(),
+            source: "/kb/d.md".into(),
+            start: 0,
+            end: text.len(),
+            text: text.into(),
+            heading_path: Vec::new(),
+            page: None,
+            score: 1.0,
+            similarity,
+        }
+    }
+
+    #[test]
+    fn words_are_compared_only_with_passages_in_the_questions_language() {
+        let english = passage(
+            "The Normans were the people who gave their name to Normandy.",
+            0.9,
+        );
+        let spanish = passage(
+            "Los normandos fueron el pueblo que dio su nombre a Normandía.",
+            0.85,
+        );
+        let unrelated = passage(
+            "La política de vacaciones de la empresa se revisa cada año.",
+            0.85,
+        );
+        let question = "¿Qué pueblo dio su nombre a Normandía?";
+        // The closest passage is English: no word of one language is a word of the other,
+        // which says nothing about whether it answers the question.
+        assert_eq!(term_coverage(question, std::slice::from_ref(&english)), 1.0);
+        assert_eq!(
+            term_coverage(question, &[english.clone(), unrelated.clone()]),
+            1.0
+        );
+        // The closest passage is Spanish: Spanish passages are what the words are looked for in.
+        let closer_unrelated = passage(&unrelated.text, 0.95);
+        assert!(term_coverage(question, &[english.clone(), closer_unrelated]) < 0.5);
+        let closer_spanish = passage(&spanish.text, 0.95);
+        assert!(term_coverage(question, &[english, closer_spanish]) > 0.6);
     }
 }

@@ -434,12 +434,16 @@ impl VectorIndex for EdgeIndex {
                     filter: Some(filter.clone()),
                     score_threshold: None,
                 };
-                (
-                    vec![prefetch(dense), prefetch(sparse)],
-                    ScoringQuery::Fusion(Fusion::Rrf {
+                let fusion = match query.fusion {
+                    verity_core::Fusion::Dbsf => Fusion::Dbsf,
+                    verity_core::Fusion::Rrf => Fusion::Rrf {
                         k: RRF_K,
                         weights: None,
-                    }),
+                    },
+                };
+                (
+                    vec![prefetch(dense), prefetch(sparse)],
+                    ScoringQuery::Fusion(fusion),
                 )
             }
         };

@@ -19,7 +19,7 @@ use qdrant_client::qdrant::{
 use qdrant_client::{Payload, Qdrant};
 use serde_json::{Value, json};
 use verity_core::{
-    IndexedChunk, IndexedPoint, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery,
+    Fusion, IndexedChunk, IndexedPoint, RetrievalMode, RetrievedChunk, SearchFilter, SearchQuery,
     VectorIndex, VerityError, VerityResult,
 };
 
@@ -362,6 +362,10 @@ impl VectorIndex for QdrantServerIndex {
             (RetrievalMode::Sparse, true) => base.query(sparse()).using(SPARSE_VECTOR),
             (RetrievalMode::Hybrid, true) => {
                 let candidates = limit.max(PREFETCH_CANDIDATES) as u64;
+                let fusion = match query.fusion {
+                    Fusion::Dbsf => Query::new_fusion(qdrant_client::qdrant::Fusion::Dbsf),
+                    Fusion::Rrf => Query::new_rrf(RrfBuilder::with_k(RRF_K as u32)),
+                };
                 base.add_prefetch(
                     PrefetchQueryBuilder::default()
                         .query(dense())
@@ -376,7 +380,7 @@ impl VectorIndex for QdrantServerIndex {
                         .filter(filter.clone())
                         .limit(candidates),
                 )
-                .query(Query::new_rrf(RrfBuilder::with_k(RRF_K as u32)))
+                .query(fusion)
             }
         };
         let response = self.client.query(request).await.map_err(server_error)?;

@@ -16,6 +16,7 @@ fn query(text: &str, vector: &[f32], mode: RetrievalMode) -> SearchQuery {
         vector: vector.to_vec(),
         language: Language::English,
         mode,
+        fusion: verity_core::Fusion::default(),
     }
 }
 

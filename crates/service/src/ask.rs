@@ -123,6 +123,7 @@ impl Verity {
             vector,
             language: detect_language(question),
             mode,
+            fusion: self.config.query.fusion,
         };
         let passages = self.index.search(&query, filter, top_k).await?;
         let searched = Instant::now();

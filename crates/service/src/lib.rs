@@ -25,7 +25,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use verity_core::{Embedder, RetrievalMode, VectorIndex};
+use verity_core::{Embedder, Fusion, RetrievalMode, VectorIndex};
 use verity_generate::Answerer;
 use verity_ingest::{Chunker, ParseLimits};
 use verity_store::{Backend, Store};
@@ -78,6 +78,8 @@ pub struct QueryConfig {
     /// The collection a request without one asks.
     pub default_collection: String,
     pub mode: RetrievalMode,
+    /// How hybrid searches merge their dense and BM25 candidates.
+    pub fusion: Fusion,
     pub top_k: u32,
     pub max_top_k: u32,
     pub max_question_chars: usize,

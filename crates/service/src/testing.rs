@@ -300,6 +300,7 @@ pub fn config(data_dir: &Path) -> ServiceConfig {
         query: QueryConfig {
             default_collection: "default".into(),
             mode: RetrievalMode::Hybrid,
+            fusion: verity_core::Fusion::default(),
             top_k: 5,
             max_top_k: 50,
             max_question_chars: 2_000,
