@@ -66,9 +66,8 @@ pub fn term_coverage(question: &str, passages: &[verity_core::RetrievedChunk]) -
     if closest.is_some_and(|p| !in_language(p)) {
         return 1.0;
     }
-    let comparable: Vec<_> = passages.iter().filter(|p| in_language(p)).collect();
     let mut found: HashSet<String> = HashSet::new();
-    for passage in comparable {
+    for passage in passages.iter().filter(|p| in_language(p)) {
         found.extend(content_terms(&passage.text));
         found.extend(content_terms(&passage.title));
     }
