@@ -186,6 +186,10 @@ pub struct QuerySettings {
     /// Unset: the embedding model's own threshold (see [`Settings::abstain_below`]).
     #[serde(default)]
     pub abstain_below: Option<f32>,
+    /// Unset: the embedding model's own threshold for passages in another language than the
+    /// question (see [`Settings::abstain_below_across_languages`]).
+    #[serde(default)]
+    pub abstain_below_across_languages: Option<f32>,
     pub min_term_coverage: f32,
     pub max_sentences: usize,
 }
@@ -259,6 +263,14 @@ impl Settings {
         self.query
             .abstain_below
             .unwrap_or(self.embed_model().abstain_below)
+    }
+
+    /// The same threshold when the closest passage is in another language than the question:
+    /// `query.abstain_below_across_languages`, or the embedding model's own.
+    pub fn abstain_below_across_languages(&self) -> f32 {
+        self.query
+            .abstain_below_across_languages
+            .unwrap_or(self.embed_model().abstain_below_across_languages)
     }
 
     /// How to run the embedding model found in `model_dir`.
@@ -358,11 +370,19 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         verity_embed::model_spec(&self.embed.model).map_err(anyhow::Error::msg)?;
-        if let Some(below) = self.query.abstain_below {
-            anyhow::ensure!(
-                (-1.0..=1.0).contains(&below),
-                "query.abstain_below is a cosine similarity: between -1 and 1"
-            );
+        for (name, below) in [
+            ("abstain_below", self.query.abstain_below),
+            (
+                "abstain_below_across_languages",
+                self.query.abstain_below_across_languages,
+            ),
+        ] {
+            if let Some(below) = below {
+                anyhow::ensure!(
+                    (-1.0..=1.0).contains(&below),
+                    "query.{name} is a cosine similarity: between -1 and 1"
+                );
+            }
         }
         verity_core::validate_collection_name(&self.query.default_collection)
             .context("query.default_collection")?;

@@ -167,6 +167,7 @@ fn answerer(settings: &Settings, generator: Option<Arc<dyn Generator>>) -> Answe
     Answerer::new(
         ExtractiveAnswerer::new(ExtractiveConfig {
             abstain_below: settings.abstain_below(),
+            abstain_below_across_languages: settings.abstain_below_across_languages(),
             min_term_coverage: settings.query.min_term_coverage,
             max_sentences: settings.query.max_sentences,
         }),

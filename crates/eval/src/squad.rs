@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use verity_core::{
     Caller, Collections, DocumentFormat, ParsedDocument, RetrievalMode, SearchFilter, VerityError,
 };
-use verity_generate::term_coverage;
+use verity_generate::{ExtractiveConfig, GateSignals};
 use verity_ingest::content_hash;
 
 use verity_service::Verity;
@@ -154,7 +154,10 @@ pub struct EvalReport {
     pub abstain_rate_unanswerable: f64,
     /// The abstention settings the rates were measured with.
     pub abstain_below: f32,
+    pub abstain_below_across_languages: f32,
     pub min_term_coverage: f32,
+    /// Questions (answerable or not) whose closest passage is in another language.
+    pub asked_across_languages: usize,
     pub documents: usize,
     pub chunks: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -252,12 +255,7 @@ async fn eval_mode(
             )
             .await?;
         let used = &passages[..passages.len().min(answer_depth)];
-        let best = used
-            .iter()
-            .map(|p| p.similarity)
-            .reduce(f32::max)
-            .unwrap_or(f32::MIN);
-        let signals = (best, term_coverage(&question.question, used));
+        let signals = GateSignals::read(&question.question, used);
         if !question.answerable() {
             unanswerable_signals.push(signals);
             continue;
@@ -286,13 +284,13 @@ async fn eval_mode(
     }
 
     let config = verity.answerer().extractive().config();
-    let rate = |signals: &[(f32, f32)], below: f32, coverage: f32| {
+    let rate = |signals: &[GateSignals], config: &ExtractiveConfig| {
         if signals.is_empty() {
             0.0
         } else {
             signals
                 .iter()
-                .filter(|(s, c)| *s < below || *c < coverage)
+                .filter(|s| config.abstention_reason(s).is_some())
                 .count() as f64
                 / signals.len() as f64
         }
@@ -312,11 +310,19 @@ async fn eval_mode(
             // multilingual-e5's near 0.8 (its cosines are compressed into the upper range).
             for i in 0..=34 {
                 let below = 0.10 + 0.025 * i as f32;
+                // One threshold for passages in the question's language and in another: a
+                // set asks in one language over documents in one, so one of them applies.
+                let row = ExtractiveConfig {
+                    abstain_below: below,
+                    abstain_below_across_languages: below,
+                    min_term_coverage: coverage,
+                    ..config
+                };
                 rows.push(CalibrationRow {
                     abstain_below: (below * 1000.0).round() / 1000.0,
                     min_term_coverage: coverage,
-                    abstain_rate_answerable: rate(&answerable_signals, below, coverage),
-                    abstain_rate_unanswerable: rate(&unanswerable_signals, below, coverage),
+                    abstain_rate_answerable: rate(&answerable_signals, &row),
+                    abstain_rate_unanswerable: rate(&unanswerable_signals, &row),
                 });
             }
         }
@@ -331,18 +337,16 @@ async fn eval_mode(
         mrr_at_10: mean(reciprocal_ranks),
         ndcg_at_10: mean(ndcg),
         unanswerable: unanswerable_signals.len(),
-        abstain_rate_answerable: rate(
-            &answerable_signals,
-            config.abstain_below,
-            config.min_term_coverage,
-        ),
-        abstain_rate_unanswerable: rate(
-            &unanswerable_signals,
-            config.abstain_below,
-            config.min_term_coverage,
-        ),
+        abstain_rate_answerable: rate(&answerable_signals, &config),
+        abstain_rate_unanswerable: rate(&unanswerable_signals, &config),
         abstain_below: config.abstain_below,
+        abstain_below_across_languages: config.abstain_below_across_languages,
         min_term_coverage: config.min_term_coverage,
+        asked_across_languages: answerable_signals
+            .iter()
+            .chain(&unanswerable_signals)
+            .filter(|s| s.across_languages)
+            .count(),
         documents: 0,
         chunks: 0,
         calibration,

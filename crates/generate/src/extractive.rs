@@ -3,9 +3,10 @@ use std::collections::HashSet;
 use unicode_segmentation::UnicodeSegmentation;
 use verity_core::{
     Answer, Citation, Grounding, GroundingStatus, Language, RetrievedChunk, detect_language,
+    recognised_language,
 };
 
-use crate::terms::{content_terms, term_coverage};
+use crate::terms::{closest_in_other_language, content_terms, coverage_in_language};
 
 /// Below this cosine similarity between the question and the best passage, Verity abstains.
 /// all-MiniLM-L6-v2's threshold, calibrated on `../shared/data/squad/dev.json` with `verity
@@ -21,7 +22,13 @@ pub const DEFAULT_MAX_SENTENCES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExtractiveConfig {
+    /// Abstain when the closest passage's cosine similarity is below this.
     pub abstain_below: f32,
+    /// The same, when the closest passage is written in another language than the question:
+    /// a question's cosine to a passage in another language runs lower than to one in its own,
+    /// so one threshold calibrated on same-language pairs declines answerable questions asked
+    /// across languages.
+    pub abstain_below_across_languages: f32,
     pub min_term_coverage: f32,
     pub max_sentences: usize,
 }
@@ -30,9 +37,70 @@ impl Default for ExtractiveConfig {
     fn default() -> Self {
         Self {
             abstain_below: DEFAULT_ABSTAIN_BELOW,
+            abstain_below_across_languages: DEFAULT_ABSTAIN_BELOW,
             min_term_coverage: DEFAULT_MIN_TERM_COVERAGE,
             max_sentences: DEFAULT_MAX_SENTENCES,
         }
+    }
+}
+
+/// What the abstention gate reads of a question and the passages an answer would be built
+/// from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateSignals {
+    /// The cosine similarity of the closest passage; `None` when there is no passage.
+    pub best_similarity: Option<f32>,
+    /// The closest passage is written in another language than the question.
+    pub across_languages: bool,
+    /// The share of the question's content words found in the passages written in its
+    /// language (1.0 across languages: words do not carry over).
+    pub term_coverage: f32,
+}
+
+impl GateSignals {
+    pub fn read(question: &str, passages: &[RetrievedChunk]) -> Self {
+        let language = recognised_language(question);
+        let across_languages = closest_in_other_language(language, passages);
+        Self {
+            best_similarity: passages.iter().map(|p| p.similarity).reduce(f32::max),
+            across_languages,
+            term_coverage: if across_languages {
+                1.0
+            } else {
+                coverage_in_language(question, language, passages)
+            },
+        }
+    }
+}
+
+impl ExtractiveConfig {
+    /// Why evidence with these signals is too weak to answer from, if it is: no passage, the
+    /// closest passage's similarity under the threshold (the one for passages in another
+    /// language when it is in one), or too few of the question's words in the passages.
+    pub fn abstention_reason(&self, signals: &GateSignals) -> Option<String> {
+        let Some(best) = signals.best_similarity else {
+            return Some("no passage in this collection".to_string());
+        };
+        if signals.across_languages && best < self.abstain_below_across_languages {
+            return Some(format!(
+                "best passage similarity {:.3} is below the threshold {:.3} for passages in another language than the question",
+                best, self.abstain_below_across_languages
+            ));
+        }
+        if !signals.across_languages && best < self.abstain_below {
+            return Some(format!(
+                "best passage similarity {:.3} is below the threshold {:.3}",
+                best, self.abstain_below
+            ));
+        }
+        if signals.term_coverage < self.min_term_coverage {
+            return Some(format!(
+                "only {:.0}% of the question's words appear in the passages (at least {:.0}% needed)",
+                signals.term_coverage * 100.0,
+                self.min_term_coverage * 100.0
+            ));
+        }
+        None
     }
 }
 
@@ -59,29 +127,12 @@ impl ExtractiveAnswerer {
         self.config
     }
 
-    /// Why the evidence is too weak to answer from, if it is: no passage, the best passage's
-    /// similarity under the threshold, or too few of the question's words in the passages.
+    /// Why the evidence is too weak to answer from, if it is (see
+    /// [`ExtractiveConfig::abstention_reason`]). In sparse and hybrid modes the ranking score is
+    /// not a similarity; the gate always looks at the cosine similarity of the closest passage.
     pub fn abstention_reason(&self, question: &str, passages: &[RetrievedChunk]) -> Option<String> {
-        // In sparse and hybrid modes the ranking score is not a similarity; the gate always
-        // looks at the cosine similarity of the closest passage found.
-        let Some(best) = passages.iter().map(|p| p.similarity).reduce(f32::max) else {
-            return Some("no passage in this collection".to_string());
-        };
-        if best < self.config.abstain_below {
-            return Some(format!(
-                "best passage similarity {:.3} is below the threshold {:.3}",
-                best, self.config.abstain_below
-            ));
-        }
-        let coverage = term_coverage(question, passages);
-        if coverage < self.config.min_term_coverage {
-            return Some(format!(
-                "only {:.0}% of the question's words appear in the passages (at least {:.0}% needed)",
-                coverage * 100.0,
-                self.config.min_term_coverage * 100.0
-            ));
-        }
-        None
+        self.config
+            .abstention_reason(&GateSignals::read(question, passages))
     }
 
     /// Answers `question` from `passages` (best first). Every passage is listed as a citation,
@@ -132,9 +183,17 @@ impl ExtractiveAnswerer {
     /// ties, returned in reading order (by passage rank, then position).
     fn choose_sentences(&self, question: &str, passages: &[RetrievedChunk]) -> Vec<Candidate> {
         let question_terms = content_terms(question);
+        // Quote only passages written in the language of the closest one (by cosine
+        // similarity). Words match only within a language: a Spanish question answered by an
+        // English passage would otherwise quote whichever Spanish passage shares a common verb.
+        let language = passages
+            .iter()
+            .max_by(|a, b| a.similarity.total_cmp(&b.similarity))
+            .map(|p| detect_language(&p.text));
         let mut candidates: Vec<Candidate> = passages
             .iter()
             .enumerate()
+            .filter(|(_, p)| language.is_none_or(|l| detect_language(&p.text) == l))
             .flat_map(|(passage, p)| {
                 sentences(&p.text)
                     .into_iter()
@@ -167,9 +226,10 @@ impl ExtractiveAnswerer {
         });
         let best_coverage = candidates.first().map(|c| c.coverage).unwrap_or(0.0);
         let mut chosen: Vec<Candidate> = if best_coverage == 0.0 {
-            // Nothing matches word for word: quote the opening of the best passage, which the
-            // dense model judged closest.
-            candidates.retain(|c| c.passage == 0);
+            // Nothing matches word for word: quote the opening of the best-ranked passage that
+            // may be quoted.
+            let first = candidates.iter().map(|c| c.passage).min();
+            candidates.retain(|c| Some(c.passage) == first);
             candidates.sort_by_key(|c| c.position);
             candidates
                 .into_iter()
@@ -354,6 +414,75 @@ mod tests {
         assert!(answer.answer.starts_with("No supporting passage was found"));
         assert!(!answer.answer.contains('['));
         assert_eq!(answer.citations.len(), 1);
+    }
+
+    #[test]
+    fn a_question_answered_in_another_language_quotes_the_closest_passage() {
+        // The dense model found the English password policy for a Spanish question; a Spanish
+        // page about travel shares the question's "tener" and must not be quoted instead.
+        let answerer = ExtractiveAnswerer::new(ExtractiveConfig {
+            abstain_below: 0.5,
+            abstain_below_across_languages: 0.5,
+            ..ExtractiveConfig::default()
+        });
+        let passages = [
+            passage(
+                "Your corporate password must be at least 14 characters long. Change it every year.",
+                0.87,
+            ),
+            passage(
+                "Para usar tu vehículo debes tener licencia de conducir vigente y un seguro.",
+                0.80,
+            ),
+        ];
+        let answer = answerer.answer(
+            "¿Cuántos caracteres debe tener como mínimo mi contraseña?",
+            &passages,
+        );
+        assert_eq!(answer.grounding.status, GroundingStatus::Grounded);
+        assert!(answer.answer.contains("14 characters"), "{}", answer.answer);
+        assert!(!answer.answer.contains("licencia"), "{}", answer.answer);
+        assert!(!answer.answer.contains("[2]"), "{}", answer.answer);
+    }
+
+    #[test]
+    fn a_passage_in_another_language_is_judged_by_its_own_threshold() {
+        let config = ExtractiveConfig {
+            abstain_below: 0.80,
+            abstain_below_across_languages: 0.75,
+            ..ExtractiveConfig::default()
+        };
+        let question = "¿Cuántos días de vacaciones se pueden pasar al año siguiente?";
+        let english = passage(
+            "Employees may carry over up to five unused vacation days into the next year.",
+            0.78,
+        );
+        let spanish = passage(
+            "Los empleados pueden pasar hasta cinco días de vacaciones no usados al año siguiente.",
+            0.78,
+        );
+
+        let across = GateSignals::read(question, std::slice::from_ref(&english));
+        assert!(across.across_languages);
+        assert_eq!(config.abstention_reason(&across), None);
+
+        // The same similarity to a passage in the question's own language is under its threshold.
+        let same = GateSignals::read(question, std::slice::from_ref(&spanish));
+        assert!(!same.across_languages);
+        let reason = config.abstention_reason(&same).unwrap();
+        assert!(reason.contains("threshold 0.800"), "{reason}");
+
+        // Across languages, too far is still too far, and the reason says which threshold.
+        let far = GateSignals::read(question, &[passage(&english.text, 0.70)]);
+        let reason = config.abstention_reason(&far).unwrap();
+        assert!(
+            reason.contains("0.750 for passages in another language"),
+            "{reason}"
+        );
+
+        // A question that shows no language is never "across".
+        let names = GateSignals::read("Kubernetes API timeout", std::slice::from_ref(&english));
+        assert!(!names.across_languages);
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod verify;
 
 pub use extractive::{
     DEFAULT_ABSTAIN_BELOW, DEFAULT_MAX_SENTENCES, DEFAULT_MIN_TERM_COVERAGE, ExtractiveAnswerer,
-    ExtractiveConfig,
+    ExtractiveConfig, GateSignals,
 };
 pub use generator::{
     ChatMessage, GenerationError, GenerationParams, GenerationStats, Generator, Role, TextSink,

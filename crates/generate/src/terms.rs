@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+use verity_core::{Language, RetrievedChunk, detect_language, recognised_language};
+
 pub(crate) const STOP_WORDS: &[&str] = &[
     // English
     "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "for", "from", "by", "with", "is",
@@ -51,23 +53,42 @@ fn stem(word: &str) -> String {
 /// languages, so a Spanish question answered by an English passage is judged by the
 /// similarity gate alone. A question that shows no language (names and codes) is compared
 /// with every passage.
-pub fn term_coverage(question: &str, passages: &[verity_core::RetrievedChunk]) -> f32 {
+pub fn term_coverage(question: &str, passages: &[RetrievedChunk]) -> f32 {
+    let language = recognised_language(question);
+    if closest_in_other_language(language, passages) {
+        return 1.0;
+    }
+    coverage_in_language(question, language, passages)
+}
+
+/// Whether the passage closest to a question in `language` (by cosine similarity) is written
+/// in another language. False for a question that shows no language, and for no passages.
+pub fn closest_in_other_language(language: Option<Language>, passages: &[RetrievedChunk]) -> bool {
+    let closest = passages
+        .iter()
+        .max_by(|a, b| a.similarity.total_cmp(&b.similarity));
+    match (language, closest) {
+        (Some(language), Some(closest)) => detect_language(&closest.text) != language,
+        _ => false,
+    }
+}
+
+/// The share of `question`'s content terms found in the passages written in `language` (every
+/// passage when the question shows none); 1.0 for a question without content terms.
+pub(crate) fn coverage_in_language(
+    question: &str,
+    language: Option<Language>,
+    passages: &[RetrievedChunk],
+) -> f32 {
     let wanted = content_terms(question);
     if wanted.is_empty() {
         return 1.0;
     }
-    let language = verity_core::recognised_language(question);
-    let in_language = |p: &verity_core::RetrievedChunk| {
-        language.is_none_or(|l| verity_core::detect_language(&p.text) == l)
-    };
-    let closest = passages
-        .iter()
-        .max_by(|a, b| a.similarity.total_cmp(&b.similarity));
-    if closest.is_some_and(|p| !in_language(p)) {
-        return 1.0;
-    }
     let mut found: HashSet<String> = HashSet::new();
-    for passage in passages.iter().filter(|p| in_language(p)) {
+    for passage in passages
+        .iter()
+        .filter(|p| language.is_none_or(|l| detect_language(&p.text) == l))
+    {
         found.extend(content_terms(&passage.text));
         found.extend(content_terms(&passage.title));
     }
@@ -104,8 +125,8 @@ mod tests {
         assert!(!a.contains("tengo"));
     }
 
-    fn passage(text: &str, similarity: f32) -> verity_core::RetrievedChunk {
-        verity_core::RetrievedChunk {
+    fn passage(text: &str, similarity: f32) -> RetrievedChunk {
+        RetrievedChunk {
             chunk_id: "c".into(),
             document_id: "d".into(),
             collection: "kb".into(),

@@ -283,6 +283,7 @@ pub async fn verity(data_dir: &Path) -> (Verity, Arc<MemoryIndex>) {
         answerer: Arc::new(Answerer::new(
             ExtractiveAnswerer::new(ExtractiveConfig {
                 abstain_below: 0.0,
+                abstain_below_across_languages: 0.0,
                 min_term_coverage: 0.0,
                 max_sentences: 3,
             }),

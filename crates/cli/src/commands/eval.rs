@@ -104,7 +104,7 @@ fn print_answer_eval(report: &eval_answers::AnswerEvalReport) {
 
 fn print_eval(report: &eval::EvalReport) {
     println!(
-        "{} documents, {} chunks\nanswerable questions: {}\n  hit@1  {:.3}\n  hit@5  {:.3}\n  hit@10 {:.3}\n  MRR@10 {:.3}\nunanswerable questions: {}\nabstention (similarity < {:.3} or word coverage < {:.2}): {:.1}% of answerable, {:.1}% of unanswerable",
+        "{} documents, {} chunks\nanswerable questions: {}\n  hit@1  {:.3}\n  hit@5  {:.3}\n  hit@10 {:.3}\n  MRR@10 {:.3}\nunanswerable questions: {}\nclosest passage in another language: {} questions\nabstention (similarity < {:.3}, or < {:.3} across languages, or word coverage < {:.2}): {:.1}% of answerable, {:.1}% of unanswerable",
         report.documents,
         report.chunks,
         report.answerable,
@@ -113,7 +113,9 @@ fn print_eval(report: &eval::EvalReport) {
         report.hit_at_10,
         report.mrr_at_10,
         report.unanswerable,
+        report.asked_across_languages,
         report.abstain_below,
+        report.abstain_below_across_languages,
         report.min_term_coverage,
         report.abstain_rate_answerable * 100.0,
         report.abstain_rate_unanswerable * 100.0
